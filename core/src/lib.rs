@@ -1,0 +1,25 @@
+//! brainmvp-core: the BrainMVP method (multi-modal MRI self-supervised pre-training) as a library.
+//!
+//! Everything here is shared by the native trainer and the browser viewer:
+//! NIfTI I/O ([`nifti`]), cohort discovery ([`cohort`]), preprocessing ([`preprocess`]),
+//! the synthetic multi-modal tumour cohort ([`synth`]), and, with the `fs` feature, the
+//! memory-mapped training cache ([`cache`]) and the prefetching crop loader ([`loader`]).
+
+pub mod error;
+pub mod modality;
+pub mod nifti;
+pub mod preprocess;
+pub mod rng;
+pub mod synth;
+pub mod volume;
+
+#[cfg(feature = "fs")]
+pub mod cache;
+#[cfg(feature = "fs")]
+pub mod cohort;
+#[cfg(feature = "fs")]
+pub mod loader;
+
+pub use error::{Error, Result};
+pub use modality::Modality;
+pub use volume::{Affine, Volume};

@@ -1,0 +1,7 @@
+//! One file per verb: argument struct (clap) and a `run` that calls into `brainmvp-core`.
+
+pub mod bench;
+pub mod demo;
+pub mod info;
+pub mod prepare;
+pub mod synth;

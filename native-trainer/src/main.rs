@@ -1,0 +1,49 @@
+//! `brainmvp`: thin command-line verbs over `brainmvp-core`. Parsing only; the library does the work.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "brainmvp", version, about = "BrainMVP multi-modal MRI pre-training toolkit")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print dims, voxel size, datatype, orientation and intensity statistics of NIfTI files.
+    Info(commands::info::InfoArgs),
+    /// Write a synthetic multi-modal tumour cohort (BraTS 2021 names) made from ICBM152.
+    Synth(commands::synth::SynthArgs),
+    /// Preprocess a cohort folder into a memory-mapped training cache.
+    Prepare(commands::prepare::PrepareArgs),
+    /// Benchmarks (`bench data CACHE`: crops per second from the cache).
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
+    /// The main job on embedded data: synthesise a cohort, prepare it and summarise it.
+    Demo(commands::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(args) => commands::info::run(args),
+        Command::Synth(args) => commands::synth::run(args),
+        Command::Prepare(args) => commands::prepare::run(args),
+        Command::Bench(cmd) => commands::bench::run(cmd),
+        Command::Demo(args) => commands::demo::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

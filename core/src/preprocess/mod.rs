@@ -7,4 +7,6 @@ pub mod record;
 pub mod resample;
 
 pub use record::{CropBox, GridRecord, PreprocessedSubject};
-pub use resample::{resample_linear, resample_nearest};
+pub use resample::{
+    resample_linear, resample_linear_onto, resample_nearest, resample_nearest_onto, resampled_grid,
+};

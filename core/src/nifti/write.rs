@@ -1,0 +1,162 @@
+//! Encoding volumes as little-endian single-file NIfTI-1 (optionally gzip-compressed with a fast
+//! level), to memory or atomically to a path.
+
+use super::affine::affine_to_qform;
+use super::datatype::encode_voxels;
+use super::header::{build, HeaderSpec};
+use super::Datatype;
+use crate::Affine;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use std::io::{self, Write};
+
+/// Voxels converted per batch while streaming (bounded temporary buffer).
+const BATCH_VOXELS: usize = 1 << 16;
+
+/// The voxel values to store.
+pub(crate) enum Voxels<'a> {
+    /// Float values stored as `Datatype` (integers rounded and clamped).
+    Float(&'a [f32], Datatype),
+    /// A uint8 label map, stored as is.
+    Labels(&'a [u8]),
+}
+
+impl Voxels<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Voxels::Float(values, _) => values.len(),
+            Voxels::Labels(values) => values.len(),
+        }
+    }
+
+    fn datatype(&self) -> Datatype {
+        match self {
+            Voxels::Float(_, datatype) => *datatype,
+            Voxels::Labels(_) => Datatype::U8,
+        }
+    }
+}
+
+/// Why a volume cannot be stored as NIfTI-1 (`None` if it can).
+pub(crate) fn unwritable(dims: [usize; 3], voxel_count: usize) -> Option<String> {
+    if dims
+        .iter()
+        .any(|&size| size == 0 || size > i16::MAX as usize)
+    {
+        return Some(format!(
+            "cannot store dims {}x{}x{} in NIfTI-1 (each must be 1 to {})",
+            dims[0],
+            dims[1],
+            dims[2],
+            i16::MAX
+        ));
+    }
+    let expected = dims[0] * dims[1] * dims[2];
+    (voxel_count != expected)
+        .then(|| format!("volume holds {voxel_count} voxels but its dims {dims:?} need {expected}"))
+}
+
+/// Header fields for `dims` and `affine`: sform (code 2, aligned) with the affine, and the qform
+/// derived from it (code 2) unless the affine is sheared (then qform code 0).
+fn header_spec(dims: [usize; 3], affine: &Affine, datatype: Datatype) -> HeaderSpec {
+    let srow = std::array::from_fn(|row| affine[row].map(|v| v as f32));
+    let spacing = crate::volume::spacing_of(affine).map(|v| v as f32);
+    let (qform_code, quatern, qoffset, qfac) = match affine_to_qform(affine) {
+        Some(qform) => (
+            2,
+            qform.quatern.map(|v| v as f32),
+            qform.offset.map(|v| v as f32),
+            qform.qfac as f32,
+        ),
+        None => (0, [0.0; 3], [0.0; 3], 1.0),
+    };
+    HeaderSpec {
+        dims,
+        datatype,
+        pixdim: spacing,
+        qfac,
+        qform_code,
+        quatern,
+        qoffset,
+        sform_code: 2,
+        srow,
+    }
+}
+
+/// Stream header and voxels into `out`, compressing when `gzip`. `dims` must be writable.
+pub(crate) fn write_nifti(
+    out: impl Write,
+    dims: [usize; 3],
+    affine: &Affine,
+    voxels: Voxels,
+    gzip: bool,
+) -> io::Result<()> {
+    let header = build(&header_spec(dims, affine, voxels.datatype()));
+    if gzip {
+        let mut encoder = GzEncoder::new(out, Compression::fast());
+        write_body(&mut encoder, &header, &voxels)?;
+        encoder.finish()?.flush()
+    } else {
+        let mut out = out;
+        write_body(&mut out, &header, &voxels)?;
+        out.flush()
+    }
+}
+
+fn write_body(out: &mut impl Write, header: &[u8], voxels: &Voxels) -> io::Result<()> {
+    out.write_all(header)?;
+    match voxels {
+        Voxels::Labels(values) => out.write_all(values),
+        Voxels::Float(values, datatype) => {
+            let mut buffer = Vec::with_capacity(BATCH_VOXELS * datatype.bytes_per_voxel());
+            for batch in values.chunks(BATCH_VOXELS) {
+                buffer.clear();
+                encode_voxels(batch, *datatype, &mut buffer);
+                out.write_all(&buffer)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Encode to memory. Panics if the volume cannot be stored (a dim of 0 or over 32767, or data
+/// that does not match its dims): a programming error, since volumes come from our own code.
+pub(crate) fn encode(dims: [usize; 3], affine: &Affine, voxels: Voxels, gzip: bool) -> Vec<u8> {
+    if let Some(cause) = unwritable(dims, voxels.len()) {
+        panic!("nifti encode: {cause}");
+    }
+    let raw_size = 352 + voxels.len() * voxels.datatype().bytes_per_voxel();
+    let mut out = Vec::with_capacity(if gzip { raw_size / 2 } else { raw_size });
+    write_nifti(&mut out, dims, affine, voxels, gzip).expect("writing to memory cannot fail");
+    out
+}
+
+/// Write atomically: into `<name>.tmp-<pid>` beside `path`, then rename over `path`.
+#[cfg(feature = "fs")]
+pub(crate) fn write_path<T>(
+    path: &std::path::Path,
+    volume: &crate::Volume<T>,
+    voxels: Voxels,
+) -> crate::Result<()> {
+    use crate::Error;
+    let shown = path.display();
+    if let Some(cause) = unwritable(volume.dims, voxels.len()) {
+        return Err(Error::new(shown.to_string(), cause));
+    }
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::new(shown.to_string(), "not a file path"))?;
+    let gzip = file_name.to_string_lossy().ends_with(".gz");
+    let mut temp_name = file_name.to_os_string();
+    temp_name.push(format!(".tmp-{}", std::process::id()));
+    let temp = path.with_file_name(temp_name);
+    let written = std::fs::File::create(&temp).and_then(|file| {
+        let writer = io::BufWriter::with_capacity(1 << 20, file);
+        write_nifti(writer, volume.dims, &volume.affine, voxels, gzip)?;
+        std::fs::rename(&temp, path)
+    });
+    written.map_err(|err| {
+        let _ = std::fs::remove_file(&temp);
+        Error::io(shown, err)
+    })
+}

@@ -1,0 +1,109 @@
+//! The options of a synthetic cohort ([`SynthConfig`]), saved next to the cohort as JSON.
+
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Largest cohort [`SynthConfig::validate`] accepts (each 1 mm subject is ~70 MB on disk).
+pub const MAX_SUBJECTS: usize = 100_000;
+
+/// Everything that defines a synthetic cohort: with the same config (and the same template
+/// files) the output is byte-identical, whatever the number of threads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SynthConfig {
+    /// Number of subjects (`SynthBraTS_00000` ...).
+    pub subjects: usize,
+    /// Seed of every random choice; subject `i` draws from `Rng::stream(seed, i)`.
+    pub seed: u64,
+    /// Share of subjects without a tumour (their segmentation is all zero).
+    pub no_tumour_fraction: f64,
+    /// Share of subjects that lack one or two random modalities (never all of them).
+    pub missing_modality_fraction: f64,
+    /// Share of the tumour subjects whose lesion is low grade (oedema-like only, label 2).
+    pub low_grade_fraction: f64,
+    /// Folder with the ICBM152 2 mm templates; `None` means "look in the usual places"
+    /// (see [`crate::synth::locate_templates`]).
+    pub template_dir: Option<String>,
+    /// Output voxel size in mm (isotropic). 1 mm as BraTS; tests may use 2 mm for speed.
+    pub spacing_mm: f64,
+    /// Peak amplitude (mm) of the random smooth deformation of the anatomy.
+    pub deformation_mm: f64,
+    /// Strength of the multiplicative bias field (its log has about this amplitude per axis).
+    pub bias_strength: f64,
+    /// Rician noise standard deviation as a share of each modality's white-matter intensity:
+    /// each subject draws uniformly in `[noise_min, noise_max]`.
+    pub noise_min: f64,
+    /// See [`SynthConfig::noise_min`].
+    pub noise_max: f64,
+}
+
+impl Default for SynthConfig {
+    fn default() -> Self {
+        Self {
+            subjects: 20,
+            seed: 0,
+            no_tumour_fraction: 0.1,
+            missing_modality_fraction: 0.2,
+            low_grade_fraction: 0.3,
+            template_dir: None,
+            spacing_mm: 1.0,
+            deformation_mm: 4.0,
+            bias_strength: 0.15,
+            noise_min: 0.02,
+            noise_max: 0.05,
+        }
+    }
+}
+
+impl SynthConfig {
+    /// Refuse options that make no sense (fractions outside `[0, 1]`, absurd sizes).
+    pub fn validate(&self) -> Result<()> {
+        let context = "synth config";
+        let fractions = [
+            ("no_tumour_fraction", self.no_tumour_fraction),
+            ("missing_modality_fraction", self.missing_modality_fraction),
+            ("low_grade_fraction", self.low_grade_fraction),
+        ];
+        for (name, value) in fractions {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(Error::new(
+                    context,
+                    format!("{name} must be in [0, 1], got {value}"),
+                ));
+            }
+        }
+        if self.subjects > MAX_SUBJECTS {
+            return Err(Error::new(
+                context,
+                format!(
+                    "{} subjects is more than the limit of {MAX_SUBJECTS}",
+                    self.subjects
+                ),
+            ));
+        }
+        if !(self.spacing_mm.is_finite() && (0.5..=4.0).contains(&self.spacing_mm)) {
+            return Err(Error::new(
+                context,
+                format!("spacing_mm must be in [0.5, 4] mm, got {}", self.spacing_mm),
+            ));
+        }
+        let amplitudes = [
+            ("deformation_mm", self.deformation_mm, 20.0),
+            ("bias_strength", self.bias_strength, 1.0),
+            ("noise_min", self.noise_min, 1.0),
+            ("noise_max", self.noise_max, 1.0),
+        ];
+        for (name, value, limit) in amplitudes {
+            if !(value.is_finite() && (0.0..=limit).contains(&value)) {
+                return Err(Error::new(
+                    context,
+                    format!("{name} must be in [0, {limit}], got {value}"),
+                ));
+            }
+        }
+        if self.noise_min > self.noise_max {
+            return Err(Error::new(context, "noise_min is larger than noise_max"));
+        }
+        Ok(())
+    }
+}

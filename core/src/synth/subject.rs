@@ -1,0 +1,171 @@
+//! Generating one synthetic subject in memory: deform the anatomy, place the tumour, apply the
+//! contrasts, the bias field and Rician noise.
+
+use super::anatomy::Anatomy;
+use super::bias::BiasField;
+use super::contrast::{SubjectContrast, MODALITIES};
+use super::deform::Deformation;
+use super::noise::GaussianSource;
+use super::plan::{Grade, SubjectPlan, SynthModality, SYNTH_MODALITIES};
+use super::tumour::{Tumour, ENHANCING, NECROSIS, OEDEMA};
+use super::SynthConfig;
+use crate::rng::Rng;
+use crate::Volume;
+
+/// What the cohort shares: the anatomy on the output grid and its white-matter reference.
+#[derive(Debug, Clone)]
+pub struct SharedAnatomy {
+    pub anatomy: Anatomy,
+    /// Mean base intensity of each modality in white matter.
+    pub reference: [f32; MODALITIES],
+}
+
+impl SharedAnatomy {
+    pub fn new(anatomy: Anatomy) -> Self {
+        let reference = super::contrast::white_matter_reference(&anatomy);
+        Self { anatomy, reference }
+    }
+}
+
+/// Voxel counts of labels 1, 2 and 4.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LabelCounts {
+    pub necrosis: usize,
+    pub oedema: usize,
+    pub enhancing: usize,
+}
+
+/// One generated subject: all five modalities (missing ones included; the writer skips them)
+/// and the segmentation, on the anatomy's grid.
+#[derive(Debug, Clone)]
+pub struct SyntheticSubject {
+    pub plan: SubjectPlan,
+    /// Images in file order ([`SYNTH_MODALITIES`]), intensities in the int16 output range.
+    pub images: Vec<Volume<f32>>,
+    pub seg: Volume<u8>,
+    pub counts: LabelCounts,
+}
+
+impl SyntheticSubject {
+    /// The image of `modality`.
+    pub fn image(&self, modality: SynthModality) -> &Volume<f32> {
+        &self.images[modality.index()]
+    }
+}
+
+/// Everything random about one subject, drawn from its own stream.
+struct SubjectModel {
+    deformation: Deformation,
+    tumour: Option<Tumour>,
+    contrast: SubjectContrast,
+    bias: Vec<BiasField>,
+    sigma: [f32; MODALITIES],
+    noise_seed: u64,
+}
+
+impl SubjectModel {
+    fn draw(shared: &SharedAnatomy, config: &SynthConfig, plan: &SubjectPlan) -> Self {
+        let anatomy = &shared.anatomy;
+        let mut rng = Rng::stream(config.seed, plan.index as u64);
+        let deformation = Deformation::random(
+            &mut rng,
+            anatomy.dims,
+            anatomy.spacing(),
+            config.deformation_mm,
+        );
+        let tumour =
+            (plan.grade != Grade::None).then(|| Tumour::random(&mut rng, anatomy, plan.grade));
+        let contrast = SubjectContrast::random(&mut rng, &shared.reference);
+        let bias = (0..MODALITIES)
+            .map(|_| BiasField::random(&mut rng, anatomy.dims, config.bias_strength))
+            .collect();
+        let noise_share = rng.range_f64(config.noise_min, config.noise_max) as f32;
+        let sigma = std::array::from_fn(|m| noise_share * contrast.gain[m] * shared.reference[m]);
+        let noise_seed = rng.next_u64();
+        Self {
+            deformation,
+            tumour,
+            contrast,
+            bias,
+            sigma,
+            noise_seed,
+        }
+    }
+}
+
+/// Generate the subject described by `plan` (deterministic for a config and plan).
+pub fn generate_subject(
+    shared: &SharedAnatomy,
+    config: &SynthConfig,
+    plan: &SubjectPlan,
+) -> SyntheticSubject {
+    let anatomy = &shared.anatomy;
+    let model = SubjectModel::draw(shared, config, plan);
+    let [nx, ny, nz] = anatomy.dims;
+    let slice_len = nx * ny;
+    let mut images: Vec<Vec<f32>> = (0..MODALITIES)
+        .map(|_| vec![0f32; slice_len * nz])
+        .collect();
+    let mut seg = vec![0u8; slice_len * nz];
+    let mut displacement = vec![[0f32; 3]; nx];
+    for z in 0..nz {
+        let mut noise = GaussianSource::new(Rng::stream(model.noise_seed, z as u64));
+        for y in 0..ny {
+            model.deformation.row(y, z, &mut displacement);
+            let row_start = z * slice_len + y * nx;
+            for (x, d) in displacement.iter().enumerate() {
+                let voxel = row_start + x;
+                let position = [x as f32 + d[0], y as f32 + d[1], z as f32 + d[2]];
+                let (label, depth, tissue) = match &model.tumour {
+                    Some(tumour) => {
+                        let pulled = tumour.mass_pull(position);
+                        let tissue = anatomy.sample(pulled);
+                        let (label, depth) = tumour.label(pulled, &tissue);
+                        (label, depth, tissue)
+                    }
+                    None => (0, 0.0, anatomy.sample(position)),
+                };
+                seg[voxel] = label;
+                for (m, image) in images.iter_mut().enumerate() {
+                    let bias = model.bias[m].row_factor(y, z) * model.bias[m].x_factor(x);
+                    let signal = model.contrast.intensity(m, &tissue, label, depth)
+                        * model.contrast.gain[m]
+                        * bias;
+                    image[voxel] = noise.rician(signal, model.sigma[m]);
+                }
+            }
+        }
+    }
+    let counts = count_labels(&seg);
+    let volume = |data| Volume {
+        dims: anatomy.dims,
+        affine: anatomy.affine,
+        data,
+    };
+    SyntheticSubject {
+        plan: plan.clone(),
+        images: images.into_iter().map(volume).collect(),
+        seg: Volume {
+            dims: anatomy.dims,
+            affine: anatomy.affine,
+            data: seg,
+        },
+        counts,
+    }
+}
+
+fn count_labels(seg: &[u8]) -> LabelCounts {
+    let mut counts = LabelCounts::default();
+    for &label in seg {
+        match label {
+            NECROSIS => counts.necrosis += 1,
+            OEDEMA => counts.oedema += 1,
+            ENHANCING => counts.enhancing += 1,
+            _ => {}
+        }
+    }
+    counts
+}
+
+/// Modalities in file order (re-exported for callers that iterate images).
+pub const FILE_ORDER: [SynthModality; MODALITIES] = SYNTH_MODALITIES;

@@ -236,9 +236,9 @@ fn encode_as_round_trips_every_datatype_with_rounding_and_clamping() {
             for (&read, &stored) in image.volume.data.iter().zip(&values) {
                 let expected = if datatype.is_integer() {
                     // Round half away from zero, then clamp to the type's range.
-                    (f64::from(stored as f32).round()).clamp(low, high) as f32
+                    (f64::from(stored).round()).clamp(low, high) as f32
                 } else {
-                    stored as f32
+                    stored
                 };
                 assert_eq!(read, expected, "{datatype}: {stored}");
             }

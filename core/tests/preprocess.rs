@@ -158,3 +158,312 @@ fn resampled_grid_maps_mni_2mm_onto_mni_1mm() {
     let (dims, _) = resampled_grid([91, 109, 91], &affine, [f64::NAN, 0.0, 2.0]);
     assert_eq!(dims, [91, 109, 91]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Percentile scaling.
+
+use brainmvp_core::preprocess::{
+    centred_foreground_box, foreground_box, percentile, preprocess_images, scale_percentiles,
+    CropBox, PreprocessConfig,
+};
+use brainmvp_core::Modality;
+
+/// 0..=n in a scrambled order (multiplication by a unit modulo n + 1).
+fn scrambled_ramp(n: usize) -> Vec<f32> {
+    (0..=n).map(|i| ((i * 37) % (n + 1)) as f32).collect()
+}
+
+#[test]
+fn percentiles_interpolate_like_numpy() {
+    let values = scrambled_ramp(100);
+    assert_eq!(percentile(&values, 5.0), Some(5.0));
+    assert_eq!(percentile(&values, 95.0), Some(95.0));
+    assert_eq!(percentile(&values, 0.0), Some(0.0));
+    assert_eq!(percentile(&values, 100.0), Some(100.0));
+    // 0..=10: the 5th percentile sits at rank 0.5, between 0 and 1; the 95th at rank 9.5.
+    let values = scrambled_ramp(10);
+    assert_eq!(percentile(&values, 5.0), Some(0.5));
+    assert_eq!(percentile(&values, 95.0), Some(9.5));
+    assert_eq!(percentile(&[], 50.0), None);
+}
+
+#[test]
+fn percentile_scaling_maps_5_to_0_and_95_to_1_clipped() {
+    let values = scrambled_ramp(100);
+    let volume = Volume::from_vec([101, 1, 1], diagonal_affine([1.0; 3], [0.0; 3]), values);
+    let (scaled, bounds) = scale_percentiles(&volume, 5.0, 95.0);
+    assert_eq!(bounds, [5.0, 95.0]);
+    for (&input, &output) in volume.data.iter().zip(&scaled.data) {
+        let expected = ((input - 5.0) / 90.0).clamp(0.0, 1.0);
+        assert!((output - expected).abs() < 1e-6, "{input} -> {output}");
+    }
+    let count = |v: f32| scaled.data.iter().filter(|&&x| x == v).count();
+    assert_eq!(count(0.0), 6); // 0..=5
+    assert_eq!(count(1.0), 6); // 95..=100
+}
+
+// ---------------------------------------------------------------------------------------------
+// Symmetric foreground crop.
+
+/// The official `CenterCropForeground.compute_bounding_box`, written out independently:
+/// centre ± the larger distance from the centre to the box ends, truncated to integers.
+fn official_centred_box(dims: [usize; 3], start: [usize; 3], end: [usize; 3]) -> CropBox {
+    let mut out = CropBox {
+        start: [0; 3],
+        size: [0; 3],
+    };
+    for axis in 0..3 {
+        let centre = dims[axis] as f64 / 2.0;
+        let distance = (start[axis] as f64 - centre)
+            .abs()
+            .max((end[axis] as f64 - centre).abs());
+        let low = (centre - distance) as usize;
+        let high = (centre + distance) as usize;
+        out.start[axis] = low;
+        out.size[axis] = high - low;
+    }
+    out
+}
+
+#[test]
+fn symmetric_crop_around_an_off_centre_blob() {
+    let dims = [20, 17, 12];
+    let mut first = Volume::filled(dims, diagonal_affine([1.0; 3], [5.0, 6.0, 7.0]), 0.0f32);
+    let mut second = first.clone();
+    // Blob across the two modalities: x 3..=8, y 5..=12, z 6..=10.
+    for (x, y, z) in [(3, 7, 8), (8, 12, 6), (5, 5, 10)] {
+        first.set(x, y, z, 1.0);
+    }
+    second.set(4, 9, 9, 2.0);
+    second.set(6, 6, 7, -3.0); // not foreground (not above 0)
+    let foreground = foreground_box(&[&first, &second], 0.0).unwrap();
+    assert_eq!(
+        foreground,
+        CropBox {
+            start: [3, 5, 6],
+            size: [6, 8, 5]
+        }
+    );
+    let centred = centred_foreground_box(&[&first, &second], 0.0);
+    assert_eq!(centred, official_centred_box(dims, [3, 5, 6], [9, 13, 11]));
+    // Margins: x min(3, 11) = 3, y min(5, 4) = 4, z min(6, 1) = 1.
+    assert_eq!(
+        centred,
+        CropBox {
+            start: [3, 4, 1],
+            size: [14, 9, 10]
+        }
+    );
+    assert!(centred.is_centred_in(dims));
+    // A higher threshold drops the value 1 voxels.
+    let only_two = foreground_box(&[&first, &second], 1.5).unwrap();
+    assert_eq!(
+        only_two,
+        CropBox {
+            start: [4, 9, 9],
+            size: [1, 1, 1]
+        }
+    );
+    assert_eq!(foreground_box(&[&first], 5.0), None);
+    assert_eq!(centred_foreground_box(&[&first], 5.0), CropBox::full(dims));
+}
+
+#[test]
+fn crop_moves_the_affine_and_uncrop_restores() {
+    use brainmvp_core::preprocess::crop::{crop, uncrop};
+    let affine = diagonal_affine([2.0, 1.0, 3.0], [-10.0, 4.0, 1.0]);
+    let source = sample_field([8, 7, 6], affine, ramp);
+    let crop_box = CropBox {
+        start: [2, 1, 3],
+        size: [4, 5, 2],
+    };
+    let cropped = crop(&source, &crop_box);
+    assert_eq!(cropped.dims, [4, 5, 2]);
+    assert_eq!(cropped.get(1, 2, 1), source.get(3, 3, 4));
+    assert_matches_field(&cropped, ramp, 1e-4);
+    let back = uncrop(&cropped, &crop_box, source.dims, source.affine);
+    assert_eq!(back.get(3, 3, 4), source.get(3, 3, 4));
+    assert_eq!(back.get(0, 0, 0), 0.0);
+    let inside = back.data.iter().filter(|&&v| v != 0.0).count();
+    assert!(inside <= 4 * 5 * 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole pipeline and its inverse.
+
+use brainmvp_core::nifti::orientation_code;
+
+/// A 2 mm LAS subject: two modalities with an off-centre ellipsoidal "head", and a label map well
+/// inside it.
+fn synthetic_subject(
+    spacing: f64,
+    dims: [usize; 3],
+) -> (Vec<(Modality, Volume<f32>)>, Volume<f32>) {
+    let affine = [
+        [-spacing, 0.0, 0.0, 30.0],
+        [0.0, spacing, 0.0, -18.0],
+        [0.0, 0.0, spacing, -12.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    // Head centre (world mm) off the grid centre; radii in mm.
+    let centre = [16.0, 2.0, 4.0];
+    let radii = [14.0, 12.0, 9.0];
+    let inside = move |w: [f64; 3], scale: f64| {
+        (0..3)
+            .map(|a| ((w[a] - centre[a]) / (radii[a] * scale)).powi(2))
+            .sum::<f64>()
+            < 1.0
+    };
+    let t1 = sample_field(dims, affine, |w| {
+        if inside(w, 1.0) {
+            50.0 + w[0] + 0.5 * w[2]
+        } else {
+            0.0
+        }
+    });
+    let t2 = sample_field(dims, affine, |w| {
+        if inside(w, 1.0) {
+            200.0 - w[1]
+        } else {
+            0.0
+        }
+    });
+    let label = sample_field(dims, affine, |w| {
+        if inside(w, 0.35) {
+            4.0
+        } else if inside(w, 0.6) {
+            1.0
+        } else {
+            0.0
+        }
+    });
+    (vec![(Modality::T1, t1), (Modality::T2, t2)], label)
+}
+
+#[test]
+fn pipeline_resamples_crops_scales_and_restores_a_2mm_las_subject() {
+    let (images, label) = synthetic_subject(2.0, [24, 20, 16]);
+    let config = PreprocessConfig::default();
+    let subject = preprocess_images("subj", images, Some(label.clone()), &config).unwrap();
+    let record = &subject.record;
+    assert_eq!(record.resampled_dims, [47, 39, 31]);
+    assert_eq!(orientation_code(&record.resampled_affine), "RAS");
+    assert!(
+        record.crop.is_centred_in(record.resampled_dims),
+        "{:?}",
+        record.crop
+    );
+    assert!(record
+        .crop
+        .size
+        .iter()
+        .zip(record.resampled_dims)
+        .any(|(c, d)| *c < d));
+    for (modality, volume) in &subject.images {
+        assert_eq!(volume.dims, record.crop.size, "{modality}");
+        assert_eq!(volume.spacing(), [1.0; 3]);
+        assert_eq!(orientation_code(&volume.affine), "RAS");
+        assert!(volume.data.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert!(volume.data.contains(&0.0) && volume.data.contains(&1.0));
+    }
+    let preprocessed_label = subject.label.as_ref().unwrap();
+    assert_eq!(preprocessed_label.dims, record.crop.size);
+    assert!(preprocessed_label
+        .data
+        .iter()
+        .all(|v| [0, 1, 4].contains(v)));
+    // The crop's origin is the world position of its first voxel in the resampled grid.
+    let start = record.crop.start.map(|s| s as f64);
+    let expected_origin = voxel_to_world(&record.resampled_affine, start);
+    for axis in 0..3 {
+        assert!((preprocessed_label.affine[axis][3] - expected_origin[axis]).abs() < 1e-9);
+    }
+    // 2 mm → 1 mm → 2 mm by nearest neighbour is exact, and the label lies inside the crop.
+    let restored = record.restore(preprocessed_label).unwrap();
+    assert_eq!(restored.dims, label.dims);
+    assert_eq!(restored.affine, label.affine);
+    assert_eq!(
+        restored.data,
+        label.data.iter().map(|&v| v as u8).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn restore_is_the_identity_on_a_1mm_subject() {
+    let (images, label) = synthetic_subject(1.0, [40, 36, 28]);
+    let subject =
+        preprocess_images("one", images, Some(label.clone()), &Default::default()).unwrap();
+    // No resampling at 1 mm: the resampled grid is the RAS grid.
+    assert_eq!(subject.record.resampled_dims, [40, 36, 28]);
+    let restored = subject
+        .record
+        .restore(subject.label.as_ref().unwrap())
+        .unwrap();
+    assert_eq!(restored.affine, label.affine);
+    assert_eq!(
+        restored.data,
+        label.data.iter().map(|&v| v as u8).collect::<Vec<_>>()
+    );
+    // A volume of the wrong size is refused.
+    let wrong = Volume::filled([3, 3, 3], subject.record.resampled_affine, 0u8);
+    assert!(subject.record.restore(&wrong).is_err());
+}
+
+#[test]
+fn scaling_without_recrop_puts_the_percentiles_at_0_and_1() {
+    let (images, _) = synthetic_subject(2.0, [24, 20, 16]);
+    let config = PreprocessConfig {
+        recrop_after_scaling: false,
+        ..Default::default()
+    };
+    let subject = preprocess_images("subj", images, None, &config).unwrap();
+    for (modality, volume) in &subject.images {
+        let n = volume.data.len() as f64;
+        let at_zero = volume.data.iter().filter(|&&v| v == 0.0).count() as f64 / n;
+        let at_one = volume.data.iter().filter(|&&v| v == 1.0).count() as f64 / n;
+        assert!(
+            at_zero >= 0.05 && at_one >= 0.05,
+            "{modality}: {at_zero} {at_one}"
+        );
+        let inside = volume.data.iter().filter(|&&v| v > 0.0 && v < 1.0).count() as f64 / n;
+        assert!(inside > 0.1, "{modality}: {inside}");
+    }
+}
+
+#[test]
+fn inconsistent_inputs_are_refused_with_the_name() {
+    let (mut images, label) = synthetic_subject(2.0, [24, 20, 16]);
+    let config = PreprocessConfig::default();
+    let mut shifted = images.clone();
+    shifted[1].1.affine[0][3] += 1.0;
+    let err = preprocess_images("s1", shifted, None, &config).unwrap_err();
+    assert_eq!(err.context, "s1 t2");
+    assert!(err.cause.contains("affine differs"), "{err}");
+
+    let mut bad_label = label.clone();
+    bad_label.data[5] = 1.5;
+    let err = preprocess_images("s1", images.clone(), Some(bad_label), &config).unwrap_err();
+    assert_eq!(err.context, "s1 label");
+
+    let small_label = Volume::filled([4, 4, 4], label.affine, 0.0f32);
+    let err = preprocess_images("s1", images.clone(), Some(small_label), &config).unwrap_err();
+    assert_eq!(err.context, "s1 label");
+
+    images.push(images[0].clone());
+    let err = preprocess_images("s1", images.clone(), None, &config).unwrap_err();
+    assert!(err.cause.contains("given twice"), "{err}");
+
+    let huge = PreprocessConfig {
+        target_spacing_mm: 0.01,
+        ..Default::default()
+    };
+    images.pop();
+    let err = preprocess_images("s1", images.clone(), None, &huge).unwrap_err();
+    assert!(err.cause.contains("over the bound"), "{err}");
+    let backwards = PreprocessConfig {
+        lower_percentile: 95.0,
+        upper_percentile: 5.0,
+        ..Default::default()
+    };
+    assert!(preprocess_images("s1", images, None, &backwards).is_err());
+}

@@ -659,3 +659,82 @@ fn progress_counts_every_subject() {
     assert_eq!(max_done.load(Ordering::SeqCst), 3);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A BraTS-2021-named cohort of NIfTI files written here, prepared through discovery and
+/// preprocessing, read back: every crop equals the same crop of the preprocessed volume (f16-rounded).
+#[test]
+fn end_to_end_prepare_of_a_nifti_cohort() {
+    use brainmvp_core::cache::{prepare_cohort, PrepareConfig};
+    use brainmvp_core::cohort::discover;
+    use brainmvp_core::nifti;
+    use brainmvp_core::preprocess::preprocess_subject;
+
+    let root = scratch("e2e-data");
+    let out = scratch("e2e-cache");
+    // 1.5 mm voxels (so resampling runs), a bright box inside a dark background (so the crop runs).
+    let affine = [
+        [1.5, 0.0, 0.0, -12.0],
+        [0.0, 1.5, 0.0, -9.0],
+        [0.0, 0.0, 1.5, 3.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    let dims = [16, 14, 12];
+    for (n, id) in ["BraTS2021_00001", "BraTS2021_00002"].iter().enumerate() {
+        let folder = root.join(id);
+        std::fs::create_dir_all(&folder).unwrap();
+        for (k, token) in ["t1", "t1ce", "t2", "flair"].iter().enumerate() {
+            if n == 1 && *token == "t2" {
+                continue; // a missing modality
+            }
+            let mut volume = Volume::filled(dims, affine, 0.0f32);
+            for z in 3..10 {
+                for y in 2..12 {
+                    for x in 4..13 {
+                        volume.set(x, y, z, 100.0 + (x * 3 + y * 5 + z * 7 + k * 11 + n) as f32);
+                    }
+                }
+            }
+            nifti::write_f32(&folder.join(format!("{id}_{token}.nii.gz")), &volume).unwrap();
+        }
+        let mut seg = Volume::filled(dims, affine, 0u8);
+        seg.set(8, 7, 6, 4);
+        seg.set(9, 7, 6, 2);
+        nifti::write_u8(&folder.join(format!("{id}_seg.nii.gz")), &seg).unwrap();
+    }
+    let cohort = discover(&root).unwrap();
+    let config = PrepareConfig::default();
+    let manifest = prepare_cohort(&cohort, &out, &config, &|_| {}).unwrap();
+    assert_eq!(manifest.subjects.len(), 2);
+    assert!(manifest.failures.is_empty());
+    assert_eq!(manifest.subjects[1].missing, vec![Modality::T2]);
+    let reader = CacheReader::open(&out).unwrap();
+    for (index, files) in cohort.subjects.iter().enumerate() {
+        let reference = preprocess_subject(files, &config.preprocess).unwrap();
+        let entry = reader.subject(index).unwrap();
+        assert_eq!(entry.id, reference.id);
+        assert_eq!(entry.record, reference.record);
+        let dims = entry.dims;
+        let starts = [
+            [0, 0, 0],
+            [-4, -3, -2],
+            [dims[0] as isize - 3, 1, dims[2] as isize - 2],
+        ];
+        for (modality, volume) in &reference.images {
+            assert_eq!(volume.dims, dims);
+            for start in starts {
+                let crop = reader
+                    .read_crop(index, *modality, start, [7, 6, 5])
+                    .unwrap();
+                assert_eq!(
+                    crop,
+                    reference_crop(volume, start, [7, 6, 5], |v| CacheDtype::F16.round(v))
+                );
+            }
+        }
+        let label = reference.label.as_ref().unwrap();
+        assert_eq!(&reader.read_label_volume(index).unwrap(), label);
+        assert!(label.data.iter().any(|&v| v > 0));
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -11,11 +11,13 @@
 //! Every file is written to `<name>.tmp` and renamed once complete, so a killed `prepare` never
 //! leaves a manifest pointing at partial files; a re-run skips the subjects that are complete.
 
+pub mod cohort;
 pub mod files;
 pub mod manifest;
 pub mod prepare;
 pub mod reader;
 
+pub use cohort::{prepare_cohort, PrepareConfig};
 pub use manifest::{
     CacheDtype, FailedSubject, Manifest, SubjectEntry, FORMAT_VERSION, MANIFEST_FILE,
 };

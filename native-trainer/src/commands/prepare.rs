@@ -1,9 +1,130 @@
-//! `brainmvp prepare` (being written).
+//! `brainmvp prepare DATA_DIR --out CACHE`: preprocess a cohort folder into the training cache.
+
+use anyhow::Context;
+use brainmvp_core::cache::{prepare_cohort, CacheDtype, Manifest, PrepareConfig, SubjectOutcome};
+use brainmvp_core::cohort::discover;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// File beside the cache holding the configuration used (re-usable with `--config`).
+const CONFIG_FILE: &str = "prepare-config.toml";
 
 #[derive(clap::Args)]
-pub struct PrepareArgs {}
+pub struct PrepareArgs {
+    /// Cohort folder (BraTS 2021/2023 or IXI-style subject files).
+    pub data_dir: PathBuf,
+    /// Cache folder to write (created if needed; a re-run resumes).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Store images as f32 instead of f16 (twice the size).
+    #[arg(long)]
+    pub f32: bool,
+    /// Subjects preprocessed in parallel (default: the number of CPUs).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// TOML file with a `PrepareConfig` (`dtype`, `[preprocess]`); missing keys take defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
 
-pub fn run(_args: PrepareArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`brainmvp prepare` is being written")
+pub fn run(args: PrepareArgs) -> anyhow::Result<ExitCode> {
+    let config = resolve_config(&args)?;
+    let config_toml = toml::to_string_pretty(&config).context("printing the configuration")?;
+    println!("configuration:\n{config_toml}");
+    let cohort = discover(&args.data_dir)?;
+    let modality_names: Vec<&str> = cohort.modalities().iter().map(|m| m.name()).collect();
+    println!(
+        "cohort {}: {} subjects, modalities {}",
+        args.data_dir.display(),
+        cohort.subjects.len(),
+        modality_names.join(" ")
+    );
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.unwrap_or(0))
+        .build()
+        .context("starting the worker threads")?;
+    let bar = ProgressBar::new(cohort.subjects.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40.cyan/blue} {pos}/{len} subjects  {elapsed_precise}  ETA {eta}  {msg}",
+        )
+        .context("progress bar template")?,
+    );
+    let skipped = AtomicUsize::new(0);
+    let started = Instant::now();
+    let result = pool.install(|| {
+        prepare_cohort(&cohort, &args.out, &config, &|progress| {
+            if progress.outcome == SubjectOutcome::Skipped {
+                skipped.fetch_add(1, Ordering::Relaxed);
+            }
+            bar.set_position(progress.done as u64);
+            bar.set_message(progress.subject_id);
+        })
+    });
+    bar.finish_and_clear();
+    let manifest = result?;
+    let config_path = args.out.join(CONFIG_FILE);
+    std::fs::write(&config_path, &config_toml)
+        .with_context(|| format!("{}: cannot write", config_path.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    print_summary(&manifest, &args.out, skipped.into_inner(), seconds);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Defaults, then `--config`, then the flags.
+fn resolve_config(args: &PrepareArgs) -> anyhow::Result<PrepareConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("{}: invalid configuration", path.display()))?
+        }
+        None => PrepareConfig::default(),
+    };
+    if args.f32 {
+        config.dtype = CacheDtype::F32;
+    }
+    Ok(config)
+}
+
+fn print_summary(manifest: &Manifest, out: &Path, skipped: usize, seconds: f64) {
+    let subjects = manifest.subjects.len();
+    let bytes: u64 = manifest
+        .subjects
+        .iter()
+        .flat_map(|s| s.files())
+        .map(|(_, size)| size)
+        .sum();
+    let images: usize = manifest.subjects.iter().map(|s| s.images.len()).sum();
+    let labels = manifest
+        .subjects
+        .iter()
+        .filter(|s| s.label.is_some())
+        .count();
+    let names: Vec<&str> = manifest.modalities.iter().map(|m| m.name()).collect();
+    println!(
+        "cache {}: {subjects} subjects ({} prepared, {skipped} already done), {images} images, {labels} label maps",
+        out.display(),
+        subjects - skipped.min(subjects),
+    );
+    println!("modalities: {}", names.join(" "));
+    for modality in &manifest.modalities {
+        let missing = manifest
+            .subjects
+            .iter()
+            .filter(|s| s.missing.contains(modality))
+            .count();
+        if missing > 0 {
+            println!("  {modality} missing in {missing} subject(s)");
+        }
+    }
+    println!("failures: {}", manifest.failures.len());
+    for failure in &manifest.failures {
+        println!("  {}: {}", failure.id, failure.error);
+    }
+    println!("size on disk: {:.1} MB; {seconds:.1} s", bytes as f64 / 1e6);
 }

@@ -128,7 +128,16 @@ pub(crate) fn decode_voxels(
             } else {
                 |bytes| <$ty>::from_le_bytes(bytes) as f64
             };
-            convert(raw, read, scaling)
+            if scaling.is_none() && datatype.is_integer() {
+                // Integers convert to finite floats: no check needed (and the loop vectorises).
+                let values = raw.chunks_exact(std::mem::size_of::<$ty>());
+                let read_chunk = |chunk: &[u8]| {
+                    read(<[u8; std::mem::size_of::<$ty>()]>::try_from(chunk).unwrap_or_default())
+                };
+                (values.map(|chunk| read_chunk(chunk) as f32).collect(), 0)
+            } else {
+                convert(raw, read, scaling)
+            }
         }};
     }
     match datatype {

@@ -1,0 +1,173 @@
+// Headless-Chromium test of the page built by trunk (www/dist): the wasm loads, burn finds the
+// WebGPU adapter (SwiftShader on a machine without a GPU), gets the adapter's buffer limits and
+// computes a correct matmul; without WebGPU the page says so and falls back to the CPU backend.
+//
+// Run with `node --test` from tests/browser (after `trunk build --release` in www/), or run.sh.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { readFile, mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..', '..');
+const distDir = path.join(repoRoot, 'www', 'dist');
+const outputDir = path.join(here, 'output');
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+// Flags every launch gets: root needs --no-sandbox; nothing may reach the network.
+const baseArgs = [
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+  '--disable-default-apps',
+  '--disable-extensions',
+];
+
+const mimeTypes = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.ico': 'image/x-icon',
+};
+
+let server;
+let baseUrl;
+
+/** Serve `root` on 127.0.0.1 with the right MIME types; never outside `root`. */
+function serveStatic(root) {
+  return createServer(async (request, response) => {
+    const urlPath = decodeURIComponent(new URL(request.url, 'http://localhost').pathname);
+    const filePath = path.join(root, urlPath.endsWith('/') ? `${urlPath}index.html` : urlPath);
+    if (!filePath.startsWith(root + path.sep)) {
+      response.writeHead(403).end();
+      return;
+    }
+    try {
+      const body = await readFile(filePath);
+      const type = mimeTypes[path.extname(filePath)] ?? 'application/octet-stream';
+      response.writeHead(200, { 'Content-Type': type, 'Cache-Control': 'no-store' }).end(body);
+    } catch {
+      response.writeHead(404).end();
+    }
+  });
+}
+
+/** The workspace version from the root Cargo.toml (`[workspace.package] version`). */
+async function workspaceVersion() {
+  const manifest = await readFile(path.join(repoRoot, 'Cargo.toml'), 'utf8');
+  const section = manifest.split('[workspace.package]')[1] ?? '';
+  const match = section.match(/^version\s*=\s*"([^"]+)"/m);
+  assert.ok(match, 'no [workspace.package] version in Cargo.toml');
+  return match[1];
+}
+
+/**
+ * Open the page in a fresh headless Chromium with `extraArgs`, wait until the wasm has written
+ * every line (`data-state` done or failed) and return the lines, console errors and the page.
+ */
+async function loadPage(extraArgs, screenshotName) {
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: [...baseArgs, ...extraArgs],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 420 } });
+    const problems = [];
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
+    });
+    page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()}`));
+    await page.goto(`${baseUrl}/index.html`);
+    await page.waitForFunction(
+      () => ['done', 'failed'].includes(document.body.dataset.state),
+      null,
+      { timeout: 90_000 },
+    );
+    const lines = await page.evaluate(() =>
+      Object.fromEntries(
+        [...document.querySelectorAll('main p[id]')].map((p) => [p.id, p.textContent]),
+      ),
+    );
+    lines.state = await page.evaluate(() => document.body.dataset.state);
+    await page.screenshot({ path: path.join(outputDir, screenshotName), fullPage: true });
+    return { lines, problems };
+  } finally {
+    await browser.close();
+  }
+}
+
+/** Parse `... max_storage_buffer_binding_size X MiB (adapter Y MiB, ...` into [X, Y]. */
+function grantedAndAdapterMiB(limitsLine, name) {
+  const match = limitsLine.match(new RegExp(`${name} ([0-9.]+) MiB \\(adapter ([0-9.]+) MiB`));
+  assert.ok(match, `no ${name} in: ${limitsLine}`);
+  return [Number(match[1]), Number(match[2])];
+}
+
+before(async () => {
+  assert.ok(existsSync(path.join(distDir, 'index.html')), `${distDir} not built: run trunk build --release in www/`);
+  assert.ok(existsSync(chromiumPath), `${chromiumPath} missing: run scripts/setup-web.sh`);
+  await mkdir(outputDir, { recursive: true });
+  server = serveStatic(distDir);
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  baseUrl = `http://127.0.0.1:${server.address().port}`;
+});
+
+after(async () => {
+  await new Promise((resolve) => server.close(resolve));
+});
+
+test('serves the wasm as application/wasm', async () => {
+  const index = await (await fetch(`${baseUrl}/index.html`)).text();
+  const wasmName = index.match(/[\w.-]+_bg\.wasm/);
+  assert.ok(wasmName, 'index.html does not reference a _bg.wasm file');
+  assert.doesNotMatch(index, /(src|href)="\/(?!\/)/, 'absolute URL in index.html');
+  const wasm = await fetch(`${baseUrl}/${wasmName[0]}`);
+  assert.equal(wasm.status, 200);
+  assert.equal(wasm.headers.get('content-type'), 'application/wasm');
+});
+
+test('WebGPU: SwiftShader adapter, adapter limits, matmul on the GPU', async () => {
+  const { lines, problems } = await loadPage(['--enable-unsafe-webgpu'], 'adapter.png');
+  console.log(lines);
+  assert.deepEqual(problems, []);
+  assert.equal(lines.state, 'done', `page state: ${JSON.stringify(lines)}`);
+  assert.equal(lines.version, `brainmvp ${await workspaceVersion()}`);
+  assert.match(lines.core, /^core: NIfTI round trip ok \(3×2×2 uint8 label map, \d+ bytes as \.nii\.gz\)$/);
+  assert.match(lines.adapter, /^WebGPU adapter: /);
+  assert.match(lines.adapter, /swiftshader/i);
+  assert.equal(lines.backend, 'backend: burn wgpu (WebGPU)');
+  // burn asked for the adapter's own limits, not the WebGPU defaults.
+  const [grantedBinding, adapterBinding] = grantedAndAdapterMiB(lines.limits, 'max_storage_buffer_binding_size');
+  assert.equal(grantedBinding, adapterBinding);
+  assert.ok(grantedBinding > 128, `storage binding only ${grantedBinding} MiB`);
+  const [grantedBuffer, adapterBuffer] = grantedAndAdapterMiB(lines.limits, 'max_buffer_size');
+  assert.equal(grantedBuffer, adapterBuffer);
+  assert.equal(lines.check, 'check: ok (matmul [19, 22, 43, 50])');
+  assert.equal(lines.status, 'done');
+});
+
+test('without WebGPU: the reason is shown and the CPU backend computes the check', async () => {
+  const { lines, problems } = await loadPage(['--disable-features=WebGPU'], 'no-webgpu.png');
+  console.log(lines);
+  assert.deepEqual(problems, []);
+  assert.equal(lines.state, 'done', `page state: ${JSON.stringify(lines)}`);
+  assert.match(lines.adapter, /^WebGPU not available: \S/);
+  assert.equal(lines.backend, 'backend: burn flex (CPU fallback)');
+  assert.equal(lines.check, 'check: ok (matmul [19, 22, 43, 50])');
+  assert.equal(lines.status, 'done');
+});

@@ -1,6 +1,11 @@
 //! Decoding `.nii` / `.nii.gz` bytes into a [`NiftiImage`]. Every size taken from the header is
 //! checked (with overflow-checked arithmetic) against the limits and the data actually present
-//! before anything is allocated; gzip streams are inflated only as far as the first volume.
+//! before anything is allocated.
+//!
+//! An uncompressed file must hold every volume its dims announce (a shorter one is truncated).
+//! A gzip stream is inflated only as far as the first volume, never further: the rest of a 4D
+//! file is not checked, and a header needing more bytes than deflate's maximum ratio (1032:1)
+//! allows from the compressed size is refused up front (gzip bombs).
 
 use super::affine::header_affine;
 use super::datatype::{decode_voxels, Scaling};

@@ -707,6 +707,7 @@ fn end_to_end_prepare_of_a_nifti_cohort() {
     assert_eq!(manifest.subjects.len(), 2);
     assert!(manifest.failures.is_empty());
     assert_eq!(manifest.subjects[1].missing, vec![Modality::T2]);
+    assert_eq!(manifest.prepare_config().unwrap(), config);
     let reader = CacheReader::open(&out).unwrap();
     for (index, files) in cohort.subjects.iter().enumerate() {
         let reference = preprocess_subject(files, &config.preprocess).unwrap();

@@ -38,3 +38,15 @@ pub fn prepare_cohort(
     let preprocess = |index: usize| preprocess_subject(&cohort.subjects[index], &config.preprocess);
     prepare_subjects(&ids, out, &options, preprocess, progress)
 }
+
+impl Manifest {
+    /// The [`PrepareConfig`] the cache was made with (from [`Manifest::config`]).
+    pub fn prepare_config(&self) -> Result<PrepareConfig> {
+        serde_json::from_value(self.config.clone()).map_err(|e| {
+            Error::new(
+                super::MANIFEST_FILE,
+                format!("invalid prepare configuration: {e}"),
+            )
+        })
+    }
+}

@@ -67,8 +67,9 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let manifest = result?;
     let config_path = args.out.join(CONFIG_FILE);
-    std::fs::write(&config_path, &config_toml)
-        .with_context(|| format!("{}: cannot write", config_path.display()))?;
+    brainmvp_core::cache::files::write_atomic(&config_path, |w| {
+        w.write_all(config_toml.as_bytes())
+    })?;
     let seconds = started.elapsed().as_secs_f64();
     print_summary(&manifest, &args.out, skipped.into_inner(), seconds);
     Ok(ExitCode::SUCCESS)

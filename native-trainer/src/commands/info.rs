@@ -100,6 +100,30 @@ mod tests {
     }
 
     #[test]
+    fn describes_the_big_endian_fixture() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/mri/fixtures/anatomical.nii");
+        let image = nifti::read_path(&path).expect("read");
+        let report = describe(&path, &image);
+        let lines: Vec<&str> = report.lines().skip(1).collect();
+        // Values as nibabel 5.4.2 reports them for this file (mean 8401.06673).
+        assert_eq!(
+            lines,
+            [
+                "dims: 33x41x25",
+                "voxel_size_mm: 2 2 2",
+                "datatype: int16",
+                "endianness: big",
+                "orientation: LAS",
+                "orientation_source: sform",
+                "min: -610",
+                "mean: 8401.066726",
+                "max: 30393",
+            ]
+        );
+    }
+
+    #[test]
     fn statistics_of_values() {
         assert_eq!(statistics(&[1.0, -2.0, 4.0]), (-2.0, 1.0, 4.0));
         assert_eq!(statistics(&[]), (0.0, 0.0, 0.0));

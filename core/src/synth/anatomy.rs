@@ -131,29 +131,22 @@ impl Anatomy {
     /// Trilinear sample of all channels at voxel coordinate `position` (clamped to the grid).
     #[inline]
     pub fn sample(&self, position: [f32; 3]) -> [f32; CHANNELS] {
-        let mut lower = [0usize; 3];
-        let mut upper = [0usize; 3];
-        let mut weight = [0f32; 3];
-        for axis in 0..3 {
-            let last = self.dims[axis] - 1;
-            let p = position[axis].clamp(0.0, last as f32);
-            let floor = (p as usize).min(last);
-            lower[axis] = floor;
-            upper[axis] = (floor + 1).min(last);
-            weight[axis] = p - floor as f32;
-        }
         let [nx, ny, _] = self.dims;
-        let at = |x: usize, y: usize, z: usize| &self.voxels[x + nx * (y + ny * z)];
+        let (x0, x1, wx) = axis_cell(position[0], self.dims[0]);
+        let (y0, y1, wy) = axis_cell(position[1], self.dims[1]);
+        let (z0, z1, wz) = axis_cell(position[2], self.dims[2]);
+        let row = |y: usize, z: usize| nx * (y + ny * z);
         let mut out = [0f32; CHANNELS];
-        for (corner, w) in corners(weight) {
-            let x = if corner & 1 == 0 { lower[0] } else { upper[0] };
-            let y = if corner & 2 == 0 { lower[1] } else { upper[1] };
-            let z = if corner & 4 == 0 { lower[2] } else { upper[2] };
-            let value = at(x, y, z);
-            for (o, v) in out.iter_mut().zip(value) {
-                *o += w * v;
+        let mut add = |base: usize, weight: f32| {
+            let (a, b) = (&self.voxels[base + x0], &self.voxels[base + x1]);
+            for channel in 0..CHANNELS {
+                out[channel] += weight * (a[channel] + wx * (b[channel] - a[channel]));
             }
-        }
+        };
+        add(row(y0, z0), (1.0 - wy) * (1.0 - wz));
+        add(row(y1, z0), wy * (1.0 - wz));
+        add(row(y0, z1), (1.0 - wy) * wz);
+        add(row(y1, z1), wy * wz);
         out
     }
 
@@ -168,21 +161,13 @@ impl Anatomy {
     }
 }
 
-/// The 8 corners of a trilinear cell (bit 0: x upper, bit 1: y, bit 2: z) with their weights.
+/// Lower and upper neighbour along an axis of `len` voxels, and the weight of the upper one.
 #[inline]
-fn corners(weight: [f32; 3]) -> impl Iterator<Item = (usize, f32)> {
-    (0..8).map(move |corner| {
-        let w: f32 = (0..3)
-            .map(|axis| {
-                if corner >> axis & 1 == 1 {
-                    weight[axis]
-                } else {
-                    1.0 - weight[axis]
-                }
-            })
-            .product();
-        (corner, w)
-    })
+fn axis_cell(position: f32, len: usize) -> (usize, usize, f32) {
+    let last = len - 1;
+    let p = position.clamp(0.0, last as f32);
+    let lower = (p as usize).min(last);
+    (lower, (lower + 1).min(last), p - lower as f32)
 }
 
 /// White-matter voxels (on a ~4 mm lattice) whose 26 neighbours at [`SITE_DEPTH_MM`] (or a

@@ -1,13 +1,15 @@
 //! Fast deterministic Gaussian draws for Rician noise.
 //!
-//! A table of 65 536 standard-normal quantiles (at `(i + ½) / 65 536`, Acklam's inverse normal
-//! CDF, relative error below 1.2e-9) is indexed by 16 random bits, so one `u64` gives four draws.
-//! The discretisation is far below image precision and the tails reach ±4.3 σ.
+//! A table of 4096 standard-normal quantiles (at `(i + ½) / 4096`, Acklam's inverse normal CDF,
+//! relative error below 1.2e-9) is indexed by 12 random bits, so one `u64` gives five draws and
+//! the table stays in the L1 cache. The steps are ~0.001 σ near the mode, far below image
+//! precision; the tails reach ±3.5 σ. A second table does the same for the Rayleigh distribution
+//! (Rician noise of a zero signal, the background).
 
 use crate::rng::Rng;
 use std::sync::OnceLock;
 
-const TABLE_BITS: u32 = 16;
+const TABLE_BITS: u32 = 12;
 const TABLE_LEN: usize = 1 << TABLE_BITS;
 
 fn table() -> &'static [f32] {
@@ -15,6 +17,19 @@ fn table() -> &'static [f32] {
     TABLE.get_or_init(|| {
         (0..TABLE_LEN)
             .map(|i| inverse_normal_cdf((i as f64 + 0.5) / TABLE_LEN as f64) as f32)
+            .collect()
+    })
+}
+
+/// Quantiles of the unit Rayleigh distribution (`|n₁ + i·n₂|`): `√(-2 ln(1 - p))`.
+fn rayleigh_table() -> &'static [f32] {
+    static TABLE: OnceLock<Vec<f32>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..TABLE_LEN)
+            .map(|i| {
+                let p = (i as f64 + 0.5) / TABLE_LEN as f64;
+                (-2.0 * (1.0 - p).ln()).sqrt() as f32
+            })
             .collect()
     })
 }
@@ -66,12 +81,13 @@ pub fn inverse_normal_cdf(p: f64) -> f64 {
     }
 }
 
-/// A source of standard-normal draws (four per `u64` of the underlying [`Rng`]).
+/// A source of standard-normal draws (five per `u64` of the underlying [`Rng`]).
 pub struct GaussianSource {
     rng: Rng,
     bits: u64,
     left: u32,
     table: &'static [f32],
+    rayleigh: &'static [f32],
 }
 
 impl GaussianSource {
@@ -81,12 +97,13 @@ impl GaussianSource {
             bits: 0,
             left: 0,
             table: table(),
+            rayleigh: rayleigh_table(),
         }
     }
 
-    /// One standard-normal draw.
+    /// `TABLE_BITS` random bits.
     #[inline]
-    pub fn standard_normal(&mut self) -> f32 {
+    fn index(&mut self) -> usize {
         if self.left == 0 {
             self.bits = self.rng.next_u64();
             self.left = 64 / TABLE_BITS;
@@ -94,7 +111,19 @@ impl GaussianSource {
         let index = (self.bits & (TABLE_LEN as u64 - 1)) as usize;
         self.bits >>= TABLE_BITS;
         self.left -= 1;
-        self.table[index]
+        index
+    }
+
+    /// One standard-normal draw.
+    #[inline]
+    pub fn standard_normal(&mut self) -> f32 {
+        self.table[self.index()]
+    }
+
+    /// `σ·|n₁ + i·n₂|`: Rician noise of a zero signal (the background noise floor), one draw.
+    #[inline]
+    pub fn rayleigh(&mut self, sigma: f32) -> f32 {
+        sigma * self.rayleigh[self.index()]
     }
 
     /// `|signal + σ·(n₁ + i·n₂)|`: the magnitude of a signal with complex Gaussian noise.

@@ -1,7 +1,7 @@
 //! Generating one synthetic subject in memory: deform the anatomy, place the tumour, apply the
 //! contrasts, the bias field and Rician noise.
 
-use super::anatomy::Anatomy;
+use super::anatomy::{Anatomy, PD, T1, T2};
 use super::bias::BiasField;
 use super::contrast::{SubjectContrast, MODALITIES};
 use super::deform::Deformation;
@@ -108,30 +108,21 @@ pub fn generate_subject(
         .collect();
     let mut seg = vec![0u8; slice_len * nz];
     let mut displacement = vec![[0f32; 3]; nx];
+    let mut values = [0f32; MODALITIES];
     for z in 0..nz {
         let mut noise = GaussianSource::new(Rng::stream(model.noise_seed, z as u64));
         for y in 0..ny {
             model.deformation.row(y, z, &mut displacement);
+            let row_bias: [f32; MODALITIES] =
+                std::array::from_fn(|m| model.bias[m].row_factor(y, z) * model.contrast.gain[m]);
             let row_start = z * slice_len + y * nx;
             for (x, d) in displacement.iter().enumerate() {
-                let voxel = row_start + x;
                 let position = [x as f32 + d[0], y as f32 + d[1], z as f32 + d[2]];
-                let (label, depth, tissue) = match &model.tumour {
-                    Some(tumour) => {
-                        let pulled = tumour.mass_pull(position);
-                        let tissue = anatomy.sample(pulled);
-                        let (label, depth) = tumour.label(pulled, &tissue);
-                        (label, depth, tissue)
-                    }
-                    None => (0, 0.0, anatomy.sample(position)),
-                };
+                let label = model.voxel(anatomy, position, x, &row_bias, &mut noise, &mut values);
+                let voxel = row_start + x;
                 seg[voxel] = label;
-                for (m, image) in images.iter_mut().enumerate() {
-                    let bias = model.bias[m].row_factor(y, z) * model.bias[m].x_factor(x);
-                    let signal = model.contrast.intensity(m, &tissue, label, depth)
-                        * model.contrast.gain[m]
-                        * bias;
-                    image[voxel] = noise.rician(signal, model.sigma[m]);
+                for (image, value) in images.iter_mut().zip(values) {
+                    image[voxel] = value;
                 }
             }
         }
@@ -151,6 +142,47 @@ pub fn generate_subject(
             data: seg,
         },
         counts,
+    }
+}
+
+/// Template signal (T1 + T2 + PD) below which a voxel is background: noise floor only.
+const BACKGROUND: f32 = 1e-3;
+
+impl SubjectModel {
+    /// Label and noisy intensities (`values`, file order) of the voxel shown at deformed template
+    /// position `position`; `row_bias` is gain × the y/z bias factors of the voxel's row.
+    #[inline]
+    fn voxel(
+        &self,
+        anatomy: &Anatomy,
+        position: [f32; 3],
+        x: usize,
+        row_bias: &[f32; MODALITIES],
+        noise: &mut GaussianSource,
+        values: &mut [f32; MODALITIES],
+    ) -> u8 {
+        let (label, depth, tissue) = match &self.tumour {
+            Some(tumour) => {
+                let pulled = tumour.mass_pull(position);
+                let tissue = anatomy.sample(pulled);
+                let (label, depth) = tumour.label(pulled, &tissue);
+                (label, depth, tissue)
+            }
+            None => (0, 0.0, anatomy.sample(position)),
+        };
+        if label == 0 && tissue[T1] + tissue[T2] + tissue[PD] < BACKGROUND {
+            for (value, sigma) in values.iter_mut().zip(self.sigma) {
+                *value = noise.rayleigh(sigma);
+            }
+            return 0;
+        }
+        for (m, value) in values.iter_mut().enumerate() {
+            let signal = self.contrast.intensity(m, &tissue, label, depth)
+                * row_bias[m]
+                * self.bias[m].x_factor(x);
+            *value = noise.rician(signal, self.sigma[m]);
+        }
+        label
     }
 }
 

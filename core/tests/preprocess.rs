@@ -375,8 +375,8 @@ fn pipeline_resamples_crops_scales_and_restores_a_2mm_las_subject() {
     // The crop's origin is the world position of its first voxel in the resampled grid.
     let start = record.crop.start.map(|s| s as f64);
     let expected_origin = voxel_to_world(&record.resampled_affine, start);
-    for axis in 0..3 {
-        assert!((preprocessed_label.affine[axis][3] - expected_origin[axis]).abs() < 1e-9);
+    for (row, expected) in preprocessed_label.affine.iter().zip(expected_origin) {
+        assert!((row[3] - expected).abs() < 1e-9);
     }
     // 2 mm → 1 mm → 2 mm by nearest neighbour is exact, and the label lies inside the crop.
     let restored = record.restore(preprocessed_label).unwrap();
@@ -466,4 +466,159 @@ fn inconsistent_inputs_are_refused_with_the_name() {
         ..Default::default()
     };
     assert!(preprocess_images("s1", images, None, &backwards).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real subject from files: the ICBM152 2 mm templates (LAS) as a one-subject BraTS-style cohort.
+
+#[test]
+fn preprocess_subject_on_icbm152_files() {
+    use brainmvp_core::cohort::discover;
+    use brainmvp_core::preprocess::preprocess_subject;
+    let source =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mri/icbm152-2mm");
+    let root =
+        std::env::temp_dir().join(format!("brainmvp-preprocess-icbm-{}", std::process::id()));
+    let subject_dir = root.join("icbm");
+    std::fs::create_dir_all(&subject_dir).unwrap();
+    for (file, modality) in [("avg152T1", "t1"), ("avg152T2", "t2"), ("avg152PD", "pd")] {
+        let from = source.join(format!("{file}.nii.gz"));
+        std::fs::copy(&from, subject_dir.join(format!("icbm_{modality}.nii.gz"))).unwrap();
+    }
+    // A label map from the tissue maps: 1 where white matter > 0.5, 2 where grey matter > 0.5.
+    let read = |name: &str| {
+        brainmvp_core::nifti::read_path(&source.join(name))
+            .unwrap()
+            .volume
+    };
+    let (white, grey) = (read("OldSeg_white.nii.gz"), read("OldSeg_grey.nii.gz"));
+    let label = white.map(|_| 0u8);
+    let label = Volume {
+        data: white
+            .data
+            .iter()
+            .zip(&grey.data)
+            .map(|(&w, &g)| {
+                if w > 0.5 {
+                    1
+                } else if g > 0.5 {
+                    2
+                } else {
+                    0
+                }
+            })
+            .collect(),
+        ..label
+    };
+    brainmvp_core::nifti::write_u8(&subject_dir.join("icbm_seg.nii.gz"), &label).unwrap();
+
+    let cohort = discover(&root).unwrap();
+    assert_eq!(cohort.subjects.len(), 1);
+    let files = &cohort.subjects[0];
+    assert_eq!(
+        files.modalities(),
+        [Modality::T1, Modality::T2, Modality::Pd]
+    );
+    let subject = preprocess_subject(files, &PreprocessConfig::default()).unwrap();
+    std::fs::remove_dir_all(&root).unwrap();
+
+    let record = &subject.record;
+    assert_eq!(orientation_code(&record.reorientation.source_affine), "LAS");
+    // 91 x 109 x 91 at 2 mm → the 1 mm MNI grid.
+    assert_eq!(record.resampled_dims, [181, 217, 181]);
+    assert!(
+        record.crop.is_centred_in(record.resampled_dims),
+        "{:?}",
+        record.crop
+    );
+    // The templates' head touches a border of the grid on every axis (x from 0, y to 108, z
+    // from 0 on T1 even above 0.15), so the symmetric crop can cut nothing: the official
+    // behaviour. The Colin27 test below shows a real crop.
+    assert_eq!(record.crop, CropBox::full([181, 217, 181]));
+    for (modality, volume) in &subject.images {
+        assert_eq!(volume.dims, record.crop.size);
+        let spacing = volume.spacing();
+        assert!(
+            spacing.iter().all(|s| (s - 1.0).abs() < 1e-9),
+            "{modality}: {spacing:?}"
+        );
+        assert_eq!(orientation_code(&volume.affine), "RAS");
+        assert!(
+            volume.data.iter().all(|v| (0.0..=1.0).contains(v)),
+            "{modality}"
+        );
+        let mean = volume.data.iter().map(|&v| v as f64).sum::<f64>() / volume.data.len() as f64;
+        assert!(mean > 0.1 && mean < 0.9, "{modality}: mean {mean}");
+    }
+    // The label goes back onto the 2 mm LAS grid exactly (all of it lies inside the crop).
+    let restored = record.restore(subject.label.as_ref().unwrap()).unwrap();
+    assert_eq!(restored.dims, [91, 109, 91]);
+    assert_eq!(restored.affine, label.affine);
+    assert_eq!(restored.data, label.data);
+}
+
+#[test]
+fn colin27_brain_is_cropped_symmetrically_and_restored() {
+    let source =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mri/colin27");
+    let read = |name: &str| {
+        brainmvp_core::nifti::read_path(&source.join(name))
+            .unwrap()
+            .volume
+    };
+    let brain = read("ch2bet.nii.gz");
+    let atlas = read("aal.nii.gz");
+    let subject = preprocess_images(
+        "colin27",
+        vec![(Modality::T1, brain.clone())],
+        Some(atlas.clone()),
+        &PreprocessConfig::default(),
+    )
+    .unwrap();
+    let record = &subject.record;
+    // Already 1 mm RAS: no resampling, and the skull-stripped brain leaves margins to crop.
+    assert_eq!(record.resampled_dims, brain.dims);
+    assert!(record.crop.is_centred_in(brain.dims), "{:?}", record.crop);
+    assert!(
+        (0..3).all(|axis| record.crop.size[axis] < brain.dims[axis]),
+        "{:?}",
+        record.crop
+    );
+    // Every brain voxel lies inside the crop.
+    let end = record.crop.end();
+    for z in 0..brain.dims[2] {
+        for y in 0..brain.dims[1] {
+            for x in 0..brain.dims[0] {
+                let inside = [x, y, z]
+                    .iter()
+                    .enumerate()
+                    .all(|(axis, &i)| i >= record.crop.start[axis] && i < end[axis]);
+                assert!(inside || brain.get(x, y, z) <= 0.0, "({x},{y},{z}) cut off");
+            }
+        }
+    }
+    let (_, t1) = &subject.images[0];
+    assert!(t1.data.iter().all(|v| (0.0..=1.0).contains(v)));
+    let restored = record.restore(subject.label.as_ref().unwrap()).unwrap();
+    assert_eq!(restored.affine, atlas.affine);
+    // Exactly the atlas, less its labels outside the crop box (a few voxels the brain-extracted
+    // image has as background): those are lost by the crop.
+    let mut expected = atlas.map(|v| v as u8);
+    let mut lost = 0;
+    for z in 0..atlas.dims[2] {
+        for y in 0..atlas.dims[1] {
+            for x in 0..atlas.dims[0] {
+                let inside = [x, y, z]
+                    .iter()
+                    .enumerate()
+                    .all(|(axis, &i)| i >= record.crop.start[axis] && i < end[axis]);
+                if !inside && expected.get(x, y, z) != 0 {
+                    expected.set(x, y, z, 0);
+                    lost += 1;
+                }
+            }
+        }
+    }
+    assert!(lost < 1000, "{lost}");
+    assert_eq!(restored.data, expected.data);
 }

@@ -197,13 +197,16 @@ fn check_same_grid(
     Ok(())
 }
 
+/// Image volumes and the optional label map, on one grid.
+type ImagesAndLabel = (Vec<Volume<f32>>, Option<Volume<f32>>);
+
 /// Resample images (trilinear) and label (nearest) to the target spacing when it differs.
 fn resample_all(
     context: &str,
     images: Vec<Volume<f32>>,
     label: Option<Volume<f32>>,
     config: &PreprocessConfig,
-) -> Result<(Vec<Volume<f32>>, Option<Volume<f32>>)> {
+) -> Result<ImagesAndLabel> {
     let reference = &images[0];
     let spacing = reference.spacing();
     if spacing.iter().any(|s| !(s.is_finite() && *s > 0.0)) {

@@ -14,6 +14,12 @@
 //! 5. `CenterCropForegroundd` again, now on the scaled images (foreground = above 0, i.e. above
 //!    the lower percentile in some modality), when `recrop_after_scaling` (default, as official).
 //!
+//! The official *downstream* (fine-tuning) transforms (`Downstream/dataset/transforms.py`)
+//! differ: they scale by percentiles first, over the whole uncropped volume and without `clip`,
+//! then reorient, resample and take an ordinary (not centred) `CropForegroundd(margin=1)`. This
+//! module follows the pre-training pipeline for every use, so pre-training and fine-tuning see the
+//! same intensities; the differences are deliberate deviations for downstream tasks.
+//!
 //! The label map (not part of the official pre-training, which has none) follows the images
 //! through the same reorientation, nearest resampling and crops. Every modality and the label map
 //! must be on the same grid once in RAS (same dims, affine within [`AFFINE_TOLERANCE`]).

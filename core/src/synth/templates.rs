@@ -28,7 +28,7 @@ pub fn locate_templates(explicit: Option<&Path>) -> Result<PathBuf> {
         .iter()
         .find(|dir| missing_template(dir).is_none())
     {
-        return Ok(found.clone());
+        return Ok(std::fs::canonicalize(found).unwrap_or_else(|_| found.clone()));
     }
     let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
     Err(Error::new(

@@ -112,17 +112,19 @@ pub fn write_cohort_with(
     Ok(records)
 }
 
-/// Write one subject's folder: present modalities as int16, the segmentation as uint8.
+/// Write one subject's folder: present modalities as int16, the segmentation as uint8 (the files
+/// are compressed in parallel, which helps when there are fewer subjects than threads).
 pub fn write_subject(out: &Path, subject: &SyntheticSubject) -> Result<()> {
     let id = &subject.plan.id;
     let dir = out.join(id);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
-    for modality in SYNTH_MODALITIES {
-        if subject.plan.has(modality) {
+    SYNTH_MODALITIES
+        .par_iter()
+        .filter(|&&modality| subject.plan.has(modality))
+        .try_for_each(|&modality| {
             let path = dir.join(subject_file(id, Some(modality)));
-            crate::nifti::write_as(&path, subject.image(modality), Datatype::I16)?;
-        }
-    }
+            crate::nifti::write_as(&path, subject.image(modality), Datatype::I16)
+        })?;
     crate::nifti::write_u8(&dir.join(subject_file(id, None)), &subject.seg)
 }
 

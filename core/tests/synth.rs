@@ -386,7 +386,20 @@ fn default_one_mm_subject_has_the_mni_grid_and_the_contrasts() {
     let tissue = tissue_maps(shared);
     check_labels(&files.seg, &tissue, Grade::Hgg, &records[0]);
     check_contrasts(&files, &tissue, Grade::Hgg);
-    // Outside the head: only the noise floor (well below white matter).
+    // Skull-stripped as BraTS (the default): far outside the brain every image is exactly 0.
+    let far_outside = |i: usize| tissue[0].data[i] + tissue[1].data[i] + tissue[2].data[i] < 0.01;
+    for (name, image) in &files.images {
+        let (outside, zero) = (0..image.data.len())
+            .filter(|&i| far_outside(i))
+            .fold((0usize, 0usize), |(n, z), i| {
+                (n + 1, z + (image.data[i] == 0.0) as usize)
+            });
+        assert!(
+            outside > 1000 && zero as f64 > 0.99 * outside as f64,
+            "{name}: {zero} of {outside} voxels outside the brain are 0"
+        );
+    }
+    // Outside the head: at most the noise floor (well below white matter).
     let t1 = &files.images["t1"];
     let (background, n) = masked_mean(t1, |i| {
         tissue[0].data[i] + tissue[1].data[i] + tissue[2].data[i] < 0.01

@@ -35,6 +35,10 @@ pub struct SynthConfig {
     pub noise_min: f64,
     /// See [`SynthConfig::noise_min`].
     pub noise_max: f64,
+    /// Skull-strip as BraTS does: voxels outside the brain (GM + WM + CSF probability below
+    /// 0.5 at the deformed position, and not tumour) are exactly 0 in every image. Off keeps
+    /// the whole head with a Rayleigh noise floor in the background.
+    pub skull_strip: bool,
 }
 
 impl Default for SynthConfig {
@@ -51,6 +55,7 @@ impl Default for SynthConfig {
             bias_strength: 0.15,
             noise_min: 0.02,
             noise_max: 0.05,
+            skull_strip: true,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Generating one synthetic subject in memory: deform the anatomy, place the tumour, apply the
 //! contrasts, the bias field and Rician noise.
 
-use super::anatomy::{Anatomy, PD, T1, T2};
+use super::anatomy::{Anatomy, CSF, GM, PD, T1, T2, WM};
 use super::bias::BiasField;
 use super::contrast::{SubjectContrast, MODALITIES};
 use super::deform::Deformation;
@@ -61,6 +61,7 @@ struct SubjectModel {
     bias: Vec<BiasField>,
     sigma: [f32; MODALITIES],
     noise_seed: u64,
+    skull_strip: bool,
 }
 
 impl SubjectModel {
@@ -89,6 +90,7 @@ impl SubjectModel {
             bias,
             sigma,
             noise_seed,
+            skull_strip: config.skull_strip,
         }
     }
 }
@@ -148,6 +150,9 @@ pub fn generate_subject(
 /// Template signal (T1 + T2 + PD) below which a voxel is background: noise floor only.
 const BACKGROUND: f32 = 1e-3;
 
+/// Brain probability (GM + WM + CSF) below which a skull-stripped voxel is outside the brain.
+const BRAIN: f32 = 0.5;
+
 impl SubjectModel {
     /// Label and noisy intensities (`values`, file order) of the voxel shown at deformed template
     /// position `position`; `row_bias` is gain × the y/z bias factors of the voxel's row.
@@ -170,6 +175,10 @@ impl SubjectModel {
             }
             None => (0, 0.0, anatomy.sample(position)),
         };
+        if label == 0 && self.skull_strip && tissue[GM] + tissue[WM] + tissue[CSF] < BRAIN {
+            *values = [0.0; MODALITIES];
+            return 0;
+        }
         if label == 0 && tissue[T1] + tissue[T2] + tissue[PD] < BACKGROUND {
             for (value, sigma) in values.iter_mut().zip(self.sigma) {
                 *value = noise.rayleigh(sigma);

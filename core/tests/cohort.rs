@@ -86,10 +86,11 @@ fn brats_2021_tree_with_missing_modality_and_unknown_file() {
         "BraTS2021_00002/BraTS2021_00002_t2.nii.gz",
         "BraTS2021_00002/BraTS2021_00002_flair.nii.gz",
         "BraTS2021_00002/BraTS2021_00002_seg.nii.gz",
-        // No T1ce, no label, an unknown file and a hidden one.
+        // No T1ce, no label, an unknown image, a side file and a hidden one.
         "BraTS2021_00000/BraTS2021_00000_t1.nii.gz",
         "BraTS2021_00000/BraTS2021_00000_t2.nii.gz",
         "BraTS2021_00000/BraTS2021_00000_flair.nii.gz",
+        "BraTS2021_00000/BraTS2021_00000_brainmask.nii.gz",
         "BraTS2021_00000/notes.txt",
         "BraTS2021_00000/.DS_Store",
         "README.md",
@@ -117,10 +118,10 @@ fn brats_2021_tree_with_missing_modality_and_unknown_file() {
                 .as_path()
         )
     );
-    // Sorted by path: `BraTS2021_00000/notes.txt` comes before `README.md`.
+    // Only image files count as unknown; notes.txt and README.md are side files.
     assert_eq!(
         file_names(&cohort.unknown_files),
-        ["notes.txt", "README.md"]
+        ["BraTS2021_00000_brainmask.nii.gz"]
     );
     assert_eq!(cohort.modalities(), expected);
 }
@@ -190,7 +191,8 @@ fn flat_ixi_folder_groups_files_by_subject_prefix() {
         file_names(&cohort.duplicate_files),
         ["IXI002-Guys-0828-DTI-01.nii.gz"]
     );
-    assert_eq!(file_names(&cohort.unknown_files), ["IXI.xls"]);
+    // The spreadsheet of demographics is a side file, not an unknown image.
+    assert!(cohort.unknown_files.is_empty());
 }
 
 #[test]

@@ -142,8 +142,11 @@ fn scan_tree(root: &Path) -> Result<TreeScan> {
                 }
             } else if let Some(parsed) = parse_file_name(&name) {
                 folder.files.push((path, parsed));
-            } else {
+            } else if looks_like_image(&name) {
                 scan.unknown_files.push(path);
+            } else {
+                // Side files (subjects.csv, dataset.json, README...) are expected in cohorts.
+                log::debug!("{}: not an image, ignored", path.display());
             }
         }
         if !folder.files.is_empty() {
@@ -296,6 +299,17 @@ fn common_folder(files: &[PathBuf]) -> PathBuf {
         }
     }
     common
+}
+
+/// Whether a file name has the extension of an image format (NIfTI, Analyze, MGH, NRRD,
+/// DICOM): such files are reported when their name is not understood.
+fn looks_like_image(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [
+        ".nii", ".nii.gz", ".img", ".hdr", ".img.gz", ".mgz", ".mgh", ".nrrd", ".nhdr", ".dcm",
+    ]
+    .iter()
+    .any(|ext| lower.ends_with(ext))
 }
 
 /// Log what the user should know: unused files and subjects lacking some modality.

@@ -80,7 +80,9 @@ impl FromStr for Modality {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Modality::from_token(s).ok_or_else(|| {
-            format!("unknown modality '{s}' (expected one of flair, t1, t1c, t2, mra, pd, dwi, adc)")
+            format!(
+                "unknown modality '{s}' (expected one of flair, t1, t1c, t2, mra, pd, dwi, adc)"
+            )
         })
     }
 }

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "brainmvp", version, about = "BrainMVP multi-modal MRI pre-training toolkit")]
+#[command(
+    name = "brainmvp",
+    version,
+    about = "BrainMVP multi-modal MRI pre-training toolkit"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -16,6 +16,7 @@ pub mod files;
 pub mod manifest;
 pub mod prepare;
 pub mod reader;
+pub mod summary;
 
 pub use cohort::{prepare_cohort, PrepareConfig};
 pub use manifest::{
@@ -23,3 +24,4 @@ pub use manifest::{
 };
 pub use prepare::{prepare_subjects, PrepareProgress, SubjectOutcome, WriteOptions};
 pub use reader::CacheReader;
+pub use summary::{summarize, CacheSummary, SubjectSummary};

@@ -32,18 +32,30 @@ pub struct PrepareArgs {
 
 pub fn run(args: PrepareArgs) -> anyhow::Result<ExitCode> {
     let config = resolve_config(&args)?;
-    let config_toml = toml::to_string_pretty(&config).context("printing the configuration")?;
+    prepare(&args.data_dir, &args.out, &config, args.threads)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print the config, discover the cohort in `data_dir` and prepare it into `out` with a progress
+/// bar; saves the config beside the cache and prints a summary (shared with `demo`).
+pub fn prepare(
+    data_dir: &Path,
+    out: &Path,
+    config: &PrepareConfig,
+    threads: Option<usize>,
+) -> anyhow::Result<Manifest> {
+    let config_toml = toml::to_string_pretty(config).context("printing the configuration")?;
     println!("configuration:\n{config_toml}");
-    let cohort = discover(&args.data_dir)?;
+    let cohort = discover(data_dir)?;
     let modality_names: Vec<&str> = cohort.modalities().iter().map(|m| m.name()).collect();
     println!(
         "cohort {}: {} subjects, modalities {}",
-        args.data_dir.display(),
+        data_dir.display(),
         cohort.subjects.len(),
         modality_names.join(" ")
     );
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads.unwrap_or(0))
+        .num_threads(threads.unwrap_or(0))
         .build()
         .context("starting the worker threads")?;
     let bar = ProgressBar::new(cohort.subjects.len() as u64);
@@ -56,7 +68,7 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<ExitCode> {
     let skipped = AtomicUsize::new(0);
     let started = Instant::now();
     let result = pool.install(|| {
-        prepare_cohort(&cohort, &args.out, &config, &|progress| {
+        prepare_cohort(&cohort, out, config, &|progress| {
             if progress.outcome == SubjectOutcome::Skipped {
                 skipped.fetch_add(1, Ordering::Relaxed);
             }
@@ -66,13 +78,13 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<ExitCode> {
     });
     bar.finish_and_clear();
     let manifest = result?;
-    let config_path = args.out.join(CONFIG_FILE);
+    let config_path = out.join(CONFIG_FILE);
     brainmvp_core::cache::files::write_atomic(&config_path, |w| {
         w.write_all(config_toml.as_bytes())
     })?;
     let seconds = started.elapsed().as_secs_f64();
-    print_summary(&manifest, &args.out, skipped.into_inner(), seconds);
-    Ok(ExitCode::SUCCESS)
+    print_summary(&manifest, out, skipped.into_inner(), seconds);
+    Ok(manifest)
 }
 
 /// Defaults, then `--config`, then the flags.

@@ -1,8 +1,9 @@
 //! `brainmvp synth`: write a synthetic multi-modal tumour cohort (BraTS 2021 names) made from the
 //! ICBM152 templates.
+use brainmvp_core::synth::writer::SubjectRecord;
 use brainmvp_core::synth::{self, SynthConfig};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -34,6 +35,9 @@ pub struct SynthArgs {
     /// Output voxel size in mm (1 as BraTS).
     #[arg(long, default_value_t = SynthConfig::default().spacing_mm)]
     pub spacing_mm: f64,
+    /// Keep the whole head with a noise floor instead of skull-stripping as BraTS does.
+    #[arg(long)]
+    pub keep_skull: bool,
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
@@ -47,18 +51,10 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
         low_grade_fraction: args.low_grade_fraction,
         template_dir: Some(template_dir.display().to_string()),
         spacing_mm: args.spacing_mm,
+        skull_strip: !args.keep_skull,
         ..SynthConfig::default()
     };
-    config.validate()?;
-    println!("synth config: {}", serde_json::to_string(&config)?);
-    let (_, shared) = synth::load_shared(&config)?;
-    let bar = ProgressBar::new(config.subjects as u64);
-    bar.set_style(ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {pos}/{len} subjects ({elapsed}, eta {eta})",
-    )?);
-    bar.set_prefix("synth");
-    let records = synth::write_cohort_with(&config, &shared, &args.out, |_| bar.inc(1))?;
-    bar.finish_and_clear();
+    let records = synthesise(&config, &args.out)?;
     println!(
         "wrote {} subjects to {} in {:.1} s",
         records.len(),
@@ -66,4 +62,19 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Print the config, then write the cohort into `out` with a progress bar (shared with `demo`).
+pub fn synthesise(config: &SynthConfig, out: &Path) -> anyhow::Result<Vec<SubjectRecord>> {
+    config.validate()?;
+    println!("synth config: {}", serde_json::to_string(config)?);
+    let (_, shared) = synth::load_shared(config)?;
+    let bar = ProgressBar::new(config.subjects as u64);
+    bar.set_style(ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {pos}/{len} subjects ({elapsed}, eta {eta})",
+    )?);
+    bar.set_prefix("synth");
+    let records = synth::write_cohort_with(config, &shared, out, |_| bar.inc(1))?;
+    bar.finish_and_clear();
+    Ok(records)
 }

@@ -1,0 +1,161 @@
+//! The `brainmvp` binary end to end: exit codes, error lines and outputs on real and synthetic data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn brainmvp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_brainmvp"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the brainmvp binary runs")
+}
+
+fn shared_mri() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mri")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("brainmvp-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn info_reports_real_files_and_fails_with_one_line_per_bad_file() {
+    let dir = temp_dir("info");
+    let broken = dir.join("broken.nii");
+    std::fs::write(&broken, b"not a nifti file at all").unwrap();
+    let fixture = shared_mri().join("fixtures/anatomical.nii");
+    let t1 = shared_mri().join("icbm152-2mm/avg152T1.nii.gz");
+    let output = brainmvp(&[
+        "info",
+        fixture.to_str().unwrap(),
+        broken.to_str().unwrap(),
+        t1.to_str().unwrap(),
+    ]);
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    // Both good files are still reported, in order, with the facts nibabel gives for them.
+    let fixture_at = stdout.find("anatomical.nii").expect("fixture reported");
+    let t1_at = stdout.find("avg152T1.nii.gz").expect("T1 reported");
+    assert!(fixture_at < t1_at);
+    let fixture_part = &stdout[fixture_at..t1_at];
+    for line in [
+        "dims: 33x41x25",
+        "datatype: int16",
+        "endianness: big",
+        "orientation: LAS",
+    ] {
+        assert!(
+            fixture_part.contains(line),
+            "missing '{line}' in:\n{fixture_part}"
+        );
+    }
+    assert!(stdout[t1_at..].contains("dims: 91x109x91"), "{stdout}");
+    assert!(stdout[t1_at..].contains("voxel_size_mm: 2 2 2"), "{stdout}");
+    // The broken file: exactly one line on stderr naming it, and no panic.
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "stderr: {stderr}");
+    assert!(lines[0].contains("broken.nii"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn synth_prepare_bench_round_trip_and_prepare_resumes() {
+    let dir = temp_dir("pipeline");
+    let cohort = dir.join("cohort");
+    let cache = dir.join("cache");
+    let (cohort_s, cache_s) = (cohort.to_str().unwrap(), cache.to_str().unwrap());
+    let synth = brainmvp(&[
+        "synth",
+        "--out",
+        cohort_s,
+        "--subjects",
+        "3",
+        "--seed",
+        "5",
+        "--spacing-mm",
+        "2",
+    ]);
+    assert!(synth.status.success(), "{}", text(&synth.stderr));
+    assert!(text(&synth.stdout).contains("wrote 3 subjects"));
+    let csv = std::fs::read_to_string(cohort.join("subjects.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+
+    let prepare = brainmvp(&["prepare", cohort_s, "--out", cache_s]);
+    assert!(prepare.status.success(), "{}", text(&prepare.stderr));
+    assert!(text(&prepare.stdout).contains("3 subjects (3 prepared, 0 already done)"));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cache.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["subjects"].as_array().unwrap().len(), 3);
+    assert!(cache.join("prepare-config.toml").exists());
+
+    // A second run finds everything done and rewrites nothing.
+    let again = brainmvp(&["prepare", cohort_s, "--out", cache_s]);
+    assert!(again.status.success());
+    assert!(
+        text(&again.stdout).contains("(0 prepared, 3 already done)"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    let bench = brainmvp(&["bench", "data", cache_s, "--crop", "32", "--batches", "3"]);
+    assert!(bench.status.success(), "{}", text(&bench.stderr));
+    assert!(
+        text(&bench.stdout).contains("crops/s"),
+        "{}",
+        text(&bench.stdout)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn prepare_of_a_missing_folder_is_a_one_line_error() {
+    let output = brainmvp(&[
+        "prepare",
+        "/nonexistent/cohort",
+        "--out",
+        "/tmp/never-written",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("/nonexistent/cohort"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!Path::new("/tmp/never-written/manifest.json").exists());
+}
+
+#[test]
+fn demo_writes_cohort_cache_and_summary() {
+    let dir = temp_dir("demo");
+    let out = dir.join("out");
+    let output = brainmvp(&["demo", "--out", out.to_str().unwrap(), "--subjects", "2"]);
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    let rows = summary
+        .lines()
+        .filter(|l| l.starts_with("| SynthBraTS_"))
+        .count();
+    assert_eq!(rows, 2, "{summary}");
+    assert!(out.join("demo-config.toml").exists());
+    assert!(out.join("cache/manifest.json").exists());
+    assert!(stdout.contains("loader step 1"), "{stdout}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -87,17 +87,19 @@ async function loadPage(extraArgs, screenshotName) {
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 420 } });
     const problems = [];
+    const consoleLog = [];
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     page.on('console', (message) => {
+      consoleLog.push(`${message.type()}: ${message.text()}`);
       if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
     });
     page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()}`));
     await page.goto(`${baseUrl}/index.html`);
-    await page.waitForFunction(
-      () => ['done', 'failed'].includes(document.body.dataset.state),
-      null,
-      { timeout: 90_000 },
-    );
+    const finished = await page
+      .waitForFunction(() => ['done', 'failed'].includes(document.body.dataset.state), null, {
+        timeout: 90_000,
+      })
+      .then(() => true, () => false);
     const lines = await page.evaluate(() =>
       Object.fromEntries(
         [...document.querySelectorAll('main p[id]')].map((p) => [p.id, p.textContent]),
@@ -105,6 +107,7 @@ async function loadPage(extraArgs, screenshotName) {
     );
     lines.state = await page.evaluate(() => document.body.dataset.state);
     await page.screenshot({ path: path.join(outputDir, screenshotName), fullPage: true });
+    assert.ok(finished, `page not finished after 90 s: ${JSON.stringify(lines)}\n${consoleLog.join('\n')}`);
     return { lines, problems };
   } finally {
     await browser.close();

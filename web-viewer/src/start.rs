@@ -67,7 +67,10 @@ async fn check_webgpu(page: &Page, report: &AdapterReport) -> bool {
         ),
     );
     page.set_line("backend", "backend: burn wgpu (WebGPU)");
-    report_check(page, run_matmul_check::<burn::backend::WebGpu>(&device).await)
+    report_check(
+        page,
+        run_matmul_check::<burn::backend::WebGpu>(&device).await,
+    )
 }
 
 /// No WebGPU: say why, and show that the CPU backend still computes correctly.

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Build the web page (www/dist) with trunk and test it in headless Chromium.
+# Needs what scripts/setup-web.sh installs (run that first).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+start=$SECONDS
+(cd www && trunk build --release)
+echo "run.sh: trunk build --release took $((SECONDS - start)) s"
+
+cd tests/browser
+[ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
+node --test --test-reporter=spec adapter.test.mjs

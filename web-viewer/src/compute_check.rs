@@ -48,7 +48,12 @@ pub fn reference_product() -> Vec<f32> {
     let mut product = Vec::with_capacity(4);
     for lhs_row in &LHS {
         for column in 0..2 {
-            product.push((0..2).map(|k| lhs_row[k] * RHS[k][column]).sum());
+            let dot = lhs_row
+                .iter()
+                .zip(&RHS)
+                .map(|(lhs_value, rhs_row)| lhs_value * rhs_row[column])
+                .sum();
+            product.push(dot);
         }
     }
     product

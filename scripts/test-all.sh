@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 stage() { printf '\n=== %s (%ds elapsed)\n' "$*" "$(( $(date +%s) - start ))"; }
 
-# One feature set for every native cargo call below, so burn is compiled once.
-FEATURES=(--features brainmvp-trainer/cuda)
+# One package set and one feature set for every host cargo call below, so burn is compiled once
+# (the CUDA backend is compiled in to prove it builds; tests run on the CPU backend).
+HOST=(--release --workspace --features brainmvp-trainer/cuda)
 
 stage "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -18,11 +19,11 @@ cargo --version
 stage "format"
 cargo fmt --all --check
 
-stage "native tests (release)"
-cargo test --release "${FEATURES[@]}" --no-fail-fast
+stage "host tests (release): core, CLI, integration, web-viewer host tests"
+cargo test "${HOST[@]}" --no-fail-fast
 
-stage "clippy (native)"
-cargo clippy --release "${FEATURES[@]}" --all-targets -- -D warnings
+stage "clippy (host)"
+cargo clippy "${HOST[@]}" --all-targets -- -D warnings
 
 if [ "${SKIP_WEB:-0}" != 1 ]; then
   stage "web: setup (wasm32 target, wasm-bindgen-cli, trunk, chromium, npm)"

@@ -216,7 +216,7 @@ fn encode_as_round_trips_every_datatype_with_rounding_and_clamping() {
     let volume = Volume::from_vec([2, 2, 2], affine, values.clone());
     for datatype in Datatype::ALL {
         for gz in [false, true] {
-            let bytes = nifti::encode_as(&volume, datatype, gz);
+            let bytes = nifti::encode_as(&volume, datatype, gz).unwrap();
             assert_eq!(bytes.starts_with(&[0x1f, 0x8b]), gz);
             let image = read_ok(&bytes, "encoded.nii");
             assert_eq!(image.datatype, datatype);
@@ -384,7 +384,7 @@ fn written_qform_matches_an_oblique_affine() {
         [0.0, 0.0, 0.0, 1.0],
     ];
     let volume = Volume::from_vec([2, 3, 4], affine, (0..24).map(|v| v as f32).collect());
-    let mut bytes = nifti::encode_f32(&volume, false);
+    let mut bytes = nifti::encode_f32(&volume, false).unwrap();
     bytes[254..256].copy_from_slice(&0i16.to_le_bytes()); // drop the sform: the qform must do
     let image = read_ok(&bytes, "oblique.nii");
     assert_eq!(image.orientation_source, OrientationSource::Qform);
@@ -458,7 +458,10 @@ fn lps_and_permuted_files_give_the_same_ras_array_and_world_coordinates() {
         let mut spec = Spec::new(source.dims, Datatype::I16, true).with_sform(&source.affine);
         let values: Vec<f64> = source.data.iter().map(|&v| f64::from(v)).collect();
         spec.data = raw_values(&values, Datatype::I16, true);
-        for bytes in [spec.bytes(), nifti::encode_as(source, Datatype::I16, true)] {
+        for bytes in [
+            spec.bytes(),
+            nifti::encode_as(source, Datatype::I16, true).unwrap(),
+        ] {
             let image = read_ok(&bytes, label);
             assert_eq!(image.volume.data, source.data, "{label}");
             let (ras, reorientation) = to_ras(&image.volume);
@@ -666,6 +669,11 @@ fn write_paths_round_trip_atomically() {
     };
     let err = nifti::write_f32(&dir.join("bad.nii"), &bad).expect_err("mismatch");
     assert!(err.to_string().contains("bad.nii"), "{err}");
+    let err = nifti::encode_f32(&bad, true).expect_err("mismatch in memory");
+    assert!(err.to_string().contains("need 8"), "{err}");
+    let too_wide = Volume::filled([40_000, 1, 1], affine, 0u8);
+    let err = nifti::encode_u8(&too_wide, false).expect_err("dim over 32767");
+    assert!(err.to_string().contains("40000x1x1"), "{err}");
     let err = nifti::write_f32(&dir.join("missing/x.nii"), &image).expect_err("no folder");
     assert!(err.to_string().contains("x.nii"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();

@@ -22,7 +22,7 @@ const AFFINE: [[f64; 4]; 4] = [
 pub fn nifti_round_trip() -> Result<String, String> {
     let labels: Vec<u8> = (0..12).map(|index| (index * 7 % 5) as u8).collect();
     let original = Volume::from_vec(DIMS, AFFINE, labels);
-    let bytes = nifti::encode_u8(&original, true);
+    let bytes = nifti::encode_u8(&original, true).map_err(|err| err.to_string())?;
     let decoded = nifti::read_bytes(&bytes, "round-trip.nii.gz").map_err(|err| err.to_string())?;
     let volume = &decoded.volume;
     if volume.dims != DIMS {

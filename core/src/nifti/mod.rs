@@ -81,14 +81,14 @@ pub fn read_path_with_limits(path: &std::path::Path, limits: ReadLimits) -> Resu
 
 /// Encode a float32 image with its affine; gzip-compressed when `gzip`.
 ///
-/// Panics if the volume cannot be stored (a dim of 0 or over 32767, or `data` not matching
-/// `dims`); the `write_*` functions return an error instead.
-pub fn encode_f32(volume: &Volume<f32>, gzip: bool) -> Vec<u8> {
+/// An error if the volume cannot be stored in NIfTI-1 (a dim of 0 or over 32767, or `data` not
+/// matching `dims`).
+pub fn encode_f32(volume: &Volume<f32>, gzip: bool) -> Result<Vec<u8>> {
     encode_as(volume, Datatype::F32, gzip)
 }
 
-/// Encode a uint8 label map with its affine; gzip-compressed when `gzip`. Panics as [`encode_f32`].
-pub fn encode_u8(volume: &Volume<u8>, gzip: bool) -> Vec<u8> {
+/// Encode a uint8 label map with its affine; gzip-compressed when `gzip`. Errors as [`encode_f32`].
+pub fn encode_u8(volume: &Volume<u8>, gzip: bool) -> Result<Vec<u8>> {
     write::encode(
         volume.dims,
         &volume.affine,
@@ -98,8 +98,8 @@ pub fn encode_u8(volume: &Volume<u8>, gzip: bool) -> Vec<u8> {
 }
 
 /// Encode a float image stored as `datatype`: integer types are rounded to the nearest integer and
-/// clamped to the type's range (NaN → 0), with no scaling (`scl_slope` 1). Panics as [`encode_f32`].
-pub fn encode_as(volume: &Volume<f32>, datatype: Datatype, gzip: bool) -> Vec<u8> {
+/// clamped to the type's range (NaN → 0), with no scaling (`scl_slope` 1). Errors as [`encode_f32`].
+pub fn encode_as(volume: &Volume<f32>, datatype: Datatype, gzip: bool) -> Result<Vec<u8>> {
     write::encode(
         volume.dims,
         &volume.affine,

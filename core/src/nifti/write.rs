@@ -119,16 +119,22 @@ fn write_body(out: &mut impl Write, header: &[u8], voxels: &Voxels) -> io::Resul
     }
 }
 
-/// Encode to memory. Panics if the volume cannot be stored (a dim of 0 or over 32767, or data
-/// that does not match its dims): a programming error, since volumes come from our own code.
-pub(crate) fn encode(dims: [usize; 3], affine: &Affine, voxels: Voxels, gzip: bool) -> Vec<u8> {
+/// Encode to memory; an error when the volume cannot be stored in NIfTI-1 (a dim of 0 or over
+/// 32767, or data that does not match its dims).
+pub(crate) fn encode(
+    dims: [usize; 3],
+    affine: &Affine,
+    voxels: Voxels,
+    gzip: bool,
+) -> crate::Result<Vec<u8>> {
     if let Some(cause) = unwritable(dims, voxels.len()) {
-        panic!("nifti encode: {cause}");
+        return Err(crate::Error::new("nifti encode", cause));
     }
     let raw_size = 352 + voxels.len() * voxels.datatype().bytes_per_voxel();
     let mut out = Vec::with_capacity(if gzip { raw_size / 2 } else { raw_size });
-    write_nifti(&mut out, dims, affine, voxels, gzip).expect("writing to memory cannot fail");
-    out
+    write_nifti(&mut out, dims, affine, voxels, gzip)
+        .map_err(|err| crate::Error::new("nifti encode", err.to_string()))?;
+    Ok(out)
 }
 
 /// Write atomically: into `<name>.tmp-<pid>` beside `path`, then rename over `path`.

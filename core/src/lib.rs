@@ -5,6 +5,7 @@
 //! the synthetic multi-modal tumour cohort ([`synth`]), and, with the `fs` feature, the
 //! memory-mapped training cache ([`cache`]) and the prefetching crop loader ([`loader`]).
 
+pub mod cohort;
 pub mod error;
 pub mod modality;
 pub mod nifti;
@@ -16,9 +17,10 @@ pub mod volume;
 #[cfg(feature = "fs")]
 pub mod cache;
 #[cfg(feature = "fs")]
-pub mod cohort;
-#[cfg(feature = "fs")]
 pub mod loader;
+
+/// The version of brainmvp-core (shown by the CLI and the web page).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub use error::{Error, Result};
 pub use modality::Modality;

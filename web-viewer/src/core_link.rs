@@ -3,8 +3,8 @@
 
 use brainmvp_core::{nifti, Volume};
 
-/// The workspace version shared by `brainmvp-core` and this crate.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The version of the linked `brainmvp-core`.
+pub const VERSION: &str = brainmvp_core::VERSION;
 
 /// Dimensions of the test label map (x fastest).
 const DIMS: [usize; 3] = [3, 2, 2];

@@ -8,6 +8,7 @@
 pub mod cohort;
 pub mod error;
 pub mod modality;
+pub mod model;
 pub mod nifti;
 pub mod preprocess;
 pub mod rng;

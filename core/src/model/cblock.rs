@@ -1,0 +1,93 @@
+//! The convolutional block of UniFormer stages 1 and 2 ("CBlock"): local token mixing with a
+//! depthwise 5³ convolution instead of attention.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv3d, Conv3dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig3d};
+use burn::tensor::activation::gelu;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+/// A depthwise convolution over `channels` with a cubic `kernel` and "same" padding (odd kernel).
+pub fn depthwise_conv<B: Backend>(channels: usize, kernel: usize, device: &B::Device) -> Conv3d<B> {
+    let pad = kernel / 2;
+    Conv3dConfig::new([channels, channels], [kernel; 3])
+        .with_groups(channels)
+        .with_padding(PaddingConfig3d::Explicit(pad, pad, pad))
+        .init(device)
+}
+
+/// A 1×1×1 convolution (with bias), `in_channels → out_channels`.
+pub fn pointwise_conv<B: Backend>(
+    in_channels: usize,
+    out_channels: usize,
+    device: &B::Device,
+) -> Conv3d<B> {
+    Conv3dConfig::new([in_channels, out_channels], [1, 1, 1]).init(device)
+}
+
+/// The convolutional MLP: 1³ conv `C → hidden`, GELU, 1³ conv `hidden → C`.
+#[derive(Module, Debug)]
+pub struct ConvMlp<B: Backend> {
+    /// Expansion, `C → hidden`.
+    pub fc1: Conv3d<B>,
+    /// Projection back, `hidden → C`.
+    pub fc2: Conv3d<B>,
+}
+
+impl<B: Backend> ConvMlp<B> {
+    /// A convolutional MLP on `channels` with `hidden` channels in between.
+    pub fn new(channels: usize, hidden: usize, device: &B::Device) -> Self {
+        Self {
+            fc1: pointwise_conv(channels, hidden, device),
+            fc2: pointwise_conv(hidden, channels, device),
+        }
+    }
+
+    /// `[N, C, D, H, W] → [N, C, D, H, W]`.
+    pub fn forward(&self, input: Tensor<B, 5>) -> Tensor<B, 5> {
+        self.fc2.forward(gelu(self.fc1.forward(input)))
+    }
+}
+
+/// `x += DW3(x)`; `x += Conv1(DW5(Conv1(BN(x))))`; `x += CMlp(BN(x))`.
+#[derive(Module, Debug)]
+pub struct CBlock<B: Backend> {
+    /// Depthwise 3³ convolution: the conditional position encoding.
+    pub pos_embed: Conv3d<B>,
+    /// BatchNorm before the token mixing.
+    pub norm1: BatchNorm<B>,
+    /// 1³ convolution before the depthwise 5³ mixing.
+    pub conv1: Conv3d<B>,
+    /// Depthwise 5³ convolution: the local "attention".
+    pub attn: Conv3d<B>,
+    /// 1³ convolution after the mixing.
+    pub conv2: Conv3d<B>,
+    /// BatchNorm before the MLP.
+    pub norm2: BatchNorm<B>,
+    /// The convolutional MLP.
+    pub mlp: ConvMlp<B>,
+}
+
+impl<B: Backend> CBlock<B> {
+    /// A block on `channels` with an MLP of `mlp_hidden` channels.
+    pub fn new(channels: usize, mlp_hidden: usize, device: &B::Device) -> Self {
+        Self {
+            pos_embed: depthwise_conv(channels, 3, device),
+            norm1: BatchNormConfig::new(channels).init(device),
+            conv1: pointwise_conv(channels, channels, device),
+            attn: depthwise_conv(channels, 5, device),
+            conv2: pointwise_conv(channels, channels, device),
+            norm2: BatchNormConfig::new(channels).init(device),
+            mlp: ConvMlp::new(channels, mlp_hidden, device),
+        }
+    }
+
+    /// `[N, C, D, H, W] → [N, C, D, H, W]`.
+    pub fn forward(&self, input: Tensor<B, 5>) -> Tensor<B, 5> {
+        let x = input.clone() + self.pos_embed.forward(input);
+        let mixed = self.conv1.forward(self.norm1.forward(x.clone()));
+        let x = x + self.conv2.forward(self.attn.forward(mixed));
+        x.clone() + self.mlp.forward(self.norm2.forward(x))
+    }
+}

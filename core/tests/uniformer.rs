@@ -196,3 +196,48 @@ fn channel_layer_norm_normalises_each_voxel_over_channels() {
     assert!(mean.iter().all(|m| m.abs() < 1e-4));
     assert!(variance.iter().all(|v| (v - 1.0).abs() < 1e-2));
 }
+
+fn zero_conv(conv: &mut burn::nn::conv::Conv3d<B>) {
+    conv.weight = burn::module::Param::from_tensor(conv.weight.val().zeros_like());
+    if let Some(bias) = conv.bias.take() {
+        conv.bias = Some(burn::module::Param::from_tensor(bias.val().zeros_like()));
+    }
+}
+
+fn zero_linear(linear: &mut burn::nn::Linear<B>) {
+    linear.weight = burn::module::Param::from_tensor(linear.weight.val().zeros_like());
+    if let Some(bias) = linear.bias.take() {
+        linear.bias = Some(burn::module::Param::from_tensor(bias.val().zeros_like()));
+    }
+}
+
+fn max_abs_difference(a: Tensor<B, 5>, b: Tensor<B, 5>) -> f32 {
+    (a - b).abs().max().into_scalar()
+}
+
+#[test]
+fn blocks_are_residual_branches_around_the_input() {
+    // Zeroing the last layer of every branch must leave the input unchanged; zeroing only the
+    // position encoding must not (the mixing and MLP branches still contribute).
+    use brainmvp_core::model::cblock::CBlock;
+    use brainmvp_core::model::sablock::SABlock;
+    let input = Tensor::<B, 5>::random([1, 8, 4, 4, 4], Distribution::Normal(0.0, 1.0), &device());
+
+    let mut conv_block = CBlock::<B>::new(8, 32, &device());
+    zero_conv(&mut conv_block.pos_embed);
+    let changed = conv_block.forward(input.clone());
+    assert!(max_abs_difference(changed, input.clone()) > 1e-3);
+    zero_conv(&mut conv_block.conv2);
+    zero_conv(&mut conv_block.mlp.fc2);
+    let same = conv_block.forward(input.clone());
+    assert!(max_abs_difference(same, input.clone()) < 1e-6);
+
+    let mut attention_block = SABlock::<B>::new(8, 2, 32, true, &device());
+    zero_conv(&mut attention_block.pos_embed);
+    let changed = attention_block.forward(input.clone());
+    assert!(max_abs_difference(changed, input.clone()) > 1e-3);
+    zero_linear(&mut attention_block.attn.proj);
+    zero_linear(&mut attention_block.mlp.fc2);
+    let same = attention_block.forward(input.clone());
+    assert!(max_abs_difference(same, input) < 1e-6);
+}

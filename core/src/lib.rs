@@ -11,6 +11,7 @@ pub mod modality;
 pub mod model;
 pub mod nifti;
 pub mod preprocess;
+pub mod pretext;
 pub mod rng;
 pub mod synth;
 pub mod volume;

@@ -1,0 +1,1 @@
+//! Modality-aware contrastive loss (being written).

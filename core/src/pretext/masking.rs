@@ -1,0 +1,1 @@
+//! Block masking (being written).

@@ -1,0 +1,5 @@
+//! The BrainMVP proxy tasks: block masking, learnable modality templates, the two views, the
+//! modality-aware contrastive loss.
+
+pub mod contrastive;
+pub mod masking;

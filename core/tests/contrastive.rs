@@ -1,0 +1,184 @@
+//! Contrastive loss: hand-computed values in f64, ordering of matched vs mismatched pairings,
+//! temperature scaling, the one-sample batch, and gradients on an autodiff backend.
+
+use brainmvp_core::pretext::contrastive::{
+    contrastive_loss, flatten_normalised, ContrastiveConfig,
+};
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::{Tensor, TensorData};
+
+type B = Flex;
+
+fn device() -> burn::tensor::Device<B> {
+    Default::default()
+}
+
+/// A `[N, 2, 1, 1, 1]` feature map from `N` two-component vectors.
+fn features<Back: burn::tensor::backend::Backend>(
+    rows: &[[f64; 2]],
+    device: &Back::Device,
+) -> Tensor<Back, 5> {
+    let values: Vec<f32> = rows.iter().flatten().map(|&v| v as f32).collect();
+    Tensor::from_data(TensorData::new(values, [rows.len(), 2, 1, 1, 1]), device)
+}
+
+fn scalar(loss: Tensor<B, 1>) -> f64 {
+    assert_eq!(loss.dims(), [1]);
+    loss.into_data().to_vec::<f32>().unwrap()[0] as f64
+}
+
+fn normalise(row: [f64; 2]) -> [f64; 2] {
+    let norm = (row[0] * row[0] + row[1] * row[1]).sqrt();
+    [row[0] / norm, row[1] / norm]
+}
+
+/// Reference: mean over directions of mean over rows of `-log softmax(row)[diagonal]`.
+fn reference_loss(view_a: &[[f64; 2]], view_b: &[[f64; 2]], temperature: f64) -> f64 {
+    let a: Vec<_> = view_a.iter().map(|&r| normalise(r)).collect();
+    let b: Vec<_> = view_b.iter().map(|&r| normalise(r)).collect();
+    let samples = a.len();
+    let logit = |i: usize, j: usize| (b[i][0] * a[j][0] + b[i][1] * a[j][1]) / temperature;
+    let cross_entropy = |entry: &dyn Fn(usize, usize) -> f64| {
+        (0..samples)
+            .map(|i| {
+                let log_sum: f64 = (0..samples).map(|j| entry(i, j).exp()).sum::<f64>().ln();
+                log_sum - entry(i, i)
+            })
+            .sum::<f64>()
+            / samples as f64
+    };
+    let rows = cross_entropy(&|i, j| logit(i, j));
+    let columns = cross_entropy(&|i, j| logit(j, i));
+    (rows + columns) / 2.0
+}
+
+const VIEW_A: [[f64; 2]; 3] = [[1.0, 0.5], [-0.3, 2.0], [0.7, -1.2]];
+const VIEW_B: [[f64; 2]; 3] = [[0.9, 0.1], [0.2, 1.5], [-0.4, -0.8]];
+
+#[test]
+fn loss_matches_hand_computation() {
+    for temperature in [1.0, 0.1, 0.5] {
+        let loss = scalar(contrastive_loss(
+            features::<B>(&VIEW_A, &device()),
+            features::<B>(&VIEW_B, &device()),
+            temperature,
+        ));
+        let expected = reference_loss(&VIEW_A, &VIEW_B, temperature);
+        assert!(
+            (loss - expected).abs() < 1e-5,
+            "τ = {temperature}: {loss} vs {expected}"
+        );
+    }
+}
+
+#[test]
+fn swapping_the_views_leaves_the_loss_unchanged() {
+    // Swapping the views transposes the logits; the mean of both directions is unchanged.
+    let forward = scalar(contrastive_loss(
+        features::<B>(&VIEW_A, &device()),
+        features::<B>(&VIEW_B, &device()),
+        1.0,
+    ));
+    let swapped = scalar(contrastive_loss(
+        features::<B>(&VIEW_B, &device()),
+        features::<B>(&VIEW_A, &device()),
+        1.0,
+    ));
+    assert!((forward - swapped).abs() < 1e-6, "{forward} vs {swapped}");
+}
+
+#[test]
+fn matched_pairs_beat_mismatched_pairing() {
+    let orthogonal = [[1.0, 0.0], [0.0, 1.0]];
+    let swapped = [[0.0, 1.0], [1.0, 0.0]];
+    let matched = scalar(contrastive_loss(
+        features::<B>(&orthogonal, &device()),
+        features::<B>(&orthogonal, &device()),
+        1.0,
+    ));
+    let mismatched = scalar(contrastive_loss(
+        features::<B>(&orthogonal, &device()),
+        features::<B>(&swapped, &device()),
+        1.0,
+    ));
+    // Analytic: matched logits are the identity, so each CE is ln(1 + e⁻¹); mismatched ln(1 + e).
+    let e = std::f64::consts::E;
+    assert!((matched - (1.0 + 1.0 / e).ln()).abs() < 1e-5, "{matched}");
+    assert!((mismatched - (1.0 + e).ln()).abs() < 1e-5, "{mismatched}");
+    assert!(matched < mismatched);
+}
+
+#[test]
+fn temperature_divides_the_logits() {
+    let orthogonal = [[3.0, 0.0], [0.0, 0.5]];
+    for temperature in [1.0, 0.5, 0.1, 2.0] {
+        let loss = scalar(contrastive_loss(
+            features::<B>(&orthogonal, &device()),
+            features::<B>(&orthogonal, &device()),
+            temperature,
+        ));
+        // Logits are diag(1/τ): CE = ln(1 + e^(-1/τ)).
+        let expected = (1.0 + (-1.0 / temperature).exp()).ln();
+        assert!((loss - expected).abs() < 1e-5, "τ = {temperature}: {loss}");
+    }
+}
+
+#[test]
+fn config_default_temperature_is_one() {
+    let config = ContrastiveConfig::new();
+    assert_eq!(config.temperature, 1.0);
+    let via_config = scalar(config.loss(
+        features::<B>(&VIEW_A, &device()),
+        features::<B>(&VIEW_B, &device()),
+    ));
+    let expected = reference_loss(&VIEW_A, &VIEW_B, 1.0);
+    assert!((via_config - expected).abs() < 1e-5);
+}
+
+#[test]
+fn single_sample_batch_gives_zero() {
+    let loss = scalar(contrastive_loss(
+        features::<B>(&[[0.3, -2.0]], &device()),
+        features::<B>(&[[5.0, 1.0]], &device()),
+        0.1,
+    ));
+    assert!(loss.abs() < 1e-7, "{loss}");
+}
+
+#[test]
+fn flatten_normalised_gives_unit_rows_and_keeps_zero_rows() {
+    let device = device();
+    let values: Vec<f32> = (0..2 * 3 * 2 * 2 * 2).map(|v| v as f32 - 7.0).collect();
+    let mut data = values.clone();
+    data[24..].fill(0.0); // second sample all zeros
+    let map = Tensor::<B, 5>::from_data(TensorData::new(data.clone(), [2, 3, 2, 2, 2]), &device);
+    let rows = flatten_normalised(map);
+    assert_eq!(rows.dims(), [2, 24]);
+    let rows = rows.into_data().to_vec::<f32>().unwrap();
+    let norm: f64 = data[..24]
+        .iter()
+        .map(|&v| (v as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    for (got, &raw) in rows[..24].iter().zip(&data[..24]) {
+        assert!((*got as f64 - raw as f64 / norm).abs() < 1e-6);
+    }
+    assert!(rows[24..].iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn gradients_reach_both_views() {
+    type AD = Autodiff<Flex>;
+    let device: burn::tensor::Device<AD> = Default::default();
+    let view_a = features::<AD>(&VIEW_A, &device).require_grad();
+    let view_b = features::<AD>(&VIEW_B, &device).require_grad();
+    let loss = contrastive_loss(view_a.clone(), view_b.clone(), 0.5);
+    let gradients = loss.backward();
+    for (name, view) in [("view A", view_a), ("view B", view_b)] {
+        let gradient = view.grad(&gradients).expect("gradient exists");
+        assert_eq!(gradient.dims(), [3, 2, 1, 1, 1]);
+        let values = gradient.into_data().to_vec::<f32>().unwrap();
+        assert!(values.iter().all(|v| v.is_finite()), "{name}: {values:?}");
+        assert!(values.iter().any(|&v| v.abs() > 1e-4), "{name}: {values:?}");
+    }
+}

@@ -12,6 +12,7 @@ pub mod model;
 pub mod nifti;
 pub mod preprocess;
 pub mod pretext;
+pub mod pretrain;
 pub mod rng;
 pub mod synth;
 pub mod volume;

@@ -3,3 +3,5 @@
 
 pub mod contrastive;
 pub mod masking;
+pub mod templates;
+pub mod views;

@@ -290,13 +290,15 @@ pub fn flip_in_place<T>(data: &mut [T], size: [usize; 3], flip: [bool; 3]) {
     }
 }
 
-/// Prefetching iterator over batches `start_step, start_step + 1, ...` (endless; use `take`).
+/// Prefetching iterator over batches `start_step, start_step + stride, ...` (endless; use `take`;
+/// the stride is 1 except for data-parallel peers, see [`Loader::strided`]).
 ///
-/// Worker `w` of `W` makes steps `start_step + w + k·W` into its own bounded queue; the iterator
+/// Worker `w` of `W` makes the `w + k·W`-th of those steps into its own bounded queue; the iterator
 /// takes them round-robin, which restores the step order. Dropping the loader stops the workers.
 pub struct Loader {
     sampler: Sampler,
     start_step: u64,
+    stride: u64,
     next_step: u64,
     receivers: Vec<Receiver<Result<Batch>>>,
     workers: Vec<JoinHandle<()>>,
@@ -306,6 +308,19 @@ pub struct Loader {
 impl Loader {
     /// Start the workers (none when `config.workers == 0`).
     pub fn new(reader: Arc<CacheReader>, config: LoaderConfig, start_step: u64) -> Result<Self> {
+        Self::strided(reader, config, start_step, 1)
+    }
+
+    /// A loader over every `stride`-th batch from `start_step`: data-parallel peer `r` of `P`
+    /// takes `strided(.., first_step · P + r, P)`, so the peers together see exactly the batches
+    /// of a single loader, each batch once.
+    pub fn strided(
+        reader: Arc<CacheReader>,
+        config: LoaderConfig,
+        start_step: u64,
+        stride: u64,
+    ) -> Result<Self> {
+        let stride = stride.max(1);
         let sampler = Sampler::new(reader, config)?;
         let worker_count = sampler.config.workers;
         let stop = Arc::new(AtomicBool::new(false));
@@ -319,7 +334,7 @@ impl Loader {
         for index in 0..worker_count {
             let (sender, receiver) = sync_channel(per_worker);
             let (sampler, stop) = (sampler.clone(), Arc::clone(&stop));
-            let first = start_step + index as u64;
+            let first = start_step + index as u64 * stride;
             let spawned = std::thread::Builder::new()
                 .name(format!("loader-{index}"))
                 .spawn(move || {
@@ -328,7 +343,7 @@ impl Loader {
                         if sender.send(sampler.batch(step)).is_err() {
                             break;
                         }
-                        step += worker_count as u64;
+                        step += worker_count as u64 * stride;
                     }
                 })
                 .map_err(|e| Error::new("loader", format!("cannot start worker thread: {e}")))?;
@@ -338,6 +353,7 @@ impl Loader {
         Ok(Self {
             sampler,
             start_step,
+            stride,
             next_step: start_step,
             receivers,
             workers,
@@ -360,12 +376,13 @@ impl Iterator for Loader {
 
     fn next(&mut self) -> Option<Result<Batch>> {
         let step = self.next_step;
-        self.next_step += 1;
+        self.next_step += self.stride;
         if self.receivers.is_empty() {
             return Some(self.sampler.batch(step));
         }
-        // Worker w makes the steps start_step + w + k·W.
-        let worker = ((step - self.start_step) % self.receivers.len() as u64) as usize;
+        // Worker w makes the steps start_step + (w + k·W)·stride.
+        let taken = (step - self.start_step) / self.stride;
+        let worker = (taken % self.receivers.len() as u64) as usize;
         Some(self.receivers[worker].recv().unwrap_or_else(|_| {
             Err(Error::new(
                 "loader",

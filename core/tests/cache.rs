@@ -479,6 +479,26 @@ fn loader_is_deterministic_across_worker_counts_and_resumes() {
 }
 
 #[test]
+fn strided_peers_together_see_each_batch_of_one_loader_once() {
+    let (dir, reader) = shared_cache("strided");
+    let reference = batches(&reader, config(0), 0, 12);
+    let peers = 3u64;
+    for workers in [0, 2] {
+        for rank in 0..peers {
+            // Peer `rank` resumes at its second batch: global step 1·P + rank.
+            let loader =
+                Loader::strided(Arc::clone(&reader), config(workers), peers + rank, peers).unwrap();
+            let got: Vec<_> = loader.take(3).map(|b| b.unwrap()).collect();
+            let expected: Vec<_> = (1..4)
+                .map(|k| reference[(k * peers + rank) as usize].clone())
+                .collect();
+            assert_eq!(got, expected, "rank {rank}, {workers} workers");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn flips_are_the_same_for_all_modalities_and_the_label() {
     let (dir, reader) = shared_cache("flips");
     let plain = LoaderConfig {

@@ -29,6 +29,8 @@ enum Command {
     Bench(commands::bench::BenchCommand),
     /// The main job on embedded data: synthesise a cohort, prepare it and summarise it.
     Demo(commands::demo::DemoArgs),
+    /// Learnable parameters per stage of a backbone (and its pre-training decoder).
+    Summary(commands::summary::SummaryArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Prepare(args) => commands::prepare::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Summary(args) => commands::summary::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,4 +4,5 @@ pub mod bench;
 pub mod demo;
 pub mod info;
 pub mod prepare;
+pub mod summary;
 pub mod synth;

@@ -37,6 +37,7 @@ const ARCHITECTURES: [Architecture; 3] = [
     Architecture::Unet3d,
 ];
 
+/// Arguments of `brainmvp summary`.
 #[derive(clap::Args)]
 pub struct SummaryArgs {
     /// Backbone: uniformer-s, uniformer-tiny or unet3d.
@@ -63,6 +64,7 @@ fn parse_architecture(name: &str) -> Result<Architecture, String> {
         })
 }
 
+/// Builds the chosen model on the CPU backend and prints its parameter table.
 pub fn run(args: SummaryArgs) -> anyhow::Result<ExitCode> {
     if args.in_channels == 0 || args.in_channels > MAX_IN_CHANNELS {
         bail!(
@@ -220,17 +222,15 @@ fn uniformer_rows<B: Backend>(
     ];
     let mut rows = Vec::with_capacity(5);
     let mut previous = config.in_channels;
-    for stage in 0..4 {
-        let width = config.widths[stage];
+    let embeds = blocks.iter().zip(&model.patch_embeds);
+    let stages = config.widths.iter().zip(&config.depths).zip(embeds);
+    for (stage, ((&width, &depth), (&block_params, embed))) in stages.enumerate() {
         let kind = if stage < 2 { "CBlock" } else { "SABlock" };
         rows.push(Row {
             part: format!("stage {}", stage + 1),
-            layers: format!(
-                "embed 2³/2 {previous}→{width} + {} {kind}({width})",
-                config.depths[stage]
-            ),
+            layers: format!("embed 2³/2 {previous}→{width} + {depth} {kind}({width})"),
             output: shape(width, 2 << stage),
-            params: learnable(&model.patch_embeds[stage]) + blocks[stage],
+            params: learnable(embed) + block_params,
         });
         previous = width;
     }
@@ -254,19 +254,14 @@ fn unet_rows<B: Backend>(config: &Unet3dConfig, model: &Unet3d<B>) -> anyhow::Re
     let widths = config.widths();
     let mut rows = Vec::with_capacity(4);
     let mut previous = config.in_channels;
-    for level in 0..4 {
-        let width = widths[level];
-        let (entry, entry_params) = if level == 0 {
-            ("conv 3³".to_string(), learnable(&model.stem))
-        } else {
-            ("conv 3³/2".to_string(), learnable(&model.downs[level - 1]))
+    for (level, (&width, &depth)) in widths.iter().zip(&config.depths).enumerate() {
+        let (entry, entry_params) = match level.checked_sub(1) {
+            None => ("conv 3³", learnable(&model.stem)),
+            Some(down) => ("conv 3³/2", learnable(&model.downs[down])),
         };
         rows.push(Row {
             part: format!("level {}", level + 1),
-            layers: format!(
-                "{entry} {previous}→{width} + {} ResBlock({width})",
-                config.depths[level]
-            ),
+            layers: format!("{entry} {previous}→{width} + {depth} ResBlock({width})"),
             output: shape(width, 1 << level),
             params: entry_params + learnable(&model.levels[level]),
         });

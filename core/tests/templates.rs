@@ -144,12 +144,14 @@ fn normalised_is_min_max_over_the_whole_canvas() {
     }
 }
 
+/// Volume dims, crop start, crop size, expected canvas start (all `[x, y, z]`).
+type PlacementCase = ([usize; 3], [isize; 3], [usize; 3], [usize; 3]);
+
 #[test]
 fn canvas_start_centres_the_volume_and_carries_the_crop_offset() {
     let device = Default::default();
     let templates = config().init::<B>(&device).unwrap();
-    // (volume dims, crop start, crop size, expected canvas start), all [x, y, z].
-    let cases: [([usize; 3], [isize; 3], [usize; 3], [usize; 3]); 7] = [
+    let cases: [PlacementCase; 7] = [
         // Shift (24−20)/2 = 2, (20−16)/2 = 2, (16−10)/2 = 3, plus the crop start.
         ([20, 16, 10], [1, 2, 0], [8, 8, 8], [3, 4, 3]),
         // Odd differences floor: 3/2 = 1 on x, 1/2 = 0 on y, 5/2 = 2 on z.
@@ -311,6 +313,23 @@ fn crops_off_the_canvas_and_missing_modalities_are_errors() {
     assert!(error.cause.contains("adc"), "{error}");
     assert_eq!(templates.index_of(Modality::T2), Some(2));
     assert_eq!(templates.index_of(Modality::Pd), None);
+}
+
+/// `crop` checks `canvas_start + crop_size > canvas` with a plain `+`, which wraps in release for
+/// a start near `usize::MAX`: the check passes and burn's slice panics.
+#[test]
+#[ignore = "bug in pretext/templates.rs crop(): unchecked canvas_start + crop_size wraps and burn panics"]
+fn crops_at_absurd_positions_are_errors_not_panics() {
+    let device = Default::default();
+    let templates = config().init::<B>(&device).unwrap();
+    for start in [
+        [usize::MAX - 3, 0, 0],
+        [0, usize::MAX, 0],
+        [0, 0, usize::MAX - 7],
+    ] {
+        let result = templates.crop(Modality::Flair, start, [8, 8, 8], [false; 3]);
+        assert!(result.is_err(), "{start:?}");
+    }
 }
 
 #[test]

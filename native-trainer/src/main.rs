@@ -1,6 +1,6 @@
 //! `brainmvp`: thin command-line verbs over `brainmvp-core`. Parsing only; the library does the work.
 
-mod commands;
+use brainmvp_trainer::commands;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +27,8 @@ enum Command {
     /// Benchmarks (`bench data CACHE`: crops per second from the cache).
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// BrainMVP pre-training from a TOML job file (`--resume` continues it).
+    Pretrain(commands::pretrain::PretrainArgs),
     /// The main job on embedded data: synthesise a cohort, prepare it and summarise it.
     Demo(commands::demo::DemoArgs),
     /// Learnable parameters per stage of a backbone (and its pre-training decoder).
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Prepare(args) => commands::prepare::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Pretrain(args) => commands::pretrain::run(args),
         Command::Summary(args) => commands::summary::run(args),
     };
     match result {

@@ -4,5 +4,6 @@ pub mod bench;
 pub mod demo;
 pub mod info;
 pub mod prepare;
+pub mod pretrain;
 pub mod summary;
 pub mod synth;

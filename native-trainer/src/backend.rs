@@ -1,0 +1,121 @@
+//! Which burn backend and devices a job runs on, from `--device`:
+//! `cpu` (burn-flex, the default), `cpu:N` (N data-parallel CPU peers, for testing the
+//! multi-device path), `cuda` / `cuda:0,1,2,3` (feature `cuda`), `wgpu` / `wgpu:0,1` (feature
+//! `wgpu`; discrete GPUs in order).
+
+use anyhow::{bail, Result};
+
+/// A parsed `--device`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// `peers` CPU peers (1 = plain CPU training).
+    Cpu { peers: usize },
+    /// CUDA devices by index.
+    Cuda(Vec<usize>),
+    /// wgpu discrete GPUs by index.
+    Wgpu(Vec<usize>),
+}
+
+impl DeviceSpec {
+    /// Parses `cpu`, `cpu:N`, `cuda`, `cuda:0,1`, `wgpu`, `wgpu:1`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let (kind, list) = match text.split_once(':') {
+            Some((kind, list)) => (kind, Some(list)),
+            None => (text, None),
+        };
+        let indices = |list: Option<&str>| -> Result<Vec<usize>> {
+            let Some(list) = list else { return Ok(vec![0]) };
+            let parsed: Result<Vec<usize>, _> = list.split(',').map(|i| i.trim().parse()).collect();
+            match parsed {
+                Ok(ids) if !ids.is_empty() => Ok(ids),
+                _ => bail!("--device {text:?}: expected a comma-separated list of indices"),
+            }
+        };
+        match kind {
+            "cpu" => {
+                let peers = match list {
+                    None => 1,
+                    Some(count) => match count.parse::<usize>() {
+                        Ok(peers) if peers >= 1 => peers,
+                        _ => bail!("--device {text:?}: expected cpu:N with N >= 1"),
+                    },
+                };
+                Ok(Self::Cpu { peers })
+            }
+            "cuda" => Ok(Self::Cuda(indices(list)?)),
+            "wgpu" => Ok(Self::Wgpu(indices(list)?)),
+            _ => bail!("--device {text:?}: expected cpu, cpu:N, cuda[:i,j,..] or wgpu[:i,..]"),
+        }
+    }
+}
+
+/// Runs `$body` with `$backend` bound to the autodiff backend and `$devices` to the devices of
+/// `$spec`; a backend whose cargo feature is off is an error naming the feature.
+#[macro_export]
+macro_rules! with_autodiff_backend {
+    ($spec:expr, |$backend:ident, $devices:ident| $body:expr) => {{
+        match $spec {
+            $crate::backend::DeviceSpec::Cpu { peers } => {
+                type $backend = burn::backend::Autodiff<burn::backend::Flex>;
+                let $devices: Vec<burn::backend::flex::FlexDevice> =
+                    (0..peers).map(|_| Default::default()).collect();
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            $crate::backend::DeviceSpec::Cuda(ids) => {
+                type $backend = burn::backend::Autodiff<burn::backend::Cuda>;
+                let $devices: Vec<burn::backend::cuda::CudaDevice> = ids
+                    .iter()
+                    .map(|&id| burn::backend::cuda::CudaDevice::new(id))
+                    .collect();
+                $body
+            }
+            #[cfg(feature = "wgpu")]
+            $crate::backend::DeviceSpec::Wgpu(ids) => {
+                type $backend = burn::backend::Autodiff<burn::backend::Wgpu>;
+                let $devices: Vec<burn::backend::wgpu::WgpuDevice> = ids
+                    .iter()
+                    .map(|&id| burn::backend::wgpu::WgpuDevice::DiscreteGpu(id))
+                    .collect();
+                $body
+            }
+            #[allow(unreachable_patterns)]
+            other => anyhow::bail!(
+                "--device {:?}: this binary was built without that backend (cargo feature `cuda` or `wgpu`)",
+                other
+            ),
+        }
+    }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_lists_parse() {
+        assert_eq!(
+            DeviceSpec::parse("cpu").unwrap(),
+            DeviceSpec::Cpu { peers: 1 }
+        );
+        assert_eq!(
+            DeviceSpec::parse("cpu:2").unwrap(),
+            DeviceSpec::Cpu { peers: 2 }
+        );
+        assert_eq!(
+            DeviceSpec::parse("cuda").unwrap(),
+            DeviceSpec::Cuda(vec![0])
+        );
+        assert_eq!(
+            DeviceSpec::parse("cuda:0,1,3").unwrap(),
+            DeviceSpec::Cuda(vec![0, 1, 3])
+        );
+        assert_eq!(
+            DeviceSpec::parse("wgpu:1").unwrap(),
+            DeviceSpec::Wgpu(vec![1])
+        );
+        for bad in ["gpu", "cpu:0", "cuda:", "cuda:a", "cpu:x"] {
+            assert!(DeviceSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

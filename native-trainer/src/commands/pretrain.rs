@@ -1,0 +1,76 @@
+//! `brainmvp pretrain --config FILE.toml [--device cuda:0,1] [--resume]`: BrainMVP pre-training.
+
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::backend::DeviceSpec;
+use crate::pretrain::{run_pretrain, PretrainConfig};
+use brainmvp_core::cache::files::write_atomic;
+
+#[derive(clap::Args)]
+pub struct PretrainArgs {
+    /// Job file (TOML); every key has a default, see docs/pretraining.md.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// `cpu`, `cpu:N` (N CPU peers), `cuda[:0,1,..]`, `wgpu[:i,..]`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Continue from the newest checkpoint in the output folder.
+    #[arg(long)]
+    pub resume: bool,
+    /// Override `out` of the config.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override `steps` of the config.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Override `cache` of the config.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+}
+
+pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
+    let mut config = PretrainConfig::load(&args.config)?;
+    if let Some(out) = args.out {
+        config.out = out;
+    }
+    if let Some(steps) = args.steps {
+        config.steps = steps;
+    }
+    if let Some(cache) = args.cache {
+        config.cache = cache;
+    }
+    let spec = DeviceSpec::parse(&args.device)?;
+    prepare_out(&config, args.resume)?;
+    let summary = crate::with_autodiff_backend!(spec, |B, devices| {
+        run_pretrain::<B>(&config, devices, args.resume)?
+    });
+    if let Some(losses) = summary.last_losses {
+        println!(
+            "done: {} steps, last loss {:.5} (template {:.5}, cross-modal {:.5}, contrastive {:.5})",
+            config.steps, losses[0], losses[1], losses[2], losses[3]
+        );
+    }
+    println!("outputs: {}", config.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the resolved config and saves it as `out/config.toml`; refuses to start a fresh run in
+/// a folder that already holds one (use `--resume` or another `--out`).
+fn prepare_out(config: &PretrainConfig, resume: bool) -> anyhow::Result<()> {
+    let out = &config.out;
+    if !resume && out.join("checkpoints").exists() {
+        bail!(
+            "{}: already holds a run; pass --resume to continue it or choose another --out",
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let text = config.to_toml()?;
+    println!("# resolved pretrain config\n{text}");
+    write_atomic(&out.join("config.toml"), |file| {
+        file.write_all(text.as_bytes())
+    })?;
+    Ok(())
+}

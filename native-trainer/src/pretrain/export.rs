@@ -1,0 +1,89 @@
+//! What pre-training hands on: the encoder weights for fine-tuning and every learned modality
+//! template as a NIfTI volume.
+//!
+//! `export/encoder.mpk` is the backbone's burn record (named MessagePack, f32) and
+//! `export/encoder.json` says which backbone it is; `export/templates/<modality>.nii.gz` are the
+//! min–max normalised templates on the 1 mm canvas, centred on the world origin (RAS).
+
+use anyhow::{Context, Result};
+use brainmvp_core::pretrain::model::Encoder;
+use brainmvp_core::pretrain::{Architecture, BrainMvp};
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+use super::checkpoint::CheckpointRecorder;
+use brainmvp_core::cache::files::write_atomic;
+
+/// `export/encoder.json`: which backbone `encoder.mpk` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncoderManifest {
+    /// `uniformer` or `unet3d`.
+    pub backbone: String,
+    /// The preset pre-trained (`uniformer-s`, `uniformer-tiny`, `unet3d`).
+    pub arch: Architecture,
+    /// The backbone's burn config (JSON).
+    pub config: serde_json::Value,
+    /// Input channels of the pre-trained first layer (1: single-modality pre-training).
+    pub in_channels: usize,
+    /// brainmvp version that wrote it.
+    pub version: String,
+}
+
+/// Writes the export folder of `out` and returns its path.
+pub fn export_run<B: Backend>(
+    model: &BrainMvp<B>,
+    arch: Architecture,
+    out: &Path,
+) -> Result<PathBuf> {
+    let export = out.join("export");
+    let templates_dir = export.join("templates");
+    std::fs::create_dir_all(&templates_dir)
+        .with_context(|| format!("{}: cannot create", templates_dir.display()))?;
+    let manifest = save_encoder(&model.encoder, arch, &export)?;
+    let manifest_json = serde_json::to_string_pretty(&manifest)?;
+    write_atomic(&export.join("encoder.json"), |file| {
+        file.write_all(manifest_json.as_bytes())
+    })?;
+    for (modality, volume) in model.templates.to_volumes()? {
+        let path = templates_dir.join(format!("{}.nii.gz", modality.name()));
+        brainmvp_core::nifti::write_f32(&path, &volume)?;
+    }
+    log::info!(
+        "exported the encoder and {} templates to {}",
+        model.templates.modalities.len(),
+        export.display()
+    );
+    Ok(export)
+}
+
+fn save_encoder<B: Backend>(
+    encoder: &Encoder<B>,
+    arch: Architecture,
+    export: &Path,
+) -> Result<EncoderManifest> {
+    let recorder = CheckpointRecorder::new();
+    let temp = export.join("encoder.partial");
+    let backbone = match encoder {
+        Encoder::Uniformer(uniformer) => {
+            uniformer.clone().save_file(&temp, &recorder)?;
+            "uniformer"
+        }
+        Encoder::Unet3d(unet) => {
+            unet.clone().save_file(&temp, &recorder)?;
+            "unet3d"
+        }
+    };
+    let in_channels = 1;
+    let config = arch.encoder_config_json(in_channels);
+    std::fs::rename(temp.with_extension("mpk"), export.join("encoder.mpk"))
+        .with_context(|| format!("{}: cannot write encoder.mpk", export.display()))?;
+    Ok(EncoderManifest {
+        backbone: backbone.to_string(),
+        arch,
+        config,
+        in_channels,
+        version: brainmvp_core::VERSION.to_string(),
+    })
+}

@@ -1,0 +1,9 @@
+//! `brainmvp pretrain`: the BrainMVP pre-training job (config, loop, checkpoints, export).
+
+pub mod checkpoint;
+pub mod config;
+pub mod export;
+pub mod run;
+
+pub use config::PretrainConfig;
+pub use run::{run_pretrain, RunSummary};

@@ -1,0 +1,329 @@
+//! The pre-training loop: one peer per device (a single peer on one device), each with a full
+//! replica, its share of every batch (strided loader), gradients averaged by
+//! [`crate::distributed`] before every AdamW step. Global rank 0 logs, plots, checkpoints and
+//! exports.
+
+use anyhow::{bail, Context, Result};
+use brainmvp_core::cache::CacheReader;
+use brainmvp_core::loader::{Batch, Loader};
+use brainmvp_core::pretext::views::{build_views, plan_step, ViewSource};
+use brainmvp_core::pretrain::BrainMvp;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::checkpoint::{Checkpoints, TrainState};
+use super::config::PretrainConfig;
+use super::export::export_run;
+use crate::distributed::{average_gradients, broadcast_module, start_peer, PeerHandle};
+use crate::report::{plot_metrics, MetricsLog, TrainProgress};
+
+/// Loss terms written to the metrics log and plotted.
+pub const LOSS_KEYS: [&str; 4] = ["loss", "mse_template", "mse_cross_modal", "contrastive"];
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Step the run started from (0, or the resumed checkpoint's).
+    pub start_step: u64,
+    /// Loss terms of the last step ([`LOSS_KEYS`] order), if a step ran.
+    pub last_losses: Option<[f64; 4]>,
+}
+
+/// Everything the peers share (read-only).
+struct Shared<'a> {
+    config: &'a PretrainConfig,
+    reader: Arc<CacheReader>,
+    resume: bool,
+}
+
+/// Runs (or resumes) the job on `devices`, one peer thread per device.
+pub fn run_pretrain<B: AutodiffBackend>(
+    config: &PretrainConfig,
+    devices: Vec<B::Device>,
+    resume: bool,
+) -> Result<RunSummary> {
+    let mut config = config.clone();
+    config.distributed.devices = devices.len().max(1);
+    config.validate()?;
+    let reader = Arc::new(CacheReader::open(&config.cache)?);
+    check_templates_cover_cache(&config, &reader)?;
+    let shared = Shared {
+        config: &config,
+        reader,
+        resume,
+    };
+    if devices.len() <= 1 {
+        let device = devices.into_iter().next().unwrap_or_default();
+        return train_peer::<B>(0, device, &shared);
+    }
+    std::thread::scope(|scope| {
+        let peers: Vec<_> = devices
+            .into_iter()
+            .enumerate()
+            .map(|(index, device)| {
+                let shared = &shared;
+                scope.spawn(move || train_peer::<B>(index, device, shared))
+            })
+            .collect();
+        let mut summaries = Vec::new();
+        for peer in peers {
+            let outcome = peer
+                .join()
+                .map_err(|_| anyhow::anyhow!("a training thread panicked"))?;
+            summaries.push(outcome?);
+        }
+        Ok(summaries.remove(0))
+    })
+}
+
+/// Every modality of the cache needs a template (the views fill masked blocks with it).
+fn check_templates_cover_cache(config: &PretrainConfig, reader: &CacheReader) -> Result<()> {
+    let templates = &config.model.templates.modalities;
+    let missing: Vec<&str> = reader
+        .manifest()
+        .modalities
+        .iter()
+        .filter(|m| !templates.contains(m))
+        .map(|m| m.name())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{}: the cache has modalities [{}] without a template; add them to [model.templates] modalities",
+            config.cache.display(),
+            missing.join(", ")
+        );
+    }
+    if config.views.series_per_subject > 0 && reader.is_empty() {
+        bail!("{}: the cache holds no subject", config.cache.display());
+    }
+    Ok(())
+}
+
+/// The main peer's run outputs.
+struct Reporter {
+    metrics: MetricsLog,
+    progress: TrainProgress,
+    checkpoints: Checkpoints,
+}
+
+fn train_peer<B: AutodiffBackend>(
+    local_index: usize,
+    device: B::Device,
+    shared: &Shared<'_>,
+) -> Result<RunSummary> {
+    let config = shared.config;
+    let peer = start_peer::<B>(local_index, device.clone(), &config.distributed)?;
+    B::seed(&device, config.seed);
+    let model = config.model.init::<B>(&device)?;
+    let optim = adamw(config).init::<B, BrainMvp<B>>();
+    let checkpoints = Checkpoints::new(&config.out, config.checkpoint.keep);
+    let (model, mut optim, start_step) = match shared.resume {
+        true => resume_from(&checkpoints, model, optim, &device)?,
+        false => (model, optim, 0),
+    };
+    let mut model = broadcast_module(&peer, model)?;
+    let mut reporter = match peer.is_main() {
+        true => Some(start_reporting(config, start_step, checkpoints)?),
+        false => None,
+    };
+    let world = peer.world_size() as u64;
+    let first_batch = start_step * config.micro_batches() * world + peer.rank() as u64;
+    let mut loader = Loader::strided(
+        Arc::clone(&shared.reader),
+        config.loader(),
+        first_batch,
+        world,
+    )?;
+    let mut last_losses = None;
+    for step in start_step..config.steps {
+        let started = Instant::now();
+        let (next_model, record) =
+            optimiser_step(shared, &peer, model, &mut optim, &mut loader, step)?;
+        model = next_model;
+        last_losses = Some(record.losses);
+        if let Some(reporter) = reporter.as_mut() {
+            let seconds = started.elapsed().as_secs_f64();
+            report_step(config, reporter, step + 1, &record, seconds, world)?;
+            if (step + 1) % config.checkpoint.every == 0 || step + 1 == config.steps {
+                let state = train_state(config, step + 1);
+                reporter
+                    .progress
+                    .suspend(|| reporter.checkpoints.save(&model, &optim, &state))?;
+            }
+        }
+    }
+    if let Some(reporter) = reporter {
+        reporter.progress.finish();
+        plot_losses(&config.out)?;
+        export_run(&model, config.model.arch, &config.out)?;
+    }
+    Ok(RunSummary {
+        start_step,
+        last_losses,
+    })
+}
+
+fn adamw(config: &PretrainConfig) -> AdamWConfig {
+    AdamWConfig::new()
+        .with_beta_1(config.optim.beta1)
+        .with_beta_2(config.optim.beta2)
+        .with_epsilon(config.optim.epsilon)
+        .with_weight_decay(config.optim.weight_decay as f32)
+}
+
+fn train_state(config: &PretrainConfig, step: u64) -> TrainState {
+    TrainState {
+        step,
+        total_steps: config.steps,
+        version: brainmvp_core::VERSION.to_string(),
+    }
+}
+
+fn resume_from<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
+    checkpoints: &Checkpoints,
+    model: BrainMvp<B>,
+    optim: O,
+    device: &B::Device,
+) -> Result<(BrainMvp<B>, O, u64)> {
+    match checkpoints.latest()? {
+        Some((dir, state)) => {
+            let (model, optim) = Checkpoints::load(&dir, model, optim, device)?;
+            log::info!("resuming from {} (step {})", dir.display(), state.step);
+            Ok((model, optim, state.step))
+        }
+        None => {
+            log::warn!("--resume: no checkpoint yet, starting from step 0");
+            Ok((model, optim, 0))
+        }
+    }
+}
+
+fn start_reporting(
+    config: &PretrainConfig,
+    start_step: u64,
+    checkpoints: Checkpoints,
+) -> Result<Reporter> {
+    let resume_from = (start_step > 0).then_some(start_step);
+    let metrics = MetricsLog::open(&config.out.join("metrics.jsonl"), resume_from)?;
+    let progress =
+        TrainProgress::new(config.steps, start_step).with_log_every(config.checkpoint.log_every);
+    Ok(Reporter {
+        metrics,
+        progress,
+        checkpoints,
+    })
+}
+
+/// Numbers of one optimiser step (of this peer's micro-batches).
+struct StepRecord {
+    losses: [f64; 4],
+    lr: f64,
+    data_wait: Duration,
+}
+
+fn optimiser_step<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
+    shared: &Shared<'_>,
+    peer: &PeerHandle<B>,
+    model: BrainMvp<B>,
+    optim: &mut O,
+    loader: &mut Loader,
+    step: u64,
+) -> Result<(BrainMvp<B>, StepRecord)> {
+    let config = shared.config;
+    let micro_batches = config.micro_batches();
+    let cross_modal = !config.views.in_template_warmup(step, config.steps);
+    let mut accumulator = GradientsAccumulator::<BrainMvp<B>>::new();
+    let mut sums = [0.0f64; 4];
+    let mut data_wait = Duration::ZERO;
+    for _ in 0..micro_batches {
+        let waiting = Instant::now();
+        let batch = loader
+            .next()
+            .context("the loader stopped")?
+            .context("reading a batch")?;
+        data_wait += waiting.elapsed();
+        let sources = view_sources(&batch, &shared.reader)?;
+        let crop = batch.crop_size;
+        let plans = plan_step(
+            &sources,
+            crop,
+            batch.step,
+            config.seed,
+            &config.views,
+            cross_modal,
+        )?;
+        let views = build_views(&sources, &plans, crop, &model.templates, peer.device())?;
+        let losses = model.losses(views, &config.loss)?;
+        let values = losses.values()?;
+        if values.iter().any(|v| !v.is_finite()) {
+            bail!("step {step}: the loss is not finite ({values:?}); lower optim.lr");
+        }
+        sums.iter_mut().zip(values).for_each(|(sum, v)| *sum += v);
+        let gradients = losses.total.div_scalar(micro_batches as f64).backward();
+        accumulator.accumulate(&model, GradientsParams::from_grads(gradients, &model));
+    }
+    let gradients = average_gradients(peer, accumulator.grads(), &model)?;
+    let lr = config.schedule().lr(step);
+    let model = optim.step(lr, model, gradients);
+    let losses = sums.map(|sum| sum / micro_batches as f64);
+    Ok((
+        model,
+        StepRecord {
+            losses,
+            lr,
+            data_wait,
+        },
+    ))
+}
+
+/// The crops of a batch with where they lie in their subjects' volumes.
+fn view_sources<'a>(batch: &'a Batch, reader: &CacheReader) -> Result<Vec<ViewSource<'a>>> {
+    batch
+        .samples
+        .iter()
+        .map(|sample| {
+            let entry = reader.subject(sample.subject_index)?;
+            Ok(ViewSource {
+                images: &sample.images,
+                volume_dims: entry.dims,
+                crop_start: sample.start,
+                flipped: sample.flipped,
+            })
+        })
+        .collect()
+}
+
+fn report_step(
+    config: &PretrainConfig,
+    reporter: &mut Reporter,
+    done: u64,
+    record: &StepRecord,
+    seconds: f64,
+    world: u64,
+) -> Result<()> {
+    let cases = (config.data.batch_size as u64 * config.micro_batches() * world) as f64;
+    let cases_per_s = cases / seconds.max(1e-9);
+    let mut values: Vec<(&str, f64)> = LOSS_KEYS.iter().copied().zip(record.losses).collect();
+    values.push(("lr", record.lr));
+    values.push(("step_s", seconds));
+    values.push(("data_wait_s", record.data_wait.as_secs_f64()));
+    values.push(("cases_per_s", cases_per_s));
+    reporter.metrics.log_values(done, "train", &values)?;
+    let terms: Vec<(&str, f64)> = values[..4].to_vec();
+    reporter.progress.update(done, &terms, cases_per_s);
+    if done % config.checkpoint.plot_every.max(1) == 0 {
+        plot_losses(&config.out)?;
+    }
+    Ok(())
+}
+
+fn plot_losses(out: &Path) -> Result<()> {
+    plot_metrics(
+        &out.join("metrics.jsonl"),
+        &out.join("loss.png"),
+        &LOSS_KEYS,
+    )
+}

@@ -387,7 +387,6 @@ fn inconsistent_inputs_are_errors() {
 /// `build_views` never compares the plans' mask size with `crop_size`: `HostView::push` indexes the
 /// target crop with the mask's voxel indices and panics (or uploads too few values) on a mismatch.
 #[test]
-#[ignore = "bug in pretext/views.rs build_views(): masks of another crop size panic instead of an error"]
 fn plans_for_another_crop_size_are_errors_not_panics() {
     let templates = ramp_templates(&[Modality::T1, Modality::T2]);
     let device = Default::default();

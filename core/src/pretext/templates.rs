@@ -112,11 +112,7 @@ impl<B: Backend> ModalityTemplates<B> {
     /// Template `index` min–max normalised over the whole canvas: `[z, y, x]` in `[0, 1]`.
     pub fn normalised(&self, index: usize) -> Tensor<B, 3> {
         let [_, z, y, x] = self.volumes.dims();
-        let template = self
-            .volumes
-            .val()
-            .slice([index..index + 1])
-            .reshape([z, y, x]);
+        let template = self.volumes.val().narrow(0, index, 1).reshape([z, y, x]);
         let low = template.clone().min().reshape([1, 1, 1]);
         let high = template.clone().max().reshape([1, 1, 1]);
         let range = (high - low.clone()).add_scalar(NORMALISE_EPS);
@@ -167,7 +163,8 @@ impl<B: Backend> ModalityTemplates<B> {
             )
         })?;
         for axis in 0..3 {
-            if canvas_start[axis] + crop_size[axis] > self.canvas[axis] {
+            let end = canvas_start[axis].checked_add(crop_size[axis]);
+            if end.is_none_or(|end| end > self.canvas[axis]) {
                 return Err(Error::new(
                     CONTEXT,
                     format!(

@@ -219,6 +219,12 @@ pub fn build_views<B: Backend>(
     let mut target_values = Vec::with_capacity(total);
     let mut template_crops = Vec::with_capacity(sources.len());
     for (source, plan) in sources.iter().zip(plans) {
+        if plan.mask_a.crop_size != crop_size || plan.mask_b.crop_size != crop_size {
+            return Err(Error::new(
+                CONTEXT,
+                format!("a plan's masks were drawn for another crop size than {crop_size:?}"),
+            ));
+        }
         let target = image_of(source, plan.target, voxels)?;
         let other = match plan.other {
             Some(modality) => Some(image_of(source, modality, voxels)?),

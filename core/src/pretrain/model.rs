@@ -4,9 +4,9 @@
 //! `L = w_A · MSE(rec_A, target) + w_B · MSE(rec_B, target) + w_CL · L_CL(z_A, z_B)`
 //! with the weights 10, 1, 1 by default.
 //!
-//! Deliberate deviation: the official decoder permutes the deepest feature map's spatial axes
-//! (`x4.permute(0,1,3,4,2)`) before up-sampling, which puts each reconstructed 16³ patch at a
-//! rotated position relative to its feature voxel; we keep the axes in place (docs/pretraining.md).
+//! The official decoder permutes the deepest feature map (`x4.permute(0,1,3,4,2)`); that undoes
+//! the official encoder's own input permutation (`[N,C,H,W,D]` → `[N,C,D,H,W]`). Our tensors are
+//! `[N,C,D,H,W]` throughout, so neither permutation is needed and the result is the same.
 
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Tensor};
@@ -42,6 +42,16 @@ impl Architecture {
             Self::UniformerTiny => "uniformer-tiny",
             Self::Unet3d => "unet3d",
         }
+    }
+
+    /// The encoder's config for `in_channels` inputs, as JSON (saved beside exported weights).
+    pub fn encoder_config_json(self, in_channels: usize) -> serde_json::Value {
+        let text = match self {
+            Self::UniformerS => UniformerConfig::small(in_channels).to_string(),
+            Self::UniformerTiny => UniformerConfig::tiny(in_channels).to_string(),
+            Self::Unet3d => Unet3dConfig::official(in_channels).to_string(),
+        };
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
     }
 
     /// The crop edge must be a multiple of this (the encoder's total stride).

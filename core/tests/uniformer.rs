@@ -241,3 +241,44 @@ fn blocks_are_residual_branches_around_the_input() {
     let same = attention_block.forward(input.clone());
     assert!(max_abs_difference(same, input) < 1e-6);
 }
+
+/// Sample standard deviation and the largest |bias| of a Conv3d.
+fn weight_std_and_bias(conv: &burn::nn::conv::Conv3d<B>) -> (f64, f32) {
+    let weights: Vec<f32> = conv.weight.val().into_data().into_vec().unwrap();
+    let mean = weights.iter().map(|&w| w as f64).sum::<f64>() / weights.len() as f64;
+    let variance = weights
+        .iter()
+        .map(|&w| (w as f64 - mean).powi(2))
+        .sum::<f64>()
+        / weights.len() as f64;
+    let bias: Vec<f32> = conv
+        .bias
+        .as_ref()
+        .unwrap()
+        .val()
+        .into_data()
+        .into_vec()
+        .unwrap();
+    let largest_bias = bias.iter().fold(0.0f32, |m, &b| m.max(b.abs()));
+    (variance.sqrt(), largest_bias)
+}
+
+#[test]
+fn convolutions_are_kaiming_normal_fan_out_with_zero_bias_as_pytorch() {
+    let model = UniformerConfig::small(1).init::<B>(&device()).unwrap();
+    // PyTorch's fan_out = out_channels · k³ (not divided by the groups): √(2 / fan_out).
+    let cases = [
+        (&model.patch_embeds[2].proj, (2.0f64 / (320.0 * 8.0)).sqrt()),
+        (&model.stage1[0].pos_embed, (2.0f64 / (64.0 * 27.0)).sqrt()),
+        (&model.stage2[0].attn, (2.0f64 / (128.0 * 125.0)).sqrt()),
+        (&model.stage2[0].conv1, (2.0f64 / 128.0).sqrt()),
+    ];
+    for (index, (conv, expected)) in cases.into_iter().enumerate() {
+        let (std, largest_bias) = weight_std_and_bias(conv);
+        assert!(
+            (std / expected - 1.0).abs() < 0.05,
+            "conv {index}: std {std} vs {expected}"
+        );
+        assert_eq!(largest_bias, 0.0, "conv {index}");
+    }
+}

@@ -8,13 +8,16 @@ use burn::tensor::activation::gelu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-/// A depthwise convolution over `channels` with a cubic `kernel` and "same" padding (odd kernel).
+use super::init::official_conv3d;
+
+/// A depthwise convolution over `channels` with a cubic `kernel` and "same" padding (odd kernel),
+/// initialised as the official code ([`official_conv3d`]).
 pub fn depthwise_conv<B: Backend>(channels: usize, kernel: usize, device: &B::Device) -> Conv3d<B> {
     let pad = kernel / 2;
-    Conv3dConfig::new([channels, channels], [kernel; 3])
+    let config = Conv3dConfig::new([channels, channels], [kernel; 3])
         .with_groups(channels)
-        .with_padding(PaddingConfig3d::Explicit(pad, pad, pad))
-        .init(device)
+        .with_padding(PaddingConfig3d::Explicit(pad, pad, pad));
+    official_conv3d(config, device)
 }
 
 /// A 1×1×1 convolution (with bias), `in_channels → out_channels`.
@@ -23,7 +26,10 @@ pub fn pointwise_conv<B: Backend>(
     out_channels: usize,
     device: &B::Device,
 ) -> Conv3d<B> {
-    Conv3dConfig::new([in_channels, out_channels], [1, 1, 1]).init(device)
+    official_conv3d(
+        Conv3dConfig::new([in_channels, out_channels], [1, 1, 1]),
+        device,
+    )
 }
 
 /// The convolutional MLP: 1³ conv `C → hidden`, GELU, 1³ conv `hidden → C`.

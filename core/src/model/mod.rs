@@ -9,6 +9,7 @@
 
 pub mod cblock;
 pub mod decoder;
+pub mod init;
 pub mod patch_embed;
 pub mod sablock;
 pub mod unet3d;

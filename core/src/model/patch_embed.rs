@@ -20,9 +20,9 @@ pub struct PatchEmbed<B: Backend> {
 impl<B: Backend> PatchEmbed<B> {
     /// A patch embedding from `in_channels` to `out_channels`.
     pub fn new(in_channels: usize, out_channels: usize, device: &B::Device) -> Self {
-        let proj = Conv3dConfig::new([in_channels, out_channels], [2, 2, 2])
-            .with_stride([2, 2, 2])
-            .init(device);
+        let config =
+            Conv3dConfig::new([in_channels, out_channels], [2, 2, 2]).with_stride([2, 2, 2]);
+        let proj = super::init::official_conv3d(config, device);
         let norm = LayerNormConfig::new(out_channels).init(device);
         Self { proj, norm }
     }

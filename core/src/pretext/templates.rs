@@ -156,6 +156,41 @@ impl<B: Backend> ModalityTemplates<B> {
         crop_size: [usize; 3],
         flipped: [bool; 3],
     ) -> Result<Tensor<B, 5>> {
+        let mut patches = self.crops(&[(modality, canvas_start, flipped)], crop_size)?;
+        patches
+            .pop()
+            .ok_or_else(|| Error::new(CONTEXT, "no crop was made"))
+    }
+
+    /// [`crop`](Self::crop) for several crops of one step: each template is normalised once (not
+    /// once per crop) and cut at every request `(modality, canvas_start, flipped)`.
+    pub fn crops(
+        &self,
+        requests: &[(Modality, [usize; 3], [bool; 3])],
+        crop_size: [usize; 3],
+    ) -> Result<Vec<Tensor<B, 5>>> {
+        let mut normalised: Vec<Option<Tensor<B, 3>>> = vec![None; self.modalities.len()];
+        let mut patches = Vec::with_capacity(requests.len());
+        for &(modality, canvas_start, flipped) in requests {
+            let index = self.checked_index(modality, canvas_start, crop_size)?;
+            let template = normalised[index].get_or_insert_with(|| self.normalised(index));
+            patches.push(crop_normalised(
+                template.clone(),
+                canvas_start,
+                crop_size,
+                flipped,
+            ));
+        }
+        Ok(patches)
+    }
+
+    /// The storage index of `modality`'s template, after checking the crop lies on the canvas.
+    fn checked_index(
+        &self,
+        modality: Modality,
+        canvas_start: [usize; 3],
+        crop_size: [usize; 3],
+    ) -> Result<usize> {
         let index = self.index_of(modality).ok_or_else(|| {
             Error::new(
                 CONTEXT,
@@ -174,24 +209,7 @@ impl<B: Backend> ModalityTemplates<B> {
                 ));
             }
         }
-        let [sx, sy, sz] = canvas_start;
-        let [cx, cy, cz] = crop_size;
-        let patch = self
-            .normalised(index)
-            .slice([sz..sz + cz, sy..sy + cy, sx..sx + cx]);
-        // Tensor axes are [z, y, x]: flip x → axis 2, y → 1, z → 0.
-        let axes: Vec<isize> = [(0usize, 2isize), (1, 1), (2, 0)]
-            .iter()
-            .filter(|(spatial, _)| flipped[*spatial])
-            .map(|&(_, tensor_axis)| tensor_axis)
-            .collect();
-        let patch = match axes.len() {
-            0 => patch,
-            1 => patch.flip([axes[0]]),
-            2 => patch.flip([axes[0], axes[1]]),
-            _ => patch.flip([axes[0], axes[1], axes[2]]),
-        };
-        Ok(patch.reshape([1, 1, cz, cy, cx]))
+        Ok(index)
     }
 
     /// Every template, normalised, as a 1 mm volume centred on the world origin (for NIfTI export
@@ -221,4 +239,30 @@ impl<B: Backend> ModalityTemplates<B> {
         }
         Ok(volumes)
     }
+}
+
+/// Cuts `crop_size` at `canvas_start` (`[x, y, z]`) from a normalised `[z, y, x]` template and
+/// flips it as the image crop: `[1, 1, z, y, x]`.
+fn crop_normalised<B: Backend>(
+    template: Tensor<B, 3>,
+    canvas_start: [usize; 3],
+    crop_size: [usize; 3],
+    flipped: [bool; 3],
+) -> Tensor<B, 5> {
+    let [sx, sy, sz] = canvas_start;
+    let [cx, cy, cz] = crop_size;
+    let patch = template.slice([sz..sz + cz, sy..sy + cy, sx..sx + cx]);
+    // Tensor axes are [z, y, x]: flip x → axis 2, y → 1, z → 0.
+    let axes: Vec<isize> = [(0usize, 2isize), (1, 1), (2, 0)]
+        .iter()
+        .filter(|(spatial, _)| flipped[*spatial])
+        .map(|&(_, tensor_axis)| tensor_axis)
+        .collect();
+    let patch = match axes.len() {
+        0 => patch,
+        1 => patch.flip([axes[0]]),
+        2 => patch.flip([axes[0], axes[1]]),
+        _ => patch.flip([axes[0], axes[1], axes[2]]),
+    };
+    patch.reshape([1, 1, cz, cy, cx])
 }

@@ -217,7 +217,7 @@ pub fn build_views<B: Backend>(
         HostView::with_capacity(total),
     );
     let mut target_values = Vec::with_capacity(total);
-    let mut template_crops = Vec::with_capacity(sources.len());
+    let mut template_requests = Vec::with_capacity(sources.len());
     for (source, plan) in sources.iter().zip(plans) {
         if plan.mask_a.crop_size != crop_size || plan.mask_b.crop_size != crop_size {
             return Err(Error::new(
@@ -234,13 +234,13 @@ pub fn build_views<B: Backend>(
         view_b.push(&plan.mask_b, target, other);
         target_values.extend_from_slice(target);
         let start = templates.canvas_start(source.volume_dims, source.crop_start, crop_size)?;
-        template_crops.push(templates.crop(plan.target, start, crop_size, source.flipped)?);
+        template_requests.push((plan.target, start, source.flipped));
     }
     let [x, y, z] = crop_size;
     let shape = [sources.len(), 1, z, y, x];
     let upload =
         |values: Vec<f32>| Tensor::<B, 5>::from_data(TensorData::new(values, shape), device);
-    let template = Tensor::cat(template_crops, 0);
+    let template = Tensor::cat(templates.crops(&template_requests, crop_size)?, 0);
     let fill_a = upload(view_a.fill);
     let fill_b = upload(view_b.fill);
     Ok(StepViews {

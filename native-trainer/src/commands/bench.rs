@@ -15,6 +15,33 @@ use std::time::Instant;
 pub enum BenchCommand {
     /// Crops per second from a cache made by `brainmvp prepare`.
     Data(DataArgs),
+    /// Seconds per BrainMVP pre-training step (official sizes: 3 subjects, 96³, both views).
+    Pretrain(PretrainBenchArgs),
+}
+
+#[derive(clap::Args)]
+pub struct PretrainBenchArgs {
+    /// `uniformer-s`, `uniformer-tiny` or `unet3d`.
+    #[arg(long, default_value = "uniformer-s")]
+    pub arch: String,
+    /// Cubic crop edge in voxels.
+    #[arg(long, default_value_t = 96)]
+    pub crop: usize,
+    /// Subjects per step (each gives one crop per view: 3 → 6 crops through the encoder).
+    #[arg(long, default_value_t = 3)]
+    pub subjects: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// `cpu`, `cuda[:i]`, `wgpu[:i]` (one device).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Template canvas `x,y,z` (the official four templates flair, t1, t1c, t2 are used).
+    #[arg(long, default_value = "240,240,155")]
+    pub canvas: String,
 }
 
 #[derive(clap::Args)]
@@ -43,6 +70,7 @@ pub struct DataArgs {
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Data(args) => bench_data(args),
+        BenchCommand::Pretrain(args) => bench_pretrain(args),
     }
 }
 
@@ -119,4 +147,56 @@ fn image_crops(samples: usize, first: &Batch) -> f64 {
     let per_sample = first.samples.iter().map(|s| s.images.len()).sum::<usize>() as f64
         / first.samples.len().max(1) as f64;
     samples as f64 * per_sample
+}
+
+fn bench_pretrain(args: PretrainBenchArgs) -> anyhow::Result<ExitCode> {
+    use crate::pretrain::bench::{bench_pretrain, BenchSettings};
+    use brainmvp_core::modality::Modality;
+    use brainmvp_core::pretrain::{Architecture, BrainMvpConfig};
+    let arch: Architecture = serde_json::from_value(serde_json::Value::String(args.arch.clone()))
+        .map_err(|_| {
+        anyhow::anyhow!(
+            "--arch {:?}: expected uniformer-s, uniformer-tiny or unet3d",
+            args.arch
+        )
+    })?;
+    let canvas: Vec<usize> = args
+        .canvas
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let [x, y, z] = canvas[..] else {
+        anyhow::bail!("--canvas {:?}: expected x,y,z", args.canvas);
+    };
+    let mut model = BrainMvpConfig {
+        arch,
+        ..BrainMvpConfig::default()
+    };
+    model.templates.canvas = [x, y, z];
+    model.templates.modalities = vec![Modality::Flair, Modality::T1, Modality::T1c, Modality::T2];
+    let settings = BenchSettings {
+        model,
+        crop: args.crop,
+        subjects: args.subjects,
+        steps: args.steps,
+        warmup: args.warmup,
+    };
+    let spec = crate::backend::DeviceSpec::parse(&args.device)?;
+    let times = crate::with_autodiff_backend!(spec, |B, devices| {
+        let device = devices.into_iter().next().unwrap_or_default();
+        bench_pretrain::<B>(&settings, &device)?
+    });
+    println!(
+        "bench pretrain: {} on {}, {} subjects x {}^3 ({} crops through the encoder), canvas {x}x{y}x{z}",
+        arch.name(), args.device, args.subjects, args.crop, 2 * args.subjects
+    );
+    println!(
+        "step (views + forward + 3 losses + backward + AdamW): mean {:.4} s, best {:.4} s over {} steps",
+        times.step_mean, times.step_best, args.steps
+    );
+    println!(
+        "encoder + decoder forward + backward: mean {:.4} s, best {:.4} s",
+        times.network_mean, times.network_best
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! `brainmvp pretrain`: the BrainMVP pre-training job (config, loop, checkpoints, export).
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod export;

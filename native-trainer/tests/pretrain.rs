@@ -280,3 +280,15 @@ fn bad_jobs_fail_with_one_line_naming_the_file() {
     assert!(stderr.contains("without a template"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn shipped_job_files_parse_and_validate() {
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let full = PretrainConfig::load(&configs.join("pretrain-uniformer-s.toml")).unwrap();
+    assert_eq!(full.data.crop_size, [96, 96, 96]);
+    assert_eq!(full.model.templates.canvas, [240, 240, 155]);
+    assert_eq!((full.optim.lr, full.optim.weight_decay), (3e-4, 1e-5));
+    assert_eq!((full.loss.template, full.loss.cross_modal), (10.0, 1.0));
+    let tiny = PretrainConfig::load(&configs.join("pretrain-tiny-cpu.toml")).unwrap();
+    assert_eq!(tiny.data.crop_size, [32, 32, 32]);
+}

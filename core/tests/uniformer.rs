@@ -80,14 +80,24 @@ fn parameter_count_follows_the_layers_for_other_configs() {
 }
 
 fn assert_stage_shapes(model: &Uniformer<B>, widths: [usize; 4], batch: usize, channels: usize) {
+    assert_stage_shapes_at(model, widths, batch, channels, 32);
+}
+
+fn assert_stage_shapes_at(
+    model: &Uniformer<B>,
+    widths: [usize; 4],
+    batch: usize,
+    channels: usize,
+    edge: usize,
+) {
     let input = Tensor::<B, 5>::random(
-        [batch, channels, 32, 32, 32],
+        [batch, channels, edge, edge, edge],
         Distribution::Normal(0.0, 1.0),
         &device(),
     );
     let stages = model.try_forward(input).unwrap();
     for (index, stage) in stages.into_iter().enumerate() {
-        let side = 32 >> (index + 1);
+        let side = edge >> (index + 1);
         assert_eq!(stage.dims(), [batch, widths[index], side, side, side]);
         let values = stage.into_data().to_vec::<f32>().unwrap();
         assert!(values.iter().all(|v| v.is_finite()), "stage {index}");
@@ -105,6 +115,14 @@ fn tiny_preset_stage_shapes_at_32_cubed() {
 fn small_preset_stage_shapes_at_32_cubed() {
     let model: Uniformer<B> = UniformerConfig::small(1).init(&device()).unwrap();
     assert_stage_shapes(&model, [64, 128, 320, 512], 1, 1);
+}
+
+#[test]
+fn presets_give_48_24_12_6_at_the_official_96_cubed_crop() {
+    let small: Uniformer<B> = UniformerConfig::small(1).init(&device()).unwrap();
+    assert_stage_shapes_at(&small, [64, 128, 320, 512], 1, 1, 96);
+    let tiny: Uniformer<B> = UniformerConfig::tiny(4).init(&device()).unwrap();
+    assert_stage_shapes_at(&tiny, [8, 16, 32, 64], 1, 4, 96);
 }
 
 #[test]

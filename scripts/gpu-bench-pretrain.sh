@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Prepared device check for issue 3 (run on a lent NVIDIA machine, e.g. through the `device` tool):
+# correctness of the CUDA pre-training step against the CPU, then `brainmvp bench pretrain` at the
+# official sizes (3 subjects, 6 crops of 96³, AdamW) with the peak GPU memory from nvidia-smi.
+# Expects target/release/brainmvp built here with `--features brainmvp-trainer/cuda` (carried over).
+# Writes everything to ${OUT:-bench-out}/.
+set -uo pipefail
+BIN=${BIN:-target/release/brainmvp}
+OUT=${OUT:-bench-out}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+
+# 1. The same tiny job on CUDA and on the CPU: the first losses must agree.
+"$BIN" demo --out "$OUT/demo" > "$OUT/demo.log" 2>&1
+for device in cpu cuda; do
+  "$BIN" pretrain --config configs/pretrain-tiny-cpu.toml --cache "$OUT/demo/cache" \
+    --out "$OUT/tiny-$device" --steps 5 --device "$device" > "$OUT/tiny-$device.log" 2>&1
+  echo "tiny $device exit $?"
+done
+paste <(cut -c1-120 "$OUT/tiny-cpu/metrics.jsonl") <(cut -c1-120 "$OUT/tiny-cuda/metrics.jsonl") | head -5
+
+# 2. Timings, sampling GPU memory every 50 ms in the background.
+nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 50 > "$OUT/memory.csv" &
+SAMPLER=$!
+"$BIN" bench pretrain --device cuda --arch uniformer-s --steps 10 --warmup 3 2>&1 | tee "$OUT/bench.txt"
+kill "$SAMPLER"
+echo "peak GPU memory (MiB): $(sort -n "$OUT/memory.csv" | tail -1)" | tee -a "$OUT/bench.txt"

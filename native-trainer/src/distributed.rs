@@ -134,11 +134,7 @@ fn ws_port(address: &str) -> Result<u16> {
     let Some(host_port) = address.strip_prefix("ws://") else {
         bail!("{address:?}: expected ws://host:port (required with nodes > 1)");
     };
-    let port = host_port
-        .trim_end_matches('/')
-        .rsplit_once(':')
-        .map(|(host, port)| (host, port));
-    match port {
+    match host_port.trim_end_matches('/').rsplit_once(':') {
         Some((host, port)) if !host.is_empty() => port
             .parse::<u16>()
             .ok()

@@ -70,7 +70,7 @@ fn config_rejects_inconsistent_sections() {
     }
 }
 
-#[cfg(feature = "flex")]
+#[cfg(all(feature = "flex", feature = "collective"))]
 mod flex {
     use super::distributed::{self, DistributedConfig};
     use burn::backend::{Autodiff, Flex};
@@ -178,7 +178,7 @@ mod flex {
     /// One data-parallel step of peer `index`, whose replica starts from its own weights.
     pub fn train_step(index: usize, config: &DistributedConfig) -> anyhow::Result<PeerResult> {
         let device = Device::default();
-        let peer = distributed::start_peer::<Ad>(index, device.clone(), config)?;
+        let peer = distributed::start_peer::<Ad>(index, device, config)?;
         let model = TinyNet::<Ad>::new(index as f32, &device);
         let model = distributed::broadcast_module(&peer, model)?;
         let start_weights = values(&model, None);
@@ -215,7 +215,7 @@ mod flex {
     }
 }
 
-#[cfg(not(feature = "collective"))]
+#[cfg(all(feature = "flex", not(feature = "collective")))]
 #[test]
 fn several_peers_need_the_collective_feature() {
     use burn::backend::{Autodiff, Flex};
@@ -426,7 +426,7 @@ mod collective {
         };
         let results = run_peers(config, |index, config| {
             let device = Device::default();
-            let peer = distributed::start_peer::<Ad>(index, device.clone(), config)?;
+            let peer = distributed::start_peer::<Ad>(index, device, config)?;
             let local = features(peer.rank(), &device);
             let gathered = distributed::gather_features(&peer, local.clone())?;
             let weights: Vec<f32> = (0..12).map(|i| i as f32 - 3.0).collect();
@@ -468,7 +468,7 @@ mod collective {
                 let config = config.clone();
                 std::thread::spawn(move || {
                     let device = Device::default();
-                    let peer = distributed::start_peer::<Ad>(index, device.clone(), &config)?;
+                    let peer = distributed::start_peer::<Ad>(index, device, &config)?;
                     // Same weights, but each replica has its own random parameter ids.
                     let model = TinyNet::<Ad>::new(0.0, &device);
                     let grads = gradients(&model, index, &device);
@@ -492,7 +492,7 @@ mod collective {
             gather_negatives: true,
             ..Default::default()
         };
-        let peer = distributed::start_peer::<Ad>(0, device.clone(), &config).unwrap();
+        let peer = distributed::start_peer::<Ad>(0, device, &config).unwrap();
         let model = TinyNet::<Ad>::new(0.0, &device);
         let grads = gradients(&model, 0, &device);
         let before = values(&model, Some(&grads));

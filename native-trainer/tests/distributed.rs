@@ -3,9 +3,7 @@
 //! averaging gradients, broadcasting weights and gathering contrastive features through
 //! burn-collective, checked against single-peer references.
 
-#[allow(dead_code)]
-#[path = "../src/distributed.rs"]
-mod distributed;
+use brainmvp_trainer::distributed;
 
 use distributed::{DistributedConfig, ReduceStrategy};
 
@@ -72,7 +70,7 @@ fn config_rejects_inconsistent_sections() {
 
 #[cfg(all(feature = "flex", feature = "collective"))]
 mod flex {
-    use super::distributed::{self, DistributedConfig};
+    use brainmvp_trainer::distributed::{self, DistributedConfig};
     use burn::backend::{Autodiff, Flex};
     use burn::module::{Module, ModuleVisitor, Param};
     use burn::nn::{Linear, LinearConfig};
@@ -230,8 +228,8 @@ fn several_peers_need_the_collective_feature() {
 
 #[cfg(all(feature = "flex", feature = "collective"))]
 mod collective {
-    use super::distributed::{self, DistributedConfig};
     use super::flex::*;
+    use brainmvp_trainer::distributed::{self, DistributedConfig};
     use burn::tensor::TensorData;
     use std::sync::Mutex;
 

@@ -10,7 +10,7 @@ stage() { printf '\n=== %s (%ds elapsed)\n' "$*" "$(( $(date +%s) - start ))"; }
 
 # One package set and one feature set for every host cargo call below, so burn is compiled once
 # (the CUDA backend is compiled in to prove it builds; tests run on the CPU backend).
-HOST=(--release --workspace --features brainmvp-trainer/cuda)
+HOST=(--release --workspace --features brainmvp-trainer/cuda,brainmvp-trainer/collective)
 
 stage "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

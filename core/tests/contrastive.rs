@@ -182,3 +182,90 @@ fn gradients_reach_both_views() {
         assert!(values.iter().any(|&v| v.abs() > 1e-4), "{name}: {values:?}");
     }
 }
+
+/// A stand-in for the other devices: the whole batch's normalised rows of one view, of which this
+/// device holds rows `offset..offset + n`.
+struct FakeDevices {
+    all_a: Tensor<B, 2>,
+    all_b: Tensor<B, 2>,
+    offset: usize,
+}
+
+impl brainmvp_core::pretext::contrastive::NegativeGather<B> for FakeDevices {
+    fn gather(&self, rows: Tensor<B, 2>) -> brainmvp_core::Result<(Tensor<B, 2>, usize)> {
+        let [local, _] = rows.dims();
+        let all_a_local = self.all_a.clone().narrow(0, self.offset, local);
+        let is_a = (all_a_local - rows.clone()).abs().max().into_scalar() < 1e-6;
+        let all = if is_a {
+            self.all_a.clone()
+        } else {
+            self.all_b.clone()
+        };
+        // This device's own rows come from `rows` (they carry its gradient), the others are given.
+        let [total, _] = all.dims();
+        let after_start = self.offset + local;
+        let mut parts = Vec::new();
+        if self.offset > 0 {
+            parts.push(all.clone().narrow(0, 0, self.offset));
+        }
+        parts.push(rows);
+        if after_start < total {
+            parts.push(all.narrow(0, after_start, total - after_start));
+        }
+        Ok((Tensor::cat(parts, 0), self.offset))
+    }
+}
+
+#[test]
+fn gathered_negatives_average_to_the_whole_batch_loss() {
+    use brainmvp_core::pretext::contrastive::contrastive_loss_gathered;
+    let view_a = [[1.0, 0.5], [-0.3, 2.0], [0.7, -1.2], [0.1, 0.4]];
+    let view_b = [[0.9, 0.1], [0.2, 1.5], [-0.4, -0.8], [1.1, -0.2]];
+    let temperature = 0.5;
+    let whole = scalar(contrastive_loss(
+        features::<B>(&view_a, &device()),
+        features::<B>(&view_b, &device()),
+        temperature,
+    ));
+    let devices = FakeDevices {
+        all_a: flatten_normalised(features::<B>(&view_a, &device())),
+        all_b: flatten_normalised(features::<B>(&view_b, &device())),
+        offset: 0,
+    };
+    // Two devices of two samples each: the mean of their losses is the whole batch's loss.
+    let mut per_device = Vec::new();
+    for rank in 0..2 {
+        let gather = FakeDevices {
+            offset: 2 * rank,
+            all_a: devices.all_a.clone(),
+            all_b: devices.all_b.clone(),
+        };
+        let local = 2 * rank..2 * rank + 2;
+        let loss = contrastive_loss_gathered(
+            features::<B>(&view_a[local.clone()], &device()),
+            features::<B>(&view_b[local], &device()),
+            temperature,
+            &gather,
+        )
+        .unwrap();
+        per_device.push(scalar(loss));
+    }
+    let mean = (per_device[0] + per_device[1]) / 2.0;
+    assert!((mean - whole).abs() < 1e-5, "{per_device:?} vs {whole}");
+    // Each device alone (no gathering) sees fewer negatives: a different, smaller loss.
+    let alone = scalar(contrastive_loss(
+        features::<B>(&view_a[..2], &device()),
+        features::<B>(&view_b[..2], &device()),
+        temperature,
+    ));
+    assert!((alone - per_device[0]).abs() > 1e-3);
+    // One device holding everything: gathering changes nothing.
+    let everything = contrastive_loss_gathered(
+        features::<B>(&view_a, &device()),
+        features::<B>(&view_b, &device()),
+        temperature,
+        &devices,
+    )
+    .unwrap();
+    assert!((scalar(everything) - whole).abs() < 1e-6);
+}

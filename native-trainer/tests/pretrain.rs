@@ -292,3 +292,47 @@ fn shipped_job_files_parse_and_validate() {
     let tiny = PretrainConfig::load(&configs.join("pretrain-tiny-cpu.toml")).unwrap();
     assert_eq!(tiny.data.crop_size, [32, 32, 32]);
 }
+
+/// Two data-parallel CPU peers (burn-collective): both train, rank 0 alone logs, checkpoints and
+/// exports, and a resumed two-peer run continues the same losses.
+#[cfg(feature = "collective")]
+#[test]
+fn two_cpu_peers_train_checkpoint_and_resume_together() {
+    let steps = 6;
+    let dir = scratch("peers");
+    let config = job(
+        &dir,
+        steps,
+        "[checkpoint]\nevery = 3\n[distributed]\ngather_negatives = true\n",
+    );
+    let output = run(brainmvp()
+        .args(["pretrain", "--device", "cpu:2", "--config"])
+        .arg(&config));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let out = dir.join("run");
+    let reference = losses(&out);
+    assert_eq!(reference.len(), steps as usize);
+    assert!(reference.iter().all(|r| r.values["loss"].is_finite()));
+    // Two peers of batch 2 each: 4 subjects per step.
+    assert!(out.join("export/encoder.mpk").is_file());
+
+    // Roll back to the step-3 checkpoint and resume with two peers again.
+    let checkpoints = out.join("checkpoints");
+    std::fs::remove_dir_all(checkpoints.join("step-00000006")).unwrap();
+    std::fs::write(checkpoints.join("latest"), "step-00000003\n").unwrap();
+    let resumed = run(brainmvp()
+        .args(["pretrain", "--device", "cpu:2", "--resume", "--config"])
+        .arg(&config));
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    let records = losses(&out);
+    assert_eq!(records.len(), reference.len());
+    for (got, expected) in records.iter().zip(&reference) {
+        let (a, b) = (got.values["loss"], expected.values["loss"]);
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs().max(1e-3),
+            "step {}: {a} vs {b}",
+            got.step
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -18,3 +18,32 @@ pub mod uniformer;
 pub use decoder::{PretrainDecoder, PretrainDecoderConfig, UnetDecoder, UnetDecoderConfig};
 pub use unet3d::{Unet3d, Unet3dConfig};
 pub use uniformer::{Uniformer, UniformerConfig};
+
+/// The shape check every encoder starts with: `[N, C, D, H, W]` with `C == in_channels`, `N > 0`
+/// and `D, H, W` positive multiples of `stride`; `context` names the model in the error.
+pub fn check_channels_and_stride(
+    context: &str,
+    dims: [usize; 5],
+    in_channels: usize,
+    stride: usize,
+) -> crate::Result<()> {
+    let [batch, channels, depth, height, width] = dims;
+    if channels != in_channels {
+        return Err(crate::Error::new(
+            context,
+            format!("{channels} channels, the model expects {in_channels}"),
+        ));
+    }
+    let spatial_ok = [depth, height, width]
+        .iter()
+        .all(|&size| size != 0 && size % stride == 0);
+    if batch == 0 || !spatial_ok {
+        return Err(crate::Error::new(
+            context,
+            format!(
+                "shape {dims:?}: batch must be positive and D, H, W positive multiples of {stride}"
+            ),
+        ));
+    }
+    Ok(())
+}

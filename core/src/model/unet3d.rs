@@ -184,23 +184,14 @@ impl<B: Backend> Unet3d<B> {
     /// Checks an input shape `[N, C, D, H, W]`: `C` must be the configured channel count, every
     /// spatial size a positive multiple of 8, and the full-resolution activation bounded.
     pub fn check_input(&self, dims: [usize; 5]) -> crate::Result<()> {
-        let [batch, channels, depth, height, width] = dims;
+        let [batch, _, depth, height, width] = dims;
         let fail = |cause: String| Err(Error::new("unet3d input", cause));
-        if channels != self.in_channels {
-            return fail(format!(
-                "{channels} channels, the model expects {}",
-                self.in_channels
-            ));
-        }
-        if batch == 0
-            || [depth, height, width]
-                .iter()
-                .any(|&s| s == 0 || s % UNET_TOTAL_STRIDE != 0)
-        {
-            return fail(format!(
-                "shape {dims:?}: batch must be positive and D, H, W positive multiples of {UNET_TOTAL_STRIDE}"
-            ));
-        }
+        super::check_channels_and_stride(
+            "unet3d input",
+            dims,
+            self.in_channels,
+            UNET_TOTAL_STRIDE,
+        )?;
         let elements = [self.base_width, depth, height, width]
             .iter()
             .try_fold(batch, |acc, &size| acc.checked_mul(size));

@@ -148,23 +148,9 @@ impl<B: Backend> Uniformer<B> {
     /// Checks an input shape `[N, C, D, H, W]`: `C` must be the configured channel count, every
     /// spatial size a positive multiple of 16, and the attention memory bounded.
     pub fn check_input(&self, dims: [usize; 5]) -> crate::Result<()> {
-        let [batch, channels, depth, height, width] = dims;
+        let [batch, _, depth, height, width] = dims;
         let fail = |cause: String| Err(Error::new("uniformer input", cause));
-        if channels != self.in_channels {
-            return fail(format!(
-                "{channels} channels, the model expects {}",
-                self.in_channels
-            ));
-        }
-        if batch == 0
-            || [depth, height, width]
-                .iter()
-                .any(|&s| s == 0 || s % TOTAL_STRIDE != 0)
-        {
-            return fail(format!(
-                "shape {dims:?}: batch must be positive and D, H, W positive multiples of {TOTAL_STRIDE}"
-            ));
-        }
+        super::check_channels_and_stride("uniformer input", dims, self.in_channels, TOTAL_STRIDE)?;
         let tokens = (depth / 8)
             .checked_mul(height / 8)
             .and_then(|t| t.checked_mul(width / 8));

@@ -50,11 +50,51 @@ pub fn flatten_normalised<B: Backend>(features: Tensor<B, 5>) -> Tensor<B, 2> {
 
 /// Mean over rows of the cross-entropy of each row of `logits` against its diagonal entry.
 fn diagonal_cross_entropy<B: Backend>(logits: Tensor<B, 2>) -> Tensor<B, 1> {
+    shifted_diagonal_cross_entropy(logits, 0)
+}
+
+/// Mean over rows of the cross-entropy of row `i` of `logits` against column `offset + i`.
+fn shifted_diagonal_cross_entropy<B: Backend>(logits: Tensor<B, 2>, offset: usize) -> Tensor<B, 1> {
     let [samples, _] = logits.dims();
     let device = logits.device();
-    let diagonal = Tensor::<B, 1, Int>::arange(0..samples as i64, &device).reshape([samples, 1]);
+    let columns = offset as i64..(offset + samples) as i64;
+    let targets = Tensor::<B, 1, Int>::arange(columns, &device).reshape([samples, 1]);
     let log_probabilities = log_softmax(logits, 1);
-    log_probabilities.gather(1, diagonal).mean().neg()
+    log_probabilities.gather(1, targets).mean().neg()
+}
+
+/// Where the negatives of other devices come from: `gather(rows)` returns the `[n, d]` rows of
+/// every device stacked in rank order (`[n·P, d]`, this device's own rows keeping their graph) and
+/// the index of this device's first row (`rank·n`).
+pub trait NegativeGather<B: Backend> {
+    /// Every device's rows and this device's offset among them.
+    fn gather(&self, rows: Tensor<B, 2>) -> crate::Result<(Tensor<B, 2>, usize)>;
+}
+
+/// [`contrastive_loss`] with the samples of every device as negatives: the local rows of view B
+/// against the gathered rows of view A (positive at `offset + i`), and the local rows of view A
+/// against the gathered rows of view B, averaged. With one device it equals [`contrastive_loss`].
+pub fn contrastive_loss_gathered<B: Backend>(
+    view_a: Tensor<B, 5>,
+    view_b: Tensor<B, 5>,
+    temperature: f64,
+    negatives: &dyn NegativeGather<B>,
+) -> crate::Result<Tensor<B, 1>> {
+    if view_a.dims() != view_b.dims() {
+        return Err(crate::Error::new(
+            "contrastive loss",
+            "the two views must have the same shape",
+        ));
+    }
+    let rows_a = flatten_normalised(view_a);
+    let rows_b = flatten_normalised(view_b);
+    let (all_a, offset) = negatives.gather(rows_a.clone())?;
+    let (all_b, _) = negatives.gather(rows_b.clone())?;
+    let b_to_a =
+        shifted_diagonal_cross_entropy(rows_b.matmul(all_a.transpose()) / temperature, offset);
+    let a_to_b =
+        shifted_diagonal_cross_entropy(rows_a.matmul(all_b.transpose()) / temperature, offset);
+    Ok((b_to_a + a_to_b) / 2.0)
 }
 
 /// Symmetric InfoNCE loss between two views' feature maps (`[N, C, D, H, W]` each, same shape).

@@ -18,7 +18,7 @@ use crate::model::decoder::{
 };
 use crate::model::unet3d::{Unet3d, Unet3dConfig};
 use crate::model::{Uniformer, UniformerConfig};
-use crate::pretext::contrastive::contrastive_loss;
+use crate::pretext::contrastive::{contrastive_loss, contrastive_loss_gathered, NegativeGather};
 use crate::pretext::templates::{ModalityTemplates, TemplateConfig};
 use crate::pretext::views::StepViews;
 
@@ -240,6 +240,17 @@ impl<B: Backend> StepLosses<B> {
 impl<B: Backend> BrainMvp<B> {
     /// Runs both views through the network and returns the weighted loss and its terms.
     pub fn losses(&self, views: StepViews<B>, weights: &LossWeights) -> Result<StepLosses<B>> {
+        self.losses_with(views, weights, None)
+    }
+
+    /// [`losses`](Self::losses) with the contrastive negatives of every device when `negatives`
+    /// is given (data-parallel training with `gather_negatives`).
+    pub fn losses_with(
+        &self,
+        views: StepViews<B>,
+        weights: &LossWeights,
+        negatives: Option<&dyn NegativeGather<B>>,
+    ) -> Result<StepLosses<B>> {
         let samples = views.view_a.dims()[0];
         let both = Tensor::cat(vec![views.view_a, views.view_b], 0);
         let deepest = self.encoder.deepest(both)?;
@@ -262,7 +273,12 @@ impl<B: Backend> BrainMvp<B> {
             true => {
                 let features_a = deepest.clone().narrow(0, 0, samples);
                 let features_b = deepest.narrow(0, samples, samples);
-                contrastive_loss(features_a, features_b, self.temperature)
+                match negatives {
+                    Some(gather) => {
+                        contrastive_loss_gathered(features_a, features_b, self.temperature, gather)?
+                    }
+                    None => contrastive_loss(features_a, features_b, self.temperature),
+                }
             }
             false => Tensor::zeros([1], &mse_template.device()),
         };

@@ -17,8 +17,12 @@ use std::time::{Duration, Instant};
 use super::checkpoint::{Checkpoints, TrainState};
 use super::config::PretrainConfig;
 use super::export::export_run;
-use crate::distributed::{average_gradients, broadcast_module, start_peer, PeerHandle};
+use crate::distributed::{
+    average_gradients, broadcast_module, finish, gather_features, start_peer, PeerHandle,
+};
 use crate::report::{plot_metrics, MetricsLog, TrainProgress};
+use brainmvp_core::pretext::contrastive::NegativeGather;
+use burn::tensor::Tensor;
 
 /// Loss terms written to the metrics log and plotted.
 pub const LOSS_KEYS: [&str; 4] = ["loss", "mse_template", "mse_cross_modal", "contrastive"];
@@ -160,6 +164,7 @@ fn train_peer<B: AutodiffBackend>(
         plot_losses(&config.out)?;
         export_run(&model, config.model.arch, &config.out)?;
     }
+    finish(peer)?;
     Ok(RunSummary {
         start_step,
         last_losses,
@@ -256,7 +261,11 @@ fn optimiser_step<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
             cross_modal,
         )?;
         let views = build_views(&sources, &plans, crop, &model.templates, peer.device())?;
-        let losses = model.losses(views, &config.loss)?;
+        let negatives = PeerNegatives(peer);
+        let gather = peer
+            .gathers_negatives()
+            .then_some(&negatives as &dyn NegativeGather<B>);
+        let losses = model.losses_with(views, &config.loss, gather)?;
         let values = losses.values()?;
         if values.iter().any(|v| !v.is_finite()) {
             bail!("step {step}: the loss is not finite ({values:?}); lower optim.lr");
@@ -277,6 +286,19 @@ fn optimiser_step<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
             data_wait,
         },
     ))
+}
+
+/// Contrastive negatives from every peer (`[distributed] gather_negatives`).
+struct PeerNegatives<'a, B: AutodiffBackend>(&'a PeerHandle<B>);
+
+impl<B: AutodiffBackend> NegativeGather<B> for PeerNegatives<'_, B> {
+    fn gather(&self, rows: Tensor<B, 2>) -> brainmvp_core::Result<(Tensor<B, 2>, usize)> {
+        let [local, _] = rows.dims();
+        let all = gather_features(self.0, rows).map_err(|err| {
+            brainmvp_core::Error::new("contrastive negatives", format!("{err:#}"))
+        })?;
+        Ok((all, self.0.rank() * local))
+    }
 }
 
 /// The crops of a batch with where they lie in their subjects' volumes.

@@ -29,6 +29,8 @@ enum Command {
     Bench(commands::bench::BenchCommand),
     /// BrainMVP pre-training from a TOML job file (`--resume` continues it).
     Pretrain(commands::pretrain::PretrainArgs),
+    /// burn-collective's global orchestrator for multi-node pre-training (feature `collective`).
+    Orchestrator(commands::orchestrator::OrchestratorArgs),
     /// The main job on embedded data: synthesise a cohort, prepare it and summarise it.
     Demo(commands::demo::DemoArgs),
     /// Learnable parameters per stage of a backbone (and its pre-training decoder).
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Demo(args) => commands::demo::run(args),
         Command::Pretrain(args) => commands::pretrain::run(args),
+        Command::Orchestrator(args) => commands::orchestrator::run(args),
         Command::Summary(args) => commands::summary::run(args),
     };
     match result {

@@ -22,7 +22,7 @@ use crate::error::Error;
 
 /// Largest activation (elements) a decoder forward pass may produce before `try_forward`
 /// refuses the input (2³² f32 = 16 GiB).
-pub const MAX_DECODER_ELEMENTS: usize = 1 << 32;
+pub const MAX_DECODER_ELEMENTS: u64 = 1 << 32;
 
 /// Largest channel count a decoder layer may have.
 pub const MAX_DECODER_WIDTH: usize = 4096;
@@ -364,7 +364,7 @@ fn check_decoder_input(
     for &stage_width in widths {
         voxels = voxels.and_then(|n| n.checked_mul(8));
         let elements = voxels.and_then(|n| n.checked_mul(stage_width));
-        if !matches!(elements, Some(count) if count <= MAX_DECODER_ELEMENTS) {
+        if !matches!(elements, Some(count) if count as u64 <= MAX_DECODER_ELEMENTS) {
             return Err(Error::new(
                 context,
                 format!(

@@ -27,7 +27,7 @@ pub const UNET_TOTAL_STRIDE: usize = 8;
 
 /// Largest activation (`N · base_width · D · H · W` elements, the full-resolution level) a
 /// forward pass may need before [`Unet3d::try_forward`] refuses the input (2³² f32 = 16 GiB).
-pub const MAX_ACTIVATION_ELEMENTS: usize = 1 << 32;
+pub const MAX_ACTIVATION_ELEMENTS: u64 = 1 << 32;
 
 /// Largest channel count a level may have (keeps a mistyped width from allocating gigabytes).
 pub const MAX_UNET_WIDTH: usize = 4096;
@@ -196,7 +196,7 @@ impl<B: Backend> Unet3d<B> {
             .iter()
             .try_fold(batch, |acc, &size| acc.checked_mul(size));
         match elements {
-            Some(count) if count <= MAX_ACTIVATION_ELEMENTS => Ok(()),
+            Some(count) if count as u64 <= MAX_ACTIVATION_ELEMENTS => Ok(()),
             _ => fail(format!(
                 "shape {dims:?} would need activations of more than {MAX_ACTIVATION_ELEMENTS} elements"
             )),

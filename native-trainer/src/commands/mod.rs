@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod demo;
 pub mod info;
+pub mod orchestrator;
 pub mod prepare;
 pub mod pretrain;
 pub mod summary;

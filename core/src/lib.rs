@@ -7,6 +7,7 @@
 
 pub mod cohort;
 pub mod error;
+pub mod metrics;
 pub mod modality;
 pub mod model;
 pub mod nifti;

@@ -7,6 +7,7 @@
 
 pub mod cohort;
 pub mod error;
+pub mod inference;
 pub mod metrics;
 pub mod modality;
 pub mod model;

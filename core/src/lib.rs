@@ -5,9 +5,11 @@
 //! the synthetic multi-modal tumour cohort ([`synth`]), and, with the `fs` feature, the
 //! memory-mapped training cache ([`cache`]) and the prefetching crop loader ([`loader`]).
 
+pub mod classification;
 pub mod cohort;
 pub mod error;
 pub mod inference;
+pub mod losses;
 pub mod metrics;
 pub mod modality;
 pub mod model;

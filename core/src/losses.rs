@@ -17,7 +17,9 @@
 //! voxels of `−ln softmax(x)[label]` (one term, as cross-entropy already covers every class).
 //!
 //! Deep supervision sums the loss over the outputs (the finest output and the up-sampled
-//! auxiliary heads), as the issue specifies.
+//! auxiliary heads) with equal weights, as the official `train_epoch` in
+//! `Downstream/trainer.py` (`loss += loss_func(preds[p], labels, is_train=True)`). Its optional
+//! `0.1·MSE` feature term of the `use_cl` mode is not part of these losses.
 
 use burn::tensor::activation::{log_softmax, sigmoid, softmax};
 use burn::tensor::backend::Backend;

@@ -3,6 +3,7 @@
 //! - [`uniformer`]: the UniFormer-S 3D encoder used by BrainMVP, with its parts
 //!   [`patch_embed`] (strided patch embedding), [`cblock`] (convolutional blocks of stages 1-2)
 //!   and [`sablock`] (self-attention blocks of stages 3-4).
+//! - [`uniunet`]: the UniUnet segmentation model (UniFormer encoder + UNETR-style decoder).
 //! - [`unet3d`]: the UNet3D encoder, BrainMVP's second backbone (residual GroupNorm blocks).
 //! - [`decoder`]: the pre-training reconstruction decoders ([`PretrainDecoder`] after the
 //!   UniFormer, [`UnetDecoder`] after the UNet3D).
@@ -14,10 +15,12 @@ pub mod patch_embed;
 pub mod sablock;
 pub mod unet3d;
 pub mod uniformer;
+pub mod uniunet;
 
 pub use decoder::{PretrainDecoder, PretrainDecoderConfig, UnetDecoder, UnetDecoderConfig};
 pub use unet3d::{Unet3d, Unet3dConfig};
 pub use uniformer::{Uniformer, UniformerConfig};
+pub use uniunet::{EncoderPreset, UniUnet, UniUnetConfig};
 
 /// The shape check every encoder starts with: `[N, C, D, H, W]` with `C == in_channels`, `N > 0`
 /// and `D, H, W` positive multiples of `stride`; `context` names the model in the error.

@@ -100,7 +100,7 @@ fn check_templates_cover_cache(config: &PretrainConfig, reader: &CacheReader) ->
             missing.join(", ")
         );
     }
-    if config.views.series_per_subject > 0 && reader.is_empty() {
+    if reader.is_empty() {
         bail!("{}: the cache holds no subject", config.cache.display());
     }
     Ok(())

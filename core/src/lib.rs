@@ -8,6 +8,7 @@
 pub mod classification;
 pub mod cohort;
 pub mod error;
+pub mod finetune;
 pub mod inference;
 pub mod losses;
 pub mod metrics;

@@ -86,6 +86,26 @@ impl CacheReader {
         })
     }
 
+    /// A reader over the subjects `indices` of this cache only (in that order; a subset for
+    /// training, validation or test). Nothing is mapped yet; an error for an index out of range.
+    pub fn subset(&self, indices: &[usize]) -> Result<Self> {
+        let mut manifest = self.manifest.clone();
+        manifest.subjects = indices
+            .iter()
+            .map(|&index| self.subject(index).cloned())
+            .collect::<Result<Vec<_>>>()?;
+        let subjects = manifest
+            .subjects
+            .iter()
+            .map(|entry| subject_files(&self.dir, entry))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            dir: self.dir.clone(),
+            manifest,
+            subjects,
+        })
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -9,6 +9,7 @@
 //!   UniFormer, [`UnetDecoder`] after the UNet3D).
 
 pub mod cblock;
+pub mod classifier;
 pub mod decoder;
 pub mod init;
 pub mod patch_embed;

@@ -1,0 +1,15 @@
+//! Fine-tuning on labelled data, what users pre-train for (backend-generic, wasm32-clean).
+//!
+//! - [`labels`]: label schemes (BraTS regions with sigmoid outputs, or classes with a softmax),
+//!   their targets, losses and decoding of network outputs into label maps;
+//! - [`init`]: loading a pre-trained encoder into a downstream model (the first patch
+//!   embedding re-initialised when the channel count differs), with a report;
+//! - [`cutmix`]: template channel cut-mix and filling missing modalities with templates;
+//! - [`segment`]: the model folder manifest and the full inference pipeline of one case;
+//! - [`split`]: seeded train/validation/test splits and nested label fractions.
+
+pub mod cutmix;
+pub mod init;
+pub mod labels;
+// pub mod segment; (enabled once cutmix lands)
+pub mod split;

@@ -30,6 +30,7 @@ fn model_config(arch: Architecture) -> BrainMvpConfig {
         templates: TemplateConfig {
             canvas: CANVAS,
             modalities: MODALITIES.to_vec(),
+            learn: true,
         },
         temperature: 1.0,
     }
@@ -338,4 +339,27 @@ fn adamw_steps_on_a_fixed_batch_make_the_loss_fall() {
     let template = model.templates.volumes.val();
     let largest = template.abs().max().into_scalar();
     assert!(largest > 0.0, "templates did not move");
+}
+
+#[test]
+fn frozen_templates_stay_zero_while_learnt_ones_move() {
+    let device = device();
+    let batch = Batch::new([32, 32, 32], 0);
+    let weights = LossWeights::default();
+    for learn in [false, true] {
+        let mut config = model_config(Architecture::UniformerTiny);
+        config.templates.learn = learn;
+        let mut model = config.init::<AD>(&device).unwrap();
+        let mut optim = AdamWConfig::new().init::<AD, BrainMvp<AD>>();
+        for _ in 0..2 {
+            let losses = model.losses(batch.views(&model), &weights).unwrap();
+            let grads = GradientsParams::from_grads(losses.total.backward(), &model);
+            model = optim.step(1e-3, model, grads);
+        }
+        let largest = model.templates.volumes.val().abs().max().into_scalar();
+        match learn {
+            false => assert_eq!(largest, 0.0, "frozen templates changed"),
+            true => assert!(largest > 0.0, "learnt templates did not move"),
+        }
+    }
 }

@@ -25,6 +25,7 @@ fn config() -> TemplateConfig {
     TemplateConfig {
         canvas: CANVAS,
         modalities: MODALITIES.to_vec(),
+        learn: true,
     }
 }
 
@@ -340,12 +341,14 @@ fn invalid_configs_are_refused() {
     let empty = TemplateConfig {
         canvas: CANVAS,
         modalities: vec![],
+        learn: true,
     };
     assert!(empty.validate().is_err());
     for canvas in [[0, 20, 16], [1 << 12, 1 << 12, 1 << 12]] {
         let config = TemplateConfig {
             canvas,
             modalities: vec![Modality::T1],
+            learn: true,
         };
         assert!(config.validate().is_err(), "{canvas:?}");
     }

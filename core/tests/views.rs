@@ -74,6 +74,7 @@ fn ramp_templates(modalities: &[Modality]) -> ModalityTemplates<B> {
     let config = TemplateConfig {
         canvas: CANVAS,
         modalities: modalities.to_vec(),
+        learn: true,
     };
     let device = Default::default();
     let mut templates = config.init::<B>(&device).unwrap();

@@ -38,6 +38,9 @@ pub struct TemplateConfig {
     pub canvas: [usize; 3],
     /// The modalities that own a template, in storage order.
     pub modalities: Vec<Modality>,
+    /// Whether the optimiser learns the templates (`false` keeps them at zero: masked blocks are
+    /// then filled with 0, plain masked-image reconstruction, the ablation baseline).
+    pub learn: bool,
 }
 
 impl Default for TemplateConfig {
@@ -45,6 +48,7 @@ impl Default for TemplateConfig {
         Self {
             canvas: [240, 240, 155],
             modalities: Modality::ALL.to_vec(),
+            learn: true,
         }
     }
 }
@@ -83,7 +87,7 @@ impl TemplateConfig {
         let [x, y, z] = self.canvas;
         let volumes = Tensor::zeros([self.modalities.len(), z, y, x], device);
         Ok(ModalityTemplates {
-            volumes: Param::from_tensor(volumes),
+            volumes: Param::from_tensor(volumes).set_require_grad(self.learn),
             modalities: self.modalities.clone(),
             canvas: self.canvas,
         })

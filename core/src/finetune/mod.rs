@@ -11,5 +11,5 @@
 pub mod cutmix;
 pub mod init;
 pub mod labels;
-// pub mod segment; (enabled once cutmix lands)
+pub mod segment;
 pub mod split;

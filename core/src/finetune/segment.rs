@@ -1,0 +1,218 @@
+//! A fine-tuned segmentation model as users hand it around, and the full inference pipeline of
+//! one case: raw NIfTI volumes in, a label map on the input's own grid and affine out. The same
+//! code runs in the CLI (`brainmvp segment`) and in the browser.
+//!
+//! A model folder holds `model.json` ([`SegmenterManifest`]), `model.mpk` (the [`UniUnet`]'s burn
+//! record, named MessagePack) and, when the model was fine-tuned with templates,
+//! `templates/<modality>.nii.gz` (used for missing modalities).
+
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use super::cutmix::{fill_missing, TemplateBank};
+use super::labels::LabelScheme;
+use crate::inference::{sliding_window_with_progress, SlidingWindowConfig};
+use crate::model::{UniUnet, UniUnetConfig};
+use crate::preprocess::{preprocess_images, PreprocessConfig};
+use crate::{Error, Modality, Result, Volume};
+
+/// The `format` of `model.json`.
+pub const SEGMENTER_FORMAT: &str = "brainmvp-segmenter";
+/// The current manifest version.
+pub const SEGMENTER_VERSION: u32 = 1;
+/// File names inside a model folder.
+pub const MANIFEST_FILE: &str = "model.json";
+/// The weights inside a model folder.
+pub const WEIGHTS_FILE: &str = "model.mpk";
+/// The templates folder inside a model folder.
+pub const TEMPLATES_DIR: &str = "templates";
+
+/// `model.json`: everything needed to run a fine-tuned segmentation model on raw images.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmenterManifest {
+    /// Always [`SEGMENTER_FORMAT`].
+    pub format: String,
+    /// Manifest version ([`SEGMENTER_VERSION`]).
+    pub version: u32,
+    /// The network.
+    pub model: UniUnetConfig,
+    /// The modality of each input channel, in order.
+    pub modalities: Vec<Modality>,
+    /// What the output channels mean.
+    pub labels: LabelScheme,
+    /// Preprocessing applied to the raw images (as at training).
+    pub preprocess: PreprocessConfig,
+    /// Sliding-window inference settings.
+    pub window: SlidingWindowConfig,
+    /// Modalities whose template ships in `templates/`.
+    #[serde(default)]
+    pub templates: Vec<Modality>,
+    /// Where the encoder came from (`scratch` or the pre-trained export's path).
+    #[serde(default)]
+    pub init: String,
+    /// brainmvp version that wrote it.
+    #[serde(default)]
+    pub brainmvp_version: String,
+}
+
+impl SegmenterManifest {
+    /// Parses `model.json` text; `name` (a path) goes into errors.
+    pub fn from_json(text: &str, name: &str) -> Result<Self> {
+        let manifest: Self = serde_json::from_str(text)
+            .map_err(|err| Error::new(name, format!("not a brainmvp model manifest: {err}")))?;
+        if manifest.format != SEGMENTER_FORMAT || manifest.version != SEGMENTER_VERSION {
+            return Err(Error::new(
+                name,
+                format!(
+                    "format {} v{}, expected {SEGMENTER_FORMAT} v{SEGMENTER_VERSION}",
+                    manifest.format, manifest.version
+                ),
+            ));
+        }
+        manifest.validate().map_err(|err| err.with_context(name))?;
+        Ok(manifest)
+    }
+
+    /// Consistency: channels = modalities, outputs = label scheme, valid settings.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        self.labels.validate()?;
+        self.window.validate()?;
+        self.preprocess.validate()?;
+        let fail = |cause: String| Err(Error::new("model manifest", cause));
+        if self.modalities.len() != self.model.in_channels {
+            return fail(format!(
+                "{} modalities for {} input channels",
+                self.modalities.len(),
+                self.model.in_channels
+            ));
+        }
+        if self.labels.out_channels() != self.model.out_channels {
+            return fail(format!(
+                "label scheme needs {} outputs, the model has {}",
+                self.labels.out_channels(),
+                self.model.out_channels
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The result of [`segment_case`].
+#[derive(Debug, Clone)]
+pub struct Segmentation {
+    /// The label map on the input images' own grid and affine.
+    pub labels: Volume<u8>,
+    /// Modalities the model wanted but the case lacked, filled by templates (or zeros).
+    pub filled: Vec<Modality>,
+    /// Given modalities the model does not use.
+    pub ignored: Vec<Modality>,
+}
+
+/// Stacks `images` in `order` as one input `[1, C, z, y, x]`; every volume must have the first
+/// one's dims.
+pub fn stack_channels<B: Backend>(
+    images: &[(Modality, Volume<f32>)],
+    order: &[Modality],
+    device: &B::Device,
+) -> Result<Tensor<B, 5>> {
+    let first = images
+        .first()
+        .ok_or_else(|| Error::new("model input", "no image"))?;
+    let dims = first.1.dims;
+    let mut values = Vec::with_capacity(first.1.data.len() * order.len());
+    for modality in order {
+        let (_, volume) = images
+            .iter()
+            .find(|(m, _)| m == modality)
+            .ok_or_else(|| Error::new("model input", format!("no {modality} image")))?;
+        if volume.dims != dims || volume.data.len() != volume.voxel_count() {
+            return Err(Error::new(
+                "model input",
+                format!("{modality} has dims {:?}, expected {dims:?}", volume.dims),
+            ));
+        }
+        values.extend_from_slice(&volume.data);
+    }
+    let shape = [1, order.len(), dims[2], dims[1], dims[0]];
+    Ok(Tensor::from_data(TensorData::new(values, shape), device))
+}
+
+/// Sliding-window prediction of one preprocessed case `[1, C, z, y, x]`: the label map, x
+/// fastest, on the same grid. `on_window(done, total)` reports progress.
+pub fn predict_labels<B: Backend>(
+    model: &UniUnet<B>,
+    labels: &LabelScheme,
+    window: &SlidingWindowConfig,
+    input: Tensor<B, 5>,
+    on_window: impl FnMut(usize, usize),
+) -> Result<Vec<u8>> {
+    let [_, _, depth, height, width] = input.dims();
+    let logits = sliding_window_with_progress(
+        input,
+        window,
+        |patch| model.try_forward_inference(patch),
+        on_window,
+    )?;
+    let probabilities = labels.probabilities(logits);
+    let values = probabilities
+        .into_data()
+        .into_vec::<f32>()
+        .map_err(|err| Error::new("prediction", format!("{err:?}")))?;
+    labels.decode(&values, depth * height * width)
+}
+
+/// The whole pipeline on one case: preprocess the raw `images` as at training, fill missing
+/// modalities from `templates` (zeros without), predict by sliding window, and put the label map
+/// back on the input's grid. `id` names the case in errors.
+pub fn segment_case<B: Backend>(
+    model: &UniUnet<B>,
+    manifest: &SegmenterManifest,
+    id: &str,
+    images: Vec<(Modality, Volume<f32>)>,
+    templates: Option<&TemplateBank>,
+    device: &B::Device,
+    on_window: impl FnMut(usize, usize),
+) -> Result<Segmentation> {
+    let (used, ignored): (Vec<_>, Vec<_>) = images
+        .into_iter()
+        .partition(|(modality, _)| manifest.modalities.contains(modality));
+    let ignored = ignored.into_iter().map(|(modality, _)| modality).collect();
+    if used.is_empty() {
+        let wanted: Vec<&str> = manifest.modalities.iter().map(|m| m.name()).collect();
+        return Err(Error::new(
+            id,
+            format!(
+                "none of the model's modalities ({}) given",
+                wanted.join(", ")
+            ),
+        ));
+    }
+    let mut subject = preprocess_images(id, used, None, &manifest.preprocess)?;
+    let filled = fill_missing(&mut subject.images, &manifest.modalities, templates)?;
+    let grid = &subject.images[0].1;
+    let (dims, affine) = (grid.dims, grid.affine);
+    let input = stack_channels::<B>(&subject.images, &manifest.modalities, device)?;
+    let predicted = predict_labels(model, &manifest.labels, &manifest.window, input, on_window)
+        .map_err(|err| err.with_context(id))?;
+    let cropped = Volume {
+        dims,
+        affine,
+        data: predicted,
+    };
+    let labels = subject.record.restore(&cropped)?;
+    Ok(Segmentation {
+        labels,
+        filled,
+        ignored,
+    })
+}
+
+/// Builds the network of `manifest` (fresh weights; load the record onto it).
+pub fn init_model<B: Backend>(
+    manifest: &SegmenterManifest,
+    device: &B::Device,
+) -> Result<UniUnet<B>> {
+    UniUnetConfig::init(&manifest.model, device)
+}

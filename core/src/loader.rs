@@ -6,6 +6,10 @@
 //! `Rng::stream(seed, e)`; all of the sample's randomness (crop start, flips, intensity) comes from
 //! `Rng::stream(seed ^ SAMPLE_SALT, g)`. So the batches depend only on the seed and the step,
 //! never on the number of workers or their timing, and `Loader::new(.., start_step)` resumes a run.
+//!
+//! With `foreground_fraction > 0`, that share of the crops is centred on a random labelled voxel
+//! (label > 0) of the subject, as MONAI's `RandCropByPosNegLabel` positive samples; each subject's
+//! labelled voxels are listed once, on first use, and shared by the workers.
 
 use crate::cache::CacheReader;
 use crate::rng::Rng;
@@ -13,11 +17,12 @@ use crate::{Error, Modality, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
-/// Mixed into the seed for per-sample streams, so they never coincide with the epoch streams.
-const SAMPLE_SALT: u64 = 0x243F_6A88_85A3_08D3;
+/// Mixed into the seed for per-sample streams, so they never coincide with the epoch streams:
+/// global sample `g` draws from `Rng::stream(seed ^ SAMPLE_SALT, g)`.
+pub const SAMPLE_SALT: u64 = 0x243F_6A88_85A3_08D3;
 
 /// Loader settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +45,10 @@ pub struct LoaderConfig {
     /// Batches that may wait in the queues (all workers together, at least one per worker).
     pub queue_depth: usize,
     pub seed: u64,
+    /// Probability in `[0, 1]` that a crop is centred (then clamped into the volume) on a random
+    /// voxel whose label is > 0; subjects without a label or with an empty one get the uniform
+    /// crop. 0 (the default) keeps every crop uniform.
+    pub foreground_fraction: f64,
 }
 
 impl Default for LoaderConfig {
@@ -53,6 +62,7 @@ impl Default for LoaderConfig {
             workers: 2,
             queue_depth: 4,
             seed: 0,
+            foreground_fraction: 0.0,
         }
     }
 }
@@ -129,11 +139,26 @@ impl Batch {
     }
 }
 
+/// Each subject's labelled voxels (linear indices, x fastest), listed on first use.
+struct ForegroundVoxels(Vec<OnceLock<Arc<[u32]>>>);
+
+impl std::fmt::Debug for ForegroundVoxels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let listed = self.0.iter().filter(|slot| slot.get().is_some()).count();
+        write!(
+            f,
+            "ForegroundVoxels({listed} of {} subjects listed)",
+            self.0.len()
+        )
+    }
+}
+
 /// The deterministic batch maker shared by the workers.
 #[derive(Debug, Clone)]
 pub struct Sampler {
     reader: Arc<CacheReader>,
     config: LoaderConfig,
+    foreground: Arc<ForegroundVoxels>,
 }
 
 impl Sampler {
@@ -165,7 +190,22 @@ impl Sampler {
                 "intensity shift and scale must be finite and >= 0",
             ));
         }
-        Ok(Self { reader, config })
+        if !(0.0..=1.0).contains(&config.foreground_fraction) {
+            return Err(Error::new(
+                context,
+                format!(
+                    "foreground fraction {} is not in [0, 1]",
+                    config.foreground_fraction
+                ),
+            ));
+        }
+        let slots = (0..reader.len()).map(|_| OnceLock::new()).collect();
+        let foreground = Arc::new(ForegroundVoxels(slots));
+        Ok(Self {
+            reader,
+            config,
+            foreground,
+        })
     }
 
     pub fn config(&self) -> &LoaderConfig {
@@ -200,7 +240,14 @@ impl Sampler {
         let entry = self.reader.subject(subject_index)?;
         let size = self.config.crop_size;
         let mut rng = Rng::stream(self.config.seed ^ SAMPLE_SALT, global);
-        let start = crop_start(entry.dims, size, &mut rng);
+        let mut start = crop_start(entry.dims, size, &mut rng);
+        let fraction = self.config.foreground_fraction;
+        // No draw at all when the fraction is 0, so such streams are unchanged.
+        if fraction > 0.0 && rng.chance(fraction) {
+            if let Some(centre) = self.foreground_voxel(subject_index, &mut rng)? {
+                start = crop_start_around(entry.dims, size, centre);
+            }
+        }
         let flipped = match self.config.flips {
             true => [rng.chance(0.5), rng.chance(0.5), rng.chance(0.5)],
             false => [false; 3],
@@ -233,6 +280,41 @@ impl Sampler {
         })
     }
 
+    /// A random labelled voxel `[x, y, z]` of `subject` (one draw), `None` without labelled voxels.
+    fn foreground_voxel(&self, subject: usize, rng: &mut Rng) -> Result<Option<[usize; 3]>> {
+        let voxels = self.foreground_voxels(subject)?;
+        if voxels.is_empty() {
+            return Ok(None);
+        }
+        let index = voxels[rng.below(voxels.len())] as usize;
+        let [nx, ny, _] = self.reader.subject(subject)?.dims;
+        Ok(Some([index % nx, (index / nx) % ny, index / (nx * ny)]))
+    }
+
+    /// The linear indices of `subject`'s voxels with label > 0 (empty without a label map),
+    /// read and listed on first use, then shared by every clone of this sampler.
+    pub fn foreground_voxels(&self, subject: usize) -> Result<Arc<[u32]>> {
+        let entry = self.reader.subject(subject)?;
+        let slot = &self.foreground.0[subject];
+        if let Some(voxels) = slot.get() {
+            return Ok(Arc::clone(voxels));
+        }
+        let voxels: Arc<[u32]> = match entry.label {
+            // The manifest bounds a grid to 2³⁰ voxels, so an index fits in u32.
+            Some(_) => self
+                .reader
+                .read_label_volume(subject)?
+                .data
+                .iter()
+                .enumerate()
+                .filter(|(_, &label)| label > 0)
+                .map(|(index, _)| index as u32)
+                .collect(),
+            None => Arc::from(Vec::new()),
+        };
+        Ok(Arc::clone(slot.get_or_init(|| voxels)))
+    }
+
     /// MONAI order: scale by `1 + U(-scale, scale)`, then add `U(-shift, shift)`.
     fn adjust_intensity(&self, crop: &mut [f32], rng: &mut Rng) {
         let (shift, scale) = (
@@ -260,6 +342,23 @@ pub fn crop_start(dims: [usize; 3], size: [usize; 3], rng: &mut Rng) -> [isize; 
         let draw = rng.below(dim.saturating_sub(crop) + 1);
         start[axis] = if dim >= crop {
             draw as isize
+        } else {
+            -(((crop - dim) / 2) as isize)
+        };
+    }
+    start
+}
+
+/// The crop origin that centres a crop of `size` on voxel `centre` (the voxel lands at index
+/// `size / 2` of the crop), clamped to the valid starts along an axis where the volume is at least
+/// as large as the crop, else centred on the volume as [`crop_start`] does.
+pub fn crop_start_around(dims: [usize; 3], size: [usize; 3], centre: [usize; 3]) -> [isize; 3] {
+    let mut start = [0isize; 3];
+    for axis in 0..3 {
+        let (dim, crop) = (dims[axis], size[axis]);
+        start[axis] = if dim >= crop {
+            let wanted = centre[axis] as isize - (crop / 2) as isize;
+            wanted.clamp(0, (dim - crop) as isize)
         } else {
             -(((crop - dim) / 2) as isize)
         };

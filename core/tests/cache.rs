@@ -429,6 +429,7 @@ fn config(workers: usize) -> LoaderConfig {
         workers,
         queue_depth: 3,
         seed: 42,
+        foreground_fraction: 0.0,
     }
 }
 

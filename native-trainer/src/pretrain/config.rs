@@ -231,6 +231,7 @@ impl PretrainConfig {
             workers: self.data.workers,
             queue_depth: self.data.queue_depth.max(self.data.workers),
             seed: self.seed,
+            foreground_fraction: 0.0,
         }
     }
 }

@@ -7,9 +7,12 @@
 //! `Rng::stream(seed ^ SAMPLE_SALT, g)`. So the batches depend only on the seed and the step,
 //! never on the number of workers or their timing, and `Loader::new(.., start_step)` resumes a run.
 //!
-//! With `foreground_fraction > 0`, that share of the crops is centred on a random labelled voxel
-//! (label > 0) of the subject, as MONAI's `RandCropByPosNegLabel` positive samples; each subject's
-//! labelled voxels are listed once, on first use, and shared by the workers.
+//! With `foreground_fraction > 0`, that share of the crops contains a random labelled voxel
+//! (label > 0) of the subject, as MONAI's `RandCropByPosNegLabel` positive samples, but at a
+//! uniformly random place in the crop rather than at its centre: always-centred positives teach a
+//! small network "the tumour is in the middle of the window", which sliding-window inference then
+//! reproduces in every window. Each subject's labelled voxels are listed once, on first use, and
+//! shared by the workers.
 
 use crate::cache::CacheReader;
 use crate::rng::Rng;
@@ -244,8 +247,9 @@ impl Sampler {
         let fraction = self.config.foreground_fraction;
         // No draw at all when the fraction is 0, so such streams are unchanged.
         if fraction > 0.0 && rng.chance(fraction) {
-            if let Some(centre) = self.foreground_voxel(subject_index, &mut rng)? {
-                start = crop_start_around(entry.dims, size, centre);
+            if let Some(voxel) = self.foreground_voxel(subject_index, &mut rng)? {
+                let offset = size.map(|edge| rng.below(edge));
+                start = crop_start_containing(entry.dims, size, voxel, offset);
             }
         }
         let flipped = match self.config.flips {
@@ -342,6 +346,28 @@ pub fn crop_start(dims: [usize; 3], size: [usize; 3], rng: &mut Rng) -> [isize; 
         let draw = rng.below(dim.saturating_sub(crop) + 1);
         start[axis] = if dim >= crop {
             draw as isize
+        } else {
+            -(((crop - dim) / 2) as isize)
+        };
+    }
+    start
+}
+
+/// The crop origin that puts voxel `voxel` at index `offset` of the crop (`offset < size`), clamped
+/// to the valid starts (the voxel stays inside the crop) along an axis where the volume is at
+/// least as large as the crop, else centred on the volume as [`crop_start`] does.
+pub fn crop_start_containing(
+    dims: [usize; 3],
+    size: [usize; 3],
+    voxel: [usize; 3],
+    offset: [usize; 3],
+) -> [isize; 3] {
+    let mut start = [0isize; 3];
+    for axis in 0..3 {
+        let (dim, crop) = (dims[axis], size[axis]);
+        start[axis] = if dim >= crop {
+            let wanted = voxel[axis] as isize - offset[axis].min(crop - 1) as isize;
+            wanted.clamp(0, (dim - crop) as isize)
         } else {
             -(((crop - dim) / 2) as isize)
         };

@@ -2,7 +2,7 @@
 //! labelled voxels, subjects without a label or with an empty one fall back to the uniform crop,
 //! fraction 0 reproduces the uniform crops of the per-sample stream exactly, an intermediate
 //! fraction hits the blob at the configured rate, the voxel lists are made once, results do not
-//! depend on the workers, and the centring and clamping rule.
+//! depend on the workers, the centring and clamping rule, and positives at random places in the crop.
 
 use brainmvp_core::cache::{prepare_subjects, CacheDtype, CacheReader, WriteOptions};
 use brainmvp_core::loader::{
@@ -231,6 +231,50 @@ fn centring_and_clamping_rule() {
     // Clamped at both ends of a fitting axis, centred on the volume where the crop is larger.
     assert_eq!(
         crop_start_around([30, 30, 5], [8, 8, 8], [1, 29, 2]),
+        [0, 22, -1]
+    );
+}
+
+#[test]
+fn positive_crops_hold_the_label_anywhere_not_always_at_the_centre() {
+    // A blob in the middle of a large volume: no clamping, so the blob's place in the crop is
+    // the random offset alone.
+    let (dir, reader) = cache(
+        "offsets",
+        vec![subject(
+            "middle",
+            [40, 40, 40],
+            Label::Blob([19, 19, 19], 1),
+        )],
+    );
+    let mut no_flips = config(1.0);
+    no_flips.flips = false;
+    let sampler = Sampler::new(Arc::clone(&reader), no_flips).unwrap();
+    let mut starts = std::collections::BTreeSet::new();
+    for global in 0..200 {
+        let sample = sampler.sample(global).unwrap();
+        let label = sample.label.as_ref().unwrap();
+        assert!(
+            label.iter().any(|&v| v > 0),
+            "crop {global} misses the blob"
+        );
+        starts.insert(sample.start);
+    }
+    // Centred crops would give at most 27 starts (one per blob voxel); offsets give many more.
+    assert!(starts.len() > 100, "{} distinct crop starts", starts.len());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn crop_start_containing_keeps_the_voxel_inside() {
+    use brainmvp_core::loader::crop_start_containing;
+    assert_eq!(
+        crop_start_containing([30, 30, 30], [8, 8, 8], [10, 10, 10], [0, 3, 7]),
+        [10, 7, 3]
+    );
+    // Clamped at both ends, the voxel still inside; centred where the crop is larger.
+    assert_eq!(
+        crop_start_containing([30, 30, 5], [8, 8, 8], [1, 29, 2], [5, 0, 4]),
         [0, 22, -1]
     );
 }

@@ -4,11 +4,20 @@
 //! - [`commands`]: one module per verb (arguments + `run`);
 //! - [`pretrain`]: the BrainMVP pre-training job (config, loop, checkpoints, export);
 //! - [`distributed`]: data-parallel peers on burn-collective;
+//! - [`demo`]: the main job on embedded data;
+//! - [`finetune`]: fine-tuning (segmentation and classification), the model folder;
+//! - [`experiment`]: the label-efficiency experiment ([`experiment_report`]: its tables and plot);
+//! - [`evaluate`]: Dice and HD95 of predicted label maps against the ground truth;
 //! - [`backend`]: `--device` parsing and backend dispatch;
 //! - [`report`]: metrics log, PNG plots, progress bar.
 
 pub mod backend;
 pub mod commands;
+pub mod demo;
 pub mod distributed;
+pub mod evaluate;
+pub mod experiment;
+pub mod experiment_report;
+pub mod finetune;
 pub mod pretrain;
 pub mod report;

@@ -35,6 +35,15 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Learnable parameters per stage of a backbone (and its pre-training decoder).
     Summary(commands::summary::SummaryArgs),
+    /// Dice and HD95 per case and region of predicted label maps against the ground truth.
+    Evaluate(commands::evaluate::EvaluateArgs),
+    /// Fine-tune a segmentation (or classification) model, optionally from a pre-trained encoder.
+    Finetune(commands::finetune::FinetuneArgs),
+    /// Segment one case from raw NIfTI files; the label map is written on the input's grid.
+    Segment(commands::segment::SegmentArgs),
+    /// Experiments (`experiment label-efficiency --config FILE.toml`).
+    #[command(subcommand)]
+    Experiment(commands::experiment::ExperimentCommand),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +60,10 @@ fn main() -> ExitCode {
         Command::Pretrain(args) => commands::pretrain::run(args),
         Command::Orchestrator(args) => commands::orchestrator::run(args),
         Command::Summary(args) => commands::summary::run(args),
+        Command::Evaluate(args) => commands::evaluate::run(args),
+        Command::Finetune(args) => commands::finetune::run(args),
+        Command::Segment(args) => commands::segment::run(args),
+        Command::Experiment(cmd) => commands::experiment::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -2,9 +2,13 @@
 
 pub mod bench;
 pub mod demo;
+pub mod evaluate;
+pub mod experiment;
+pub mod finetune;
 pub mod info;
 pub mod orchestrator;
 pub mod prepare;
 pub mod pretrain;
+pub mod segment;
 pub mod summary;
 pub mod synth;

@@ -1,0 +1,11 @@
+//! `brainmvp finetune`: fine-tuning on labelled subjects (config, setup, loop, model folder).
+
+pub mod bundle;
+pub mod classify;
+pub mod config;
+pub mod data;
+pub mod run;
+pub mod setup;
+
+pub use config::{FinetuneConfig, Task};
+pub use run::{run_finetune, FinetuneSummary};

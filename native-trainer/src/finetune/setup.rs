@@ -1,0 +1,161 @@
+//! Everything a fine-tuning job settles before its first step: the subject split and label
+//! fraction, the modalities and label scheme, the templates, and the network (with the
+//! pre-trained encoder loaded into it).
+
+use anyhow::{bail, Result};
+use brainmvp_core::cache::CacheReader;
+use brainmvp_core::finetune::cutmix::TemplateBank;
+use brainmvp_core::finetune::init::transfer_encoder;
+use brainmvp_core::finetune::labels::LabelScheme;
+use brainmvp_core::finetune::segment::SegmenterManifest;
+use brainmvp_core::finetune::split::{label_fraction, split_subjects};
+use brainmvp_core::model::{UniUnet, UniUnetConfig};
+use brainmvp_core::Modality;
+use burn::tensor::backend::AutodiffBackend;
+use std::path::PathBuf;
+
+use super::bundle::{export_dir, load_pretrained_encoder, load_template_bank, preset_of};
+use super::config::FinetuneConfig;
+use super::data::InputPlan;
+use super::run::segmenter_manifest;
+
+/// A fine-tuning job ready to train.
+pub struct Job<B: AutodiffBackend> {
+    pub reader: CacheReader,
+    /// Training subjects (after the label fraction), validation and test subjects.
+    pub train: Vec<usize>,
+    pub validation: Vec<usize>,
+    pub test: Vec<usize>,
+    /// What the fine-tuned model folder will say.
+    pub manifest: SegmenterManifest,
+    /// The network at step 0.
+    pub model: UniUnet<B>,
+    /// Templates (cut-mix and missing modalities) and where they came from.
+    pub templates: Option<TemplateBank>,
+    pub templates_dir: Option<PathBuf>,
+    /// The encoder transfer report (pre-trained runs).
+    pub init_report: Option<String>,
+    pub device: B::Device,
+}
+
+impl<B: AutodiffBackend> Job<B> {
+    /// How training batches become inputs.
+    pub fn input_plan<'a>(&'a self, config: &'a FinetuneConfig) -> InputPlan<'a> {
+        InputPlan {
+            modalities: &self.manifest.modalities,
+            templates: self.templates.as_ref(),
+            cut_mix: config
+                .mix_template
+                .enabled
+                .then_some(&config.mix_template.cut_mix),
+            seed: config.seed,
+        }
+    }
+}
+
+/// Opens the cache, splits it, settles modalities, labels and templates, builds the network.
+pub fn prepare_job<B: AutodiffBackend>(
+    config: &FinetuneConfig,
+    device: &B::Device,
+) -> Result<Job<B>> {
+    let reader = CacheReader::open(&config.cache)?;
+    let ids: Vec<String> = reader
+        .manifest()
+        .subjects
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    let split = split_subjects(
+        &ids,
+        config.split.validation_fraction,
+        config.split.test_fraction,
+        config.split.seed,
+    )?;
+    let train = label_fraction(&split.train, config.label_fraction, config.seed)?;
+    let modalities = match config.modalities.is_empty() {
+        true => reader.manifest().modalities.clone(),
+        false => config.modalities.clone(),
+    };
+    let labels = match &config.labels {
+        Some(labels) => labels.clone(),
+        None => detect_labels(&reader, &train)?,
+    };
+    let templates_dir = config.templates_dir().filter(|dir| dir.is_dir());
+    let templates = match &templates_dir {
+        Some(dir) => Some(load_template_bank(dir, &modalities)?),
+        None => None,
+    };
+    let (model, model_config, init_report) =
+        build_model::<B>(config, &modalities, &labels, device)?;
+    let preprocess = reader.manifest().prepare_config()?.preprocess;
+    let manifest = segmenter_manifest(config, &model_config, &modalities, &labels, preprocess);
+    manifest.validate()?;
+    log::info!(
+        "subjects: {} training (label fraction {}), {} validation, {} test; modalities {}; labels {:?}",
+        train.len(),
+        config.label_fraction,
+        split.validation.len(),
+        split.test.len(),
+        modalities.iter().map(|m| m.name()).collect::<Vec<_>>().join(","),
+        labels
+    );
+    Ok(Job {
+        reader,
+        train,
+        validation: split.validation,
+        test: split.test,
+        manifest,
+        model,
+        templates,
+        templates_dir,
+        init_report,
+        device: device.clone(),
+    })
+}
+
+/// BraTS when every label value is a BraTS one, else the classes present.
+fn detect_labels(reader: &CacheReader, subjects: &[usize]) -> Result<LabelScheme> {
+    let mut maps = Vec::with_capacity(subjects.len());
+    for &subject in subjects {
+        maps.push(reader.read_label_volume(subject)?.data);
+    }
+    let slices: Vec<&[u8]> = maps.iter().map(Vec::as_slice).collect();
+    let brats = slices.iter().all(|map| map.iter().all(|&v| v <= 4));
+    Ok(match brats {
+        true => LabelScheme::detect_brats(&slices),
+        false => LabelScheme::classes_of(&slices),
+    })
+}
+
+/// The network, with the pre-trained encoder transferred into it when `init` is set.
+fn build_model<B: AutodiffBackend>(
+    config: &FinetuneConfig,
+    modalities: &[Modality],
+    labels: &LabelScheme,
+    device: &B::Device,
+) -> Result<(UniUnet<B>, UniUnetConfig, Option<String>)> {
+    if modalities.is_empty() {
+        bail!("{}: no modality to train on", config.cache.display());
+    }
+    let pretrained = match &config.init {
+        Some(path) => Some(load_pretrained_encoder::<B>(&export_dir(path), device)?),
+        None => None,
+    };
+    let encoder = match (&pretrained, &config.init) {
+        (Some((manifest, _)), Some(path)) => preset_of(manifest, path)?,
+        _ => config.encoder,
+    };
+    let model_config = UniUnetConfig::new(modalities.len(), labels.out_channels())
+        .with_encoder(encoder)
+        .with_deep_supervision(config.deep_supervision);
+    let mut model = model_config.init::<B>(device)?;
+    let mut report = None;
+    if let Some((_, encoder)) = pretrained {
+        let (transferred, transfer) = transfer_encoder(model.encoder, encoder)?;
+        model.encoder = transferred;
+        let summary = transfer.summary();
+        log::info!("init: {summary}");
+        report = Some(summary);
+    }
+    Ok((model, model_config, report))
+}

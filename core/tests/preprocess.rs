@@ -164,7 +164,7 @@ fn resampled_grid_maps_mni_2mm_onto_mni_1mm() {
 
 use brainmvp_core::preprocess::{
     centred_foreground_box, foreground_box, percentile, preprocess_images, scale_percentiles,
-    CropBox, PreprocessConfig,
+    scale_percentiles_clipped, CropBox, PreprocessConfig,
 };
 use brainmvp_core::Modality;
 
@@ -200,6 +200,16 @@ fn percentile_scaling_maps_5_to_0_and_95_to_1_clipped() {
     let count = |v: f32| scaled.data.iter().filter(|&&x| x == v).count();
     assert_eq!(count(0.0), 6); // 0..=5
     assert_eq!(count(1.0), 6); // 95..=100
+                               // Unclipped (MONAI clip=False): the same line, continued beyond both percentiles.
+    let (unclipped, bounds) = scale_percentiles_clipped(&volume, 5.0, 95.0, false);
+    assert_eq!(bounds, [5.0, 95.0]);
+    for (&input, &output) in volume.data.iter().zip(&unclipped.data) {
+        assert!(
+            (output - (input - 5.0) / 90.0).abs() < 1e-6,
+            "{input} -> {output}"
+        );
+    }
+    assert!(unclipped.data.iter().any(|&v| v > 1.05) && unclipped.data.iter().any(|&v| v < -0.05));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,6 +15,10 @@ pub struct PreprocessConfig {
     pub upper_percentile: f64,
     /// A voxel is foreground when its value is above this in any modality (MONAI `is_positive`).
     pub foreground_threshold: f32,
+    /// Clip the scaled intensities to [0, 1] (the official pre-training transform does; the
+    /// official downstream transform does not, and clipping saturates a lesion brighter than the
+    /// upper percentile together with the brightest 5 % of normal tissue).
+    pub clip: bool,
     /// Crop to the foreground a second time after scaling, as the official pipeline does
     /// (there, foreground is "above the lower percentile" in any modality).
     pub recrop_after_scaling: bool,
@@ -29,6 +33,7 @@ impl Default for PreprocessConfig {
             lower_percentile: 5.0,
             upper_percentile: 95.0,
             foreground_threshold: 0.0,
+            clip: true,
             recrop_after_scaling: true,
             max_voxels: 1 << 27,
         }

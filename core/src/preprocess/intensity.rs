@@ -53,7 +53,25 @@ pub fn scale_range(volume: &Volume<f32>, low: f32, high: f32) -> Volume<f32> {
 /// Scale `volume` so its `lower` percentile maps to 0 and its `upper` percentile to 1, clipped.
 /// Returns the scaled volume and the two intensities used.
 pub fn scale_percentiles(volume: &Volume<f32>, lower: f64, upper: f64) -> (Volume<f32>, [f32; 2]) {
+    scale_percentiles_clipped(volume, lower, upper, true)
+}
+
+/// [`scale_percentiles`] with MONAI's `clip` choice: unclipped, values beyond the percentiles
+/// keep going (below 0, above 1), so a lesion brighter than the upper percentile stays brighter
+/// than the normal tissue clipped there (the official *downstream* transforms do not clip).
+pub fn scale_percentiles_clipped(
+    volume: &Volume<f32>,
+    lower: f64,
+    upper: f64,
+    clip: bool,
+) -> (Volume<f32>, [f32; 2]) {
     let bounds = percentiles(&volume.data, &[lower, upper]).unwrap_or_else(|| vec![0.0, 0.0]);
     let (low, high) = (bounds[0], bounds[1]);
-    (scale_range(volume, low, high), [low, high])
+    if clip {
+        return (scale_range(volume, low, high), [low, high]);
+    }
+    let range = high - low;
+    let inverse = if range > 0.0 { 1.0 / range as f64 } else { 1.0 };
+    let scaled = volume.map(|value| ((value - low) as f64 * inverse) as f32);
+    (scaled, [low, high])
 }

@@ -15,7 +15,7 @@ pub mod subject;
 
 pub use config::PreprocessConfig;
 pub use crop::{centred_foreground_box, foreground_box, symmetric_box};
-pub use intensity::{percentile, scale_percentiles, scale_range};
+pub use intensity::{percentile, scale_percentiles, scale_percentiles_clipped, scale_range};
 pub use pipeline::preprocess_images;
 pub use record::{CropBox, GridRecord, PreprocessedSubject};
 pub use resample::{

@@ -26,7 +26,7 @@
 
 use super::config::PreprocessConfig;
 use super::crop::{centred_foreground_box, crop, foreground_box, symmetric_box};
-use super::intensity::scale_percentiles;
+use super::intensity::scale_percentiles_clipped;
 use super::record::{CropBox, GridRecord, PreprocessedSubject};
 use super::resample::{resample_linear, resample_nearest, resampled_grid};
 use crate::nifti::{to_ras, Reorientation};
@@ -264,7 +264,13 @@ fn crop_and_scale(
         .iter()
         .map(|volume| {
             let cropped = crop(volume, &first_box);
-            scale_percentiles(&cropped, config.lower_percentile, config.upper_percentile).0
+            scale_percentiles_clipped(
+                &cropped,
+                config.lower_percentile,
+                config.upper_percentile,
+                config.clip,
+            )
+            .0
         })
         .collect();
     let label = label.map(|volume| crop(&volume, &first_box));

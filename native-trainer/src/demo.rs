@@ -44,6 +44,8 @@ pub fn demo_config(
 ) -> DemoConfig {
     let mut prepare = PrepareConfig::default();
     prepare.preprocess.target_spacing_mm = 2.0;
+    // Unclipped percentile scaling: the lesions stay brighter than the brightest normal tissue.
+    prepare.preprocess.clip = false;
     let crop = [32, 32, 32];
     let modalities = vec![Modality::Flair, Modality::T1, Modality::T1c, Modality::T2];
     let mut pretrain = PretrainConfig {
@@ -70,8 +72,9 @@ pub fn demo_config(
         labels: Some(LabelScheme::Brats { enhancing_label: 4 }),
         steps: steps[1],
         window: SlidingWindowConfig {
-            roi: [48, 48, 48],
+            roi: crop,
             overlap: 0.25,
+            batch: 8,
             ..SlidingWindowConfig::default()
         },
         ..FinetuneConfig::default()
@@ -80,7 +83,8 @@ pub fn demo_config(
     finetune.split.test_fraction = 0.25;
     finetune.data.crop_size = crop;
     finetune.data.foreground_fraction = 0.7;
-    finetune.optim.lr = 2e-3;
+    finetune.optim.lr = 1e-2;
+    finetune.deep_supervision = false;
     finetune.validation.every = (steps[1] / 2).max(1);
     finetune.validation.log_every = 25;
     DemoConfig {

@@ -33,7 +33,7 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// An 8-subject synthetic cohort at 2 mm and its cache (prepared at 2 mm).
+/// A 10-subject synthetic cohort at 2 mm and its cache (prepared at 2 mm).
 fn cohort() -> &'static (PathBuf, PathBuf) {
     static COHORT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     COHORT.get_or_init(|| {
@@ -57,7 +57,11 @@ fn cohort() -> &'static (PathBuf, PathBuf) {
             .arg(&templates));
         assert!(output.status.success(), "{}", text(&output.stderr));
         let prepare_config = dir.join("prepare.toml");
-        std::fs::write(&prepare_config, "[preprocess]\ntarget_spacing_mm = 2.0\n").unwrap();
+        std::fs::write(
+            &prepare_config,
+            "[preprocess]\ntarget_spacing_mm = 2.0\nclip = false\n",
+        )
+        .unwrap();
         let cache = dir.join("cache");
         let output = run(brainmvp()
             .arg("prepare")
@@ -77,28 +81,25 @@ fn job(dir: &Path, steps: u64, extra: &str) -> PathBuf {
     let body = format!(
         r#"cache = "{cache}"
 out = "{out}"
-seed = 2
+seed = 1
 encoder = "Tiny"
 modalities = ["flair", "t1", "t1c", "t2"]
 steps = {steps}
+deep_supervision = false
 
 [data]
 crop_size = [32, 32, 32]
 batch_size = 2
 workers = 2
-foreground_fraction = 0.7
+foreground_fraction = 0.5
 
 [optim]
-lr = 2e-3
-
-[split]
-validation_fraction = 0.25
-test_fraction = 0.25
+lr = 1e-2
 
 [window]
 roi = [32, 32, 32]
-overlap = 0.25
-batch = 4
+overlap = 0.0
+batch = 8
 {extra}"#,
         cache = cohort().1.display(),
         out = dir.join("run").display(),
@@ -112,7 +113,7 @@ fn trained() -> &'static PathBuf {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     RUN.get_or_init(|| {
         let dir = scratch("trained");
-        let config = job(&dir, 80, "[validation]\nevery = 40\nlog_every = 20\n");
+        let config = job(&dir, 150, "[validation]\nevery = 50\nlog_every = 25\n");
         let output = run(brainmvp().args(["finetune", "--config"]).arg(&config));
         assert!(output.status.success(), "{}", text(&output.stderr));
         dir.join("run")
@@ -130,7 +131,7 @@ fn fine_tuning_beats_the_untrained_model_and_writes_its_outputs() {
         .collect();
     assert_eq!(
         validations.iter().map(|v| v.0).collect::<Vec<_>>(),
-        vec![0, 40, 80]
+        vec![0, 50, 100, 150]
     );
     let untrained = validations[0].1;
     let best = validations.iter().map(|v| v.1).fold(0.0, f64::max);

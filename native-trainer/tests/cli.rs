@@ -138,10 +138,20 @@ fn prepare_of_a_missing_folder_is_a_one_line_error() {
 }
 
 #[test]
-fn demo_writes_cohort_cache_and_summary() {
+fn demo_runs_the_whole_main_job() {
     let dir = temp_dir("demo");
     let out = dir.join("out");
-    let output = brainmvp(&["demo", "--out", out.to_str().unwrap(), "--subjects", "2"]);
+    let output = brainmvp(&[
+        "demo",
+        "--out",
+        out.to_str().unwrap(),
+        "--subjects",
+        "8",
+        "--pretrain-steps",
+        "4",
+        "--finetune-steps",
+        "4",
+    ]);
     let stdout = text(&output.stdout);
     assert!(
         output.status.success(),
@@ -153,9 +163,20 @@ fn demo_writes_cohort_cache_and_summary() {
         .lines()
         .filter(|l| l.starts_with("| SynthBraTS_"))
         .count();
-    assert_eq!(rows, 2, "{summary}");
-    assert!(out.join("demo-config.toml").exists());
-    assert!(out.join("cache/manifest.json").exists());
+    assert_eq!(rows, 8, "{summary}");
+    for name in [
+        "demo-config.toml",
+        "cache/manifest.json",
+        "pretrain/export/encoder.json",
+        "finetune-pretrained/test/evaluation.csv",
+        "finetune-scratch/test/evaluation.csv",
+        "model/model.json",
+        "segmentation/SynthBraTS_00000_seg.nii.gz",
+        "results.md",
+    ] {
+        assert!(out.join(name).exists(), "{name} missing");
+    }
     assert!(stdout.contains("loader step 1"), "{stdout}");
+    assert!(stdout.contains("| pre-trained encoder |") && stdout.contains("| scratch |"), "{stdout}");
     std::fs::remove_dir_all(dir).unwrap();
 }

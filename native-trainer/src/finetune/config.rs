@@ -170,7 +170,6 @@ pub struct MixTemplateConfig {
     pub cut_mix: CutMixConfig,
 }
 
-
 /// When to validate and checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -48,8 +48,8 @@ pub struct LoaderConfig {
     /// Batches that may wait in the queues (all workers together, at least one per worker).
     pub queue_depth: usize,
     pub seed: u64,
-    /// Probability in `[0, 1]` that a crop is centred (then clamped into the volume) on a random
-    /// voxel whose label is > 0; subjects without a label or with an empty one get the uniform
+    /// Probability in `[0, 1]` that a crop contains, at a random place (then clamped into the
+    /// volume), a random voxel whose label is > 0; subjects without a label or with an empty one get the uniform
     /// crop. 0 (the default) keeps every crop uniform.
     pub foreground_fraction: f64,
 }

@@ -31,7 +31,8 @@ enum Command {
     Pretrain(commands::pretrain::PretrainArgs),
     /// burn-collective's global orchestrator for multi-node pre-training (feature `collective`).
     Orchestrator(commands::orchestrator::OrchestratorArgs),
-    /// The main job on embedded data: synthesise a cohort, prepare it and summarise it.
+    /// The main job on embedded data: synthesise, prepare, pre-train, fine-tune (pre-trained and
+    /// scratch), evaluate, export and segment; prints the final table.
     Demo(commands::demo::DemoArgs),
     /// Learnable parameters per stage of a backbone (and its pre-training decoder).
     Summary(commands::summary::SummaryArgs),

@@ -177,6 +177,9 @@ fn demo_runs_the_whole_main_job() {
         assert!(out.join(name).exists(), "{name} missing");
     }
     assert!(stdout.contains("loader step 1"), "{stdout}");
-    assert!(stdout.contains("| pre-trained encoder |") && stdout.contains("| scratch |"), "{stdout}");
+    assert!(
+        stdout.contains("| pre-trained encoder |") && stdout.contains("| scratch |"),
+        "{stdout}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

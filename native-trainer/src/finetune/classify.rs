@@ -698,7 +698,7 @@ pub fn run_classify<B: AutodiffBackend>(
         .init::<B, Classifier<B>>();
     let checkpoints = Checkpoints::new(&config.out, config.validation.keep);
     let (mut model, mut optim, start_step) = match resume {
-        true => resume_from(&checkpoints, job.model.clone(), optim, &device)?,
+        true => checkpoints.resume(job.model.clone(), optim, &device)?,
         false => (job.model.clone(), optim, 0),
     };
     let mut state = LoopState {
@@ -867,25 +867,6 @@ fn finish_run<B: AutodiffBackend>(
 fn read_best(out: &Path) -> Option<Best> {
     let text = std::fs::read_to_string(out.join("best.json")).ok()?;
     serde_json::from_str(&text).ok()
-}
-
-fn resume_from<B: AutodiffBackend, O: Optimizer<Classifier<B>, B>>(
-    checkpoints: &Checkpoints,
-    model: Classifier<B>,
-    optim: O,
-    device: &B::Device,
-) -> Result<(Classifier<B>, O, u64)> {
-    match checkpoints.latest()? {
-        Some((dir, state)) => {
-            let (model, optim) = Checkpoints::load(&dir, model, optim, device)?;
-            log::info!("resuming from {} (step {})", dir.display(), state.step);
-            Ok((model, optim, state.step))
-        }
-        None => {
-            log::warn!("--resume: no checkpoint yet, starting from step 0");
-            Ok((model, optim, 0))
-        }
-    }
 }
 
 /// The folder the best model is kept in.

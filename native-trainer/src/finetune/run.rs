@@ -64,7 +64,7 @@ pub fn run_finetune<B: AutodiffBackend>(
         .init::<B, UniUnet<B>>();
     let checkpoints = Checkpoints::new(&config.out, config.validation.keep);
     let (mut model, mut optim, start_step) = match resume {
-        true => resume_from(&checkpoints, job.model.clone(), optim, &device)?,
+        true => checkpoints.resume(job.model.clone(), optim, &device)?,
         false => (job.model.clone(), optim, 0),
     };
     let metrics = MetricsLog::open(
@@ -272,25 +272,6 @@ fn finish_run<B: AutodiffBackend>(
 fn read_best(out: &Path) -> Option<Best> {
     let text = std::fs::read_to_string(out.join("best.json")).ok()?;
     serde_json::from_str::<Option<Best>>(&text).ok().flatten()
-}
-
-fn resume_from<B: AutodiffBackend, O: Optimizer<UniUnet<B>, B>>(
-    checkpoints: &Checkpoints,
-    model: UniUnet<B>,
-    optim: O,
-    device: &B::Device,
-) -> Result<(UniUnet<B>, O, u64)> {
-    match checkpoints.latest()? {
-        Some((dir, state)) => {
-            let (model, optim) = Checkpoints::load(&dir, model, optim, device)?;
-            log::info!("resuming from {} (step {})", dir.display(), state.step);
-            Ok((model, optim, state.step))
-        }
-        None => {
-            log::warn!("--resume: no checkpoint yet, starting from step 0");
-            Ok((model, optim, 0))
-        }
-    }
 }
 
 /// The manifest of the model this job trains.

@@ -126,6 +126,27 @@ impl Checkpoints {
         ))
     }
 
+    /// `--resume`: the model and optimiser of the newest checkpoint with its step, or the given
+    /// fresh ones at step 0 (with a warning) when there is none yet.
+    pub fn resume<B, M, O>(&self, model: M, optim: O, device: &B::Device) -> Result<(M, O, u64)>
+    where
+        B: AutodiffBackend,
+        M: AutodiffModule<B>,
+        O: Optimizer<M, B>,
+    {
+        match self.latest()? {
+            Some((dir, state)) => {
+                let (model, optim) = Self::load(&dir, model, optim, device)?;
+                log::info!("resuming from {} (step {})", dir.display(), state.step);
+                Ok((model, optim, state.step))
+            }
+            None => {
+                log::warn!("--resume: no checkpoint yet, starting from step 0");
+                Ok((model, optim, 0))
+            }
+        }
+    }
+
     fn complete_steps(&self) -> Result<Vec<u64>> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return Ok(Vec::new());

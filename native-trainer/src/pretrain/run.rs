@@ -125,7 +125,7 @@ fn train_peer<B: AutodiffBackend>(
     let optim = adamw(config).init::<B, BrainMvp<B>>();
     let checkpoints = Checkpoints::new(&config.out, config.checkpoint.keep);
     let (model, mut optim, start_step) = match shared.resume {
-        true => resume_from(&checkpoints, model, optim, &device)?,
+        true => checkpoints.resume(model, optim, &device)?,
         false => (model, optim, 0),
     };
     let mut model = broadcast_module(&peer, model)?;
@@ -184,25 +184,6 @@ fn train_state(config: &PretrainConfig, step: u64) -> TrainState {
         step,
         total_steps: config.steps,
         version: brainmvp_core::VERSION.to_string(),
-    }
-}
-
-fn resume_from<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
-    checkpoints: &Checkpoints,
-    model: BrainMvp<B>,
-    optim: O,
-    device: &B::Device,
-) -> Result<(BrainMvp<B>, O, u64)> {
-    match checkpoints.latest()? {
-        Some((dir, state)) => {
-            let (model, optim) = Checkpoints::load(&dir, model, optim, device)?;
-            log::info!("resuming from {} (step {})", dir.display(), state.step);
-            Ok((model, optim, state.step))
-        }
-        None => {
-            log::warn!("--resume: no checkpoint yet, starting from step 0");
-            Ok((model, optim, 0))
-        }
     }
 }
 

@@ -42,6 +42,10 @@ enum Command {
     Finetune(commands::finetune::FinetuneArgs),
     /// Segment one case from raw NIfTI files; the label map is written on the input's grid.
     Segment(commands::segment::SegmentArgs),
+    /// Write a fine-tuned model as one `.bmvp` file (f16 when it keeps Dice within 0.5 points).
+    Export(commands::export::ExportArgs),
+    /// Serve the built web page (www/dist) on localhost with the headers wasm threads need.
+    Serve(commands::serve::ServeArgs),
     /// Experiments (`experiment label-efficiency --config FILE.toml`).
     #[command(subcommand)]
     Experiment(commands::experiment::ExperimentCommand),
@@ -64,6 +68,8 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => commands::evaluate::run(args),
         Command::Finetune(args) => commands::finetune::run(args),
         Command::Segment(args) => commands::segment::run(args),
+        Command::Export(args) => commands::export::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Experiment(cmd) => commands::experiment::run(cmd),
     };
     match result {

@@ -141,40 +141,112 @@ where
     F: FnMut(Tensor<B, 5>) -> Result<Tensor<B, 5>>,
     P: FnMut(usize, usize),
 {
-    let plan = WindowPlan::new(input.dims(), config)?;
-    let device = input.device();
-    let padded = plan.pad(input);
-    let weights = importance_map::<B>(config.roi, config.blend, &device);
-    let images = plan.input_dims[0];
-    let total = images * plan.windows.len();
+    let mut run = WindowRun::new(input, config)?;
+    while let Some(chunk) = run.next_chunk() {
+        run.blend_batch(chunk, &mut model)?;
+        on_window(run.done, run.total);
+    }
+    run.finish()
+}
 
-    let mut output: Option<Tensor<B, 5>> = None;
-    let mut done = 0;
-    while done < total {
-        let chunk = done..(done + config.batch).min(total);
+/// [`sliding_window_with_progress`] for backends that cannot block on a read (WebGPU in the
+/// browser): after each batch it awaits a one-value read of the blended output, so the batch has
+/// really run when `on_window` reports it and the event loop gets to run in between.
+pub async fn sliding_window_async<B: Backend, F, P>(
+    input: Tensor<B, 5>,
+    config: &SlidingWindowConfig,
+    mut model: F,
+    mut on_window: P,
+) -> Result<Tensor<B, 5>>
+where
+    F: FnMut(Tensor<B, 5>) -> Result<Tensor<B, 5>>,
+    P: FnMut(usize, usize),
+{
+    let mut run = WindowRun::new(input, config)?;
+    while let Some(chunk) = run.next_chunk() {
+        run.blend_batch(chunk, &mut model)?;
+        if let Some(output) = &run.output {
+            let corner = output.clone().slice([0..1, 0..1, 0..1, 0..1, 0..1]);
+            corner
+                .into_data_async()
+                .await
+                .map_err(|err| Error::new("sliding window", format!("{err:?}")))?;
+        }
+        on_window(run.done, run.total);
+    }
+    run.finish()
+}
+
+/// The state of one sliding-window pass: the padded input, the blending weights and the sum of
+/// the weighted outputs so far.
+struct WindowRun<'a, B: Backend> {
+    plan: WindowPlan,
+    config: &'a SlidingWindowConfig,
+    padded: Tensor<B, 5>,
+    weights: Tensor<B, 5>,
+    output: Option<Tensor<B, 5>>,
+    done: usize,
+    total: usize,
+}
+
+impl<'a, B: Backend> WindowRun<'a, B> {
+    fn new(input: Tensor<B, 5>, config: &'a SlidingWindowConfig) -> Result<Self> {
+        let plan = WindowPlan::new(input.dims(), config)?;
+        let device = input.device();
+        let padded = plan.pad(input);
+        let weights = importance_map::<B>(config.roi, config.blend, &device);
+        let total = plan.input_dims[0] * plan.windows.len();
+        Ok(Self {
+            plan,
+            config,
+            padded,
+            weights,
+            output: None,
+            done: 0,
+            total,
+        })
+    }
+
+    /// The window indices of the next batch, `None` when all have run.
+    fn next_chunk(&self) -> Option<std::ops::Range<usize>> {
+        (self.done < self.total).then(|| self.done..(self.done + self.config.batch).min(self.total))
+    }
+
+    /// Runs `model` on the windows of `chunk` and adds their weighted outputs.
+    fn blend_batch<F>(&mut self, chunk: std::ops::Range<usize>, model: &mut F) -> Result<()>
+    where
+        F: FnMut(Tensor<B, 5>) -> Result<Tensor<B, 5>>,
+    {
+        let plan = &self.plan;
         let batch: Vec<Tensor<B, 5>> = chunk
             .clone()
-            .map(|index| padded.clone().slice(plan.window_ranges(index, None)))
+            .map(|index| self.padded.clone().slice(plan.window_ranges(index, None)))
             .collect();
         let predicted = model(Tensor::cat(batch, 0))?;
-        let channels = plan.check_output(&predicted, chunk.len(), output.as_ref())?;
-        let mut blended = match output.take() {
+        let channels = plan.check_output(&predicted, chunk.len(), self.output.as_ref())?;
+        let mut blended = match self.output.take() {
             Some(blended) => blended,
-            None => Tensor::zeros(plan.output_dims(channels)?, &device),
+            None => Tensor::zeros(plan.output_dims(channels)?, &self.padded.device()),
         };
         for (row, index) in chunk.clone().enumerate() {
-            let window = predicted.clone().narrow(0, row, 1) * weights.clone();
+            let window = predicted.clone().narrow(0, row, 1) * self.weights.clone();
             let ranges = plan.window_ranges(index, Some(channels));
             let sum = blended.clone().slice(ranges.clone()) + window;
             blended = blended.slice_assign(ranges, sum);
         }
-        output = Some(blended);
-        done = chunk.end;
-        on_window(done, total);
+        self.output = Some(blended);
+        self.done = chunk.end;
+        Ok(())
     }
-    let output = output.ok_or_else(|| Error::new("sliding window", "no window to run"))?;
-    let counts = plan.weight_sum(&weights, &device);
-    Ok(plan.unpad(output / counts))
+
+    /// The blended output divided by the summed weights, cropped back to the input size.
+    fn finish(self) -> Result<Tensor<B, 5>> {
+        let output = self
+            .output
+            .ok_or_else(|| Error::new("sliding window", "no window to run"))?;
+        let counts = self.plan.weight_sum(&self.weights, &self.padded.device());
+        Ok(self.plan.unpad(output / counts))
+    }
 }
 
 /// Where the windows of one call lie in the padded volume.

@@ -1,8 +1,8 @@
 //! Sliding-window inference: MONAI window placement, padding, blending, batching, errors.
 
 use brainmvp_core::inference::{
-    importance_values, sliding_window, sliding_window_with_progress, window_starts, Blend,
-    SlidingWindowConfig,
+    importance_values, sliding_window, sliding_window_async, sliding_window_with_progress,
+    window_starts, Blend, SlidingWindowConfig,
 };
 use burn::backend::Flex;
 use burn::tensor::{Distribution, Tensor, TensorData};
@@ -215,6 +215,41 @@ fn importance_map_follows_monai() {
     assert!(importance_values([3, 5, 7], Blend::Constant)
         .iter()
         .all(|&w| w == 1.0));
+}
+
+/// Drives a future to completion on this thread (flex's reads complete without waiting).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn the_async_pass_equals_the_blocking_one() {
+    // A position-dependent, non-linear model: any misplaced or re-weighted window would show.
+    let input = random_input([1, 2, 41, 30, 53]);
+    let model = |windows: Tensor<B, 5>| Ok((windows.clone() * 3.0).exp() - windows);
+    let settings = config(16, 0.5, Blend::Gaussian, 3);
+    let (mut blocking_progress, mut async_progress) = (Vec::new(), Vec::new());
+    let blocking = sliding_window_with_progress(input.clone(), &settings, model, |done, total| {
+        blocking_progress.push((done, total))
+    })
+    .expect("blocking run");
+    let awaited = block_on(sliding_window_async(
+        input,
+        &settings,
+        model,
+        |done, total| async_progress.push((done, total)),
+    ))
+    .expect("async run");
+    assert_eq!(values(blocking), values(awaited));
+    assert_eq!(blocking_progress, async_progress);
+    assert!(blocking_progress.len() > 10, "{blocking_progress:?}");
 }
 
 #[test]

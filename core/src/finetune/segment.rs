@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::cutmix::{fill_missing, TemplateBank};
 use super::labels::LabelScheme;
-use crate::inference::{sliding_window_with_progress, SlidingWindowConfig};
+use crate::inference::{sliding_window_async, sliding_window_with_progress, SlidingWindowConfig};
 use crate::model::{UniUnet, UniUnetConfig};
-use crate::preprocess::{preprocess_images, PreprocessConfig};
+use crate::preprocess::{preprocess_images, GridRecord, PreprocessConfig};
 use crate::{Error, Modality, Result, Volume};
 
 /// The `format` of `model.json`.
@@ -155,12 +155,115 @@ pub fn predict_labels<B: Backend>(
         |patch| model.try_forward_inference(patch),
         on_window,
     )?;
-    let probabilities = labels.probabilities(logits);
-    let values = probabilities
-        .into_data()
-        .into_vec::<f32>()
-        .map_err(|err| Error::new("prediction", format!("{err:?}")))?;
+    let values = probability_values(labels.probabilities(logits).into_data())?;
     labels.decode(&values, depth * height * width)
+}
+
+/// [`predict_labels`] for backends that cannot block on a read (WebGPU in the browser): the
+/// windows are the same, each batch is awaited before the next so `on_window` reports real
+/// progress and the event loop runs in between.
+pub async fn predict_labels_async<B: Backend>(
+    model: &UniUnet<B>,
+    labels: &LabelScheme,
+    window: &SlidingWindowConfig,
+    input: Tensor<B, 5>,
+    on_window: impl FnMut(usize, usize),
+) -> Result<Vec<u8>> {
+    let [_, _, depth, height, width] = input.dims();
+    let logits = sliding_window_async(
+        input,
+        window,
+        |patch| model.try_forward_inference(patch),
+        on_window,
+    )
+    .await?;
+    let data = labels
+        .probabilities(logits)
+        .into_data_async()
+        .await
+        .map_err(|err| Error::new("prediction", format!("{err:?}")))?;
+    labels.decode(&probability_values(data)?, depth * height * width)
+}
+
+fn probability_values(data: TensorData) -> Result<Vec<f32>> {
+    data.convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|err| Error::new("prediction", format!("{err:?}")))
+}
+
+/// One case preprocessed as at training and stacked as the network's input; [`Self::finish`]
+/// turns the predicted label map back into the input's grid.
+pub struct PreparedCase<B: Backend> {
+    /// `[1, C, z, y, x]` in the manifest's modality order.
+    pub input: Tensor<B, 5>,
+    /// The preprocessed channels (missing ones filled), on the network's grid.
+    pub channels: Vec<(Modality, Volume<f32>)>,
+    /// Modalities the model wanted but the case lacked, filled by templates (or zeros).
+    pub filled: Vec<Modality>,
+    /// Given modalities the model does not use.
+    pub ignored: Vec<Modality>,
+    record: GridRecord,
+}
+
+impl<B: Backend> PreparedCase<B> {
+    /// Preprocesses the raw `images` as at training and fills missing modalities from
+    /// `templates` (zeros without). `id` names the case in errors.
+    pub fn new(
+        manifest: &SegmenterManifest,
+        id: &str,
+        images: Vec<(Modality, Volume<f32>)>,
+        templates: Option<&TemplateBank>,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let (used, ignored): (Vec<_>, Vec<_>) = images
+            .into_iter()
+            .partition(|(modality, _)| manifest.modalities.contains(modality));
+        let ignored = ignored.into_iter().map(|(modality, _)| modality).collect();
+        if used.is_empty() {
+            let wanted: Vec<&str> = manifest.modalities.iter().map(|m| m.name()).collect();
+            let cause = format!(
+                "none of the model's modalities ({}) given",
+                wanted.join(", ")
+            );
+            return Err(Error::new(id, cause));
+        }
+        let mut subject = preprocess_images(id, used, None, &manifest.preprocess)?;
+        let filled = fill_missing(&mut subject.images, &manifest.modalities, templates)?;
+        let input = stack_channels::<B>(&subject.images, &manifest.modalities, device)?;
+        Ok(Self {
+            input,
+            channels: subject.images,
+            filled,
+            ignored,
+            record: subject.record,
+        })
+    }
+
+    /// A preprocessed channel (e.g. a template-filled, synthetic one) put back on the input's
+    /// grid, for display beside the real images.
+    pub fn channel_on_input_grid(&self, modality: Modality) -> Result<Volume<f32>> {
+        let (_, volume) = self
+            .channels
+            .iter()
+            .find(|(m, _)| *m == modality)
+            .ok_or_else(|| Error::new("model input", format!("no {modality} channel")))?;
+        self.record.restore(volume)
+    }
+
+    /// The label map `predicted` (on the network's grid, x fastest) back on the input's grid.
+    pub fn finish(&self, predicted: Vec<u8>) -> Result<Segmentation> {
+        let grid = &self.channels[0].1;
+        let cropped = Volume {
+            dims: grid.dims,
+            affine: grid.affine,
+            data: predicted,
+        };
+        Ok(Segmentation {
+            labels: self.record.restore(&cropped)?,
+            filled: self.filled.clone(),
+            ignored: self.ignored.clone(),
+        })
+    }
 }
 
 /// The whole pipeline on one case: preprocess the raw `images` as at training, fill missing
@@ -175,38 +278,11 @@ pub fn segment_case<B: Backend>(
     device: &B::Device,
     on_window: impl FnMut(usize, usize),
 ) -> Result<Segmentation> {
-    let (used, ignored): (Vec<_>, Vec<_>) = images
-        .into_iter()
-        .partition(|(modality, _)| manifest.modalities.contains(modality));
-    let ignored = ignored.into_iter().map(|(modality, _)| modality).collect();
-    if used.is_empty() {
-        let wanted: Vec<&str> = manifest.modalities.iter().map(|m| m.name()).collect();
-        return Err(Error::new(
-            id,
-            format!(
-                "none of the model's modalities ({}) given",
-                wanted.join(", ")
-            ),
-        ));
-    }
-    let mut subject = preprocess_images(id, used, None, &manifest.preprocess)?;
-    let filled = fill_missing(&mut subject.images, &manifest.modalities, templates)?;
-    let grid = &subject.images[0].1;
-    let (dims, affine) = (grid.dims, grid.affine);
-    let input = stack_channels::<B>(&subject.images, &manifest.modalities, device)?;
+    let case = PreparedCase::<B>::new(manifest, id, images, templates, device)?;
+    let input = case.input.clone();
     let predicted = predict_labels(model, &manifest.labels, &manifest.window, input, on_window)
         .map_err(|err| err.with_context(id))?;
-    let cropped = Volume {
-        dims,
-        affine,
-        data: predicted,
-    };
-    let labels = subject.record.restore(&cropped)?;
-    Ok(Segmentation {
-        labels,
-        filled,
-        ignored,
-    })
+    case.finish(predicted)
 }
 
 /// Builds the network of `manifest` (fresh weights; load the record onto it).

@@ -7,6 +7,7 @@
 
 pub mod classification;
 pub mod cohort;
+pub mod crops;
 pub mod error;
 pub mod finetune;
 pub mod inference;

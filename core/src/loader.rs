@@ -15,6 +15,7 @@
 //! shared by the workers.
 
 use crate::cache::CacheReader;
+pub use crate::crops::{crop_start, crop_start_around, crop_start_containing, flip_in_place};
 use crate::rng::Rng;
 use crate::{Error, Modality, Result};
 use serde::{Deserialize, Serialize};
@@ -332,85 +333,6 @@ impl Sampler {
         if shift > 0.0 {
             let offset = rng.range_f64(-shift, shift) as f32;
             crop.iter_mut().for_each(|v| *v += offset);
-        }
-    }
-}
-
-/// A crop origin: uniform over the valid starts along an axis where the volume is at least as large
-/// as the crop, else centred (the crop is padded equally on both sides, the extra voxel after).
-/// Always draws one number per axis, so the stream's use does not depend on the volume.
-pub fn crop_start(dims: [usize; 3], size: [usize; 3], rng: &mut Rng) -> [isize; 3] {
-    let mut start = [0isize; 3];
-    for axis in 0..3 {
-        let (dim, crop) = (dims[axis], size[axis]);
-        let draw = rng.below(dim.saturating_sub(crop) + 1);
-        start[axis] = if dim >= crop {
-            draw as isize
-        } else {
-            -(((crop - dim) / 2) as isize)
-        };
-    }
-    start
-}
-
-/// The crop origin that puts voxel `voxel` at index `offset` of the crop (`offset < size`), clamped
-/// to the valid starts (the voxel stays inside the crop) along an axis where the volume is at
-/// least as large as the crop, else centred on the volume as [`crop_start`] does.
-pub fn crop_start_containing(
-    dims: [usize; 3],
-    size: [usize; 3],
-    voxel: [usize; 3],
-    offset: [usize; 3],
-) -> [isize; 3] {
-    let mut start = [0isize; 3];
-    for axis in 0..3 {
-        let (dim, crop) = (dims[axis], size[axis]);
-        start[axis] = if dim >= crop {
-            let wanted = voxel[axis] as isize - offset[axis].min(crop - 1) as isize;
-            wanted.clamp(0, (dim - crop) as isize)
-        } else {
-            -(((crop - dim) / 2) as isize)
-        };
-    }
-    start
-}
-
-/// The crop origin that centres a crop of `size` on voxel `centre` (the voxel lands at index
-/// `size / 2` of the crop), clamped to the valid starts along an axis where the volume is at least
-/// as large as the crop, else centred on the volume as [`crop_start`] does.
-pub fn crop_start_around(dims: [usize; 3], size: [usize; 3], centre: [usize; 3]) -> [isize; 3] {
-    let mut start = [0isize; 3];
-    for axis in 0..3 {
-        let (dim, crop) = (dims[axis], size[axis]);
-        start[axis] = if dim >= crop {
-            let wanted = centre[axis] as isize - (crop / 2) as isize;
-            wanted.clamp(0, (dim - crop) as isize)
-        } else {
-            -(((crop - dim) / 2) as isize)
-        };
-    }
-    start
-}
-
-/// Reverse an x-fastest block of `size` voxels along the axes marked in `flip`.
-pub fn flip_in_place<T>(data: &mut [T], size: [usize; 3], flip: [bool; 3]) {
-    let [nx, ny, nz] = size;
-    if flip[0] {
-        data.chunks_exact_mut(nx).for_each(|row| row.reverse());
-    }
-    if flip[1] {
-        for slab in data.chunks_exact_mut(nx * ny) {
-            for y in 0..ny / 2 {
-                let (low, high) = slab.split_at_mut((ny - 1 - y) * nx);
-                low[y * nx..(y + 1) * nx].swap_with_slice(&mut high[..nx]);
-            }
-        }
-    }
-    if flip[2] {
-        let slab = nx * ny;
-        for z in 0..nz / 2 {
-            let (low, high) = data.split_at_mut((nz - 1 - z) * slab);
-            low[z * slab..(z + 1) * slab].swap_with_slice(&mut high[..slab]);
         }
     }
 }

@@ -6,9 +6,11 @@
 //!   embedding re-initialised when the channel count differs), with a report;
 //! - [`cutmix`]: template channel cut-mix and filling missing modalities with templates;
 //! - [`segment`]: the model folder manifest and the full inference pipeline of one case;
+//! - [`few_shot`]: fine-tuning on a few labelled cases in memory (the browser's fine-tuning);
 //! - [`split`]: seeded train/validation/test splits and nested label fractions.
 
 pub mod cutmix;
+pub mod few_shot;
 pub mod init;
 pub mod labels;
 pub mod segment;

@@ -44,6 +44,20 @@ impl Default for LabelScheme {
 }
 
 impl LabelScheme {
+    /// What a label value means (`"oedema (2)"`), for tables and the browser's legend.
+    pub fn label_name(&self, value: u8) -> String {
+        match self {
+            Self::Brats { enhancing_label } => match value {
+                0 => "background".to_string(),
+                1 => "necrotic core (1)".to_string(),
+                2 => "oedema (2)".to_string(),
+                v if v == *enhancing_label => format!("enhancing tumour ({v})"),
+                v => format!("label {v}"),
+            },
+            Self::Classes { .. } => format!("label {value}"),
+        }
+    }
+
     /// The BraTS scheme whose enhancing label is found in `label_maps` (4 when none is labelled).
     pub fn detect_brats(label_maps: &[&[u8]]) -> Self {
         let enhancing_label = label_maps

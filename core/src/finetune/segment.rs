@@ -285,6 +285,35 @@ pub fn segment_case<B: Backend>(
     case.finish(predicted)
 }
 
+/// The volume of one label in a label map.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelVolume {
+    /// The label value.
+    pub label: u8,
+    /// What it means under the model's scheme.
+    pub name: String,
+    /// Voxels carrying it.
+    pub voxels: usize,
+    /// Their volume in millilitres (from the map's own voxel size).
+    pub ml: f64,
+}
+
+/// The volume of every non-zero label present in `labels`, in label order.
+pub fn label_volumes(labels: &Volume<u8>, scheme: &LabelScheme) -> Vec<LabelVolume> {
+    let voxel_ml = labels.spacing().iter().product::<f64>() / 1000.0;
+    let mut counts = [0usize; 256];
+    labels.data.iter().for_each(|&label| counts[label as usize] += 1);
+    (1..=255u8)
+        .filter(|&label| counts[label as usize] > 0)
+        .map(|label| LabelVolume {
+            label,
+            name: scheme.label_name(label),
+            voxels: counts[label as usize],
+            ml: counts[label as usize] as f64 * voxel_ml,
+        })
+        .collect()
+}
+
 /// Builds the network of `manifest` (fresh weights; load the record onto it).
 pub fn init_model<B: Backend>(
     manifest: &SegmenterManifest,

@@ -3,7 +3,8 @@
 //! it); the label map is written on the input's own grid and affine.
 
 use anyhow::{bail, Context};
-use brainmvp_core::finetune::segment::segment_case;
+use brainmvp_core::finetune::labels::LabelScheme;
+use brainmvp_core::finetune::segment::{label_volumes, segment_case};
 use brainmvp_core::Modality;
 use burn::tensor::backend::AutodiffBackend;
 use std::path::{Path, PathBuf};
@@ -132,7 +133,7 @@ pub fn segment_files<B: burn::tensor::backend::Backend>(
     for modality in &segmentation.ignored {
         println!("{modality}: not used by this model");
     }
-    print_volumes(&segmentation.labels);
+    print_volumes(&segmentation.labels, &loaded.manifest.labels);
     println!(
         "wrote {} ({:?} voxels, the input's grid) in {:.1} s",
         out.display(),
@@ -143,17 +144,11 @@ pub fn segment_files<B: burn::tensor::backend::Backend>(
 }
 
 /// Volume of every non-zero label in millilitres.
-fn print_volumes(labels: &brainmvp_core::Volume<u8>) {
-    let spacing = labels.spacing();
-    let voxel_ml = spacing.iter().product::<f64>() / 1000.0;
-    let mut counts = [0usize; 256];
-    labels.data.iter().for_each(|&l| counts[l as usize] += 1);
-    for (label, &count) in counts.iter().enumerate().skip(1) {
-        if count > 0 {
-            println!(
-                "label {label}: {count} voxels, {:.2} ml",
-                count as f64 * voxel_ml
-            );
-        }
+fn print_volumes(labels: &brainmvp_core::Volume<u8>, scheme: &LabelScheme) {
+    for volume in label_volumes(labels, scheme) {
+        println!(
+            "label {}: {} voxels, {:.2} ml ({})",
+            volume.label, volume.voxels, volume.ml, volume.name
+        );
     }
 }

@@ -16,6 +16,11 @@ const WEBGPU_DEFAULT_STORAGE_BINDING: u64 = 128 << 20;
 /// Called by the wasm-bindgen glue as soon as the module is instantiated.
 #[wasm_bindgen(start)]
 pub fn start() {
+    // The same module runs in the page's Web Worker (www/worker.js): there is no page to probe.
+    if web_sys::window().is_none() {
+        console_error_panic_hook::set_once();
+        return;
+    }
     install_panic_hook();
     wasm_bindgen_futures::spawn_local(async {
         if let Err(err) = run().await {

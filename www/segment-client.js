@@ -1,0 +1,81 @@
+// The page's side of the worker protocol (see worker.js): one request at a time, promises for
+// results, callbacks for progress and losses. cancel() terminates the worker (a segmentation
+// cannot be interrupted inside the wasm call) and the next request starts a fresh one.
+
+let worker = null;
+let pending = null;
+let nextId = 1;
+
+function ensureWorker() {
+  if (!worker) {
+    worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    worker.onmessage = (event) => {
+      const message = event.data;
+      if (!pending || message.id !== pending.id) return;
+      if (message.type === 'progress') pending.onProgress?.(message.done, message.total);
+      else if (message.type === 'loss') pending.onLoss?.(message.step, message.loss);
+      else if (message.type === 'result') settle((p) => p.resolve(message.result));
+      else if (message.type === 'error') settle((p) => p.reject(new Error(message.message)));
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      settle((p) => p.reject(new Error(`worker failed: ${event.message ?? 'unknown error'}`)));
+    };
+  }
+  return worker;
+}
+
+function settle(action) {
+  const request = pending;
+  pending = null;
+  if (request) action(request);
+}
+
+function request(message, callbacks = {}) {
+  if (pending) return Promise.reject(new Error('the worker is busy: wait for it or cancel'));
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    pending = { id, resolve, reject, ...callbacks };
+    ensureWorker().postMessage({ ...message, id });
+  });
+}
+
+/** Whether a request is running. */
+export function busy() {
+  return pending !== null;
+}
+
+/**
+ * Segment one case. model: {name, bytes: ArrayBuffer}; files: [{name, modality, bytes}].
+ * Resolves to {nifti, volumes, windows, backend, backendNote, synthetic, ignored, seconds, msPerWindow}.
+ */
+export function segment({ model, files, onProgress, forceCpu = false }) {
+  return request({ type: 'segment', modelName: model.name, model: model.bytes, files, forceCpu },
+    { onProgress });
+}
+
+/** Stop a running segmentation now (the worker is terminated and restarted on the next call). */
+export function cancel() {
+  if (worker) worker.terminate();
+  worker = null;
+  settle((p) => p.reject(new Error('cancelled')));
+}
+
+/**
+ * Fine-tune on labelled cases [{images: [{name, modality, bytes}], label: {name, bytes}}].
+ * Resolves to {model: Uint8Array (.bmvp), losses, backend, backendNote}.
+ */
+export function finetune({ model, cases, steps, lr, onLoss, forceCpu = false }) {
+  return request({ type: 'finetune', modelName: model.name, model: model.bytes, cases, steps, lr,
+    forceCpu }, { onLoss });
+}
+
+/** Ask a running fine-tuning to stop after its current step (it resolves with the model so far). */
+export function stop() {
+  if (worker) worker.postMessage({ type: 'stop' });
+}
+
+/** The model's learned modality templates: [{modality, nifti}]. */
+export function templates(model) {
+  return request({ type: 'templates', modelName: model.name, model: model.bytes });
+}

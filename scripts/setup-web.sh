@@ -9,7 +9,10 @@
 # wasm-opt is not used: Debian's binaryen 108 breaks the module (see www/index.html).
 # Debian packages need root (CI runs this as root); without root and with packages missing it
 # stops with the apt-get line to run.
+#   --build-only: only what `trunk build` needs (no chromium, no npm packages)
 set -euo pipefail
+build_only=0
+[ "${1:-}" = "--build-only" ] && build_only=1
 cd "$(dirname "$0")/.."
 
 TRUNK_VERSION=0.21.14
@@ -28,7 +31,7 @@ step_done "rust target wasm32-unknown-unknown"
 
 # --- Debian packages -----------------------------------------------------------------------
 missing=()
-[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ "$build_only" = 1 ] || [ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup-web: missing Debian packages; run: sudo apt-get install -y ${missing[*]}" >&2
@@ -65,6 +68,7 @@ fi
 step_done "trunk $TRUNK_VERSION"
 
 # --- npm packages for the browser test -----------------------------------------------------
+[ "$build_only" = 1 ] && exit 0
 if ! (cd tests/browser && npm ls --depth=0 >/dev/null 2>&1); then
   (cd tests/browser && npm ci --no-audit --no-fund)
 fi

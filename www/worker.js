@@ -5,6 +5,7 @@
 // Messages in:  {type: 'segment', id, modelName, model, files: [{name, modality, bytes}]}
 //               {type: 'finetune', id, modelName, model, cases: [{images: [...], label: {name, bytes}}], steps, lr}
 //               {type: 'templates', id, modelName, model}
+//               {type: 'bench', id, preset: 'tiny' | 'small', roi, repeats}
 //               {type: 'stop'}   (ends a fine-tuning run after its current step)
 // Messages out: {type: 'progress', id, done, total}, {type: 'loss', id, step, loss},
 //               {type: 'result', id, result}, {type: 'error', id, message}
@@ -44,7 +45,7 @@ async function handle(message) {
     result.backendNote = gpu.ok ? '' : gpu.reason;
     return result;
   };
-  const model = new Uint8Array(message.model);
+  const model = message.model ? new Uint8Array(message.model) : null;
   switch (message.type) {
     case 'segment': {
       const started = performance.now();
@@ -66,6 +67,8 @@ async function handle(message) {
     }
     case 'templates':
       return wasm.worker_templates(message.modelName, model);
+    case 'bench':
+      return note(await wasm.worker_bench(message.preset, message.roi, message.repeats, gpu.ok));
     default:
       throw new Error(`unknown request ${message.type}`);
   }

@@ -1,0 +1,58 @@
+// Shared by the browser tests: Chromium's flags and a static server for www/dist.
+
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, '..', '..');
+export const distDir = path.join(repoRoot, 'www', 'dist');
+
+// Flags every launch gets: root needs --no-sandbox; nothing may reach the network.
+const baseArgs = [
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+  '--disable-default-apps',
+  '--disable-extensions',
+];
+
+/** Chromium's command line: the base flags plus `extra` (e.g. --enable-unsafe-webgpu). */
+export function launchArgs(extra = []) {
+  return [...baseArgs, ...extra];
+}
+
+const mimeTypes = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.png': 'image/png',
+};
+
+/** Serve `root` (default www/dist) on 127.0.0.1 on a free port: {server, baseUrl}. */
+export async function serveDist(root = distDir) {
+  const server = createServer(async (request, response) => {
+    const urlPath = decodeURIComponent(new URL(request.url, 'http://localhost').pathname);
+    const filePath = path.join(root, urlPath.endsWith('/') ? `${urlPath}index.html` : urlPath);
+    if (!filePath.startsWith(root + path.sep)) {
+      response.writeHead(403).end();
+      return;
+    }
+    try {
+      const body = await readFile(filePath);
+      const type = mimeTypes[path.extname(filePath)] ?? 'application/octet-stream';
+      response.writeHead(200, { 'Content-Type': type, 'Cache-Control': 'no-store' }).end(body);
+    } catch {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, baseUrl: `http://127.0.0.1:${server.address().port}` };
+}

@@ -10,6 +10,7 @@
 
 pub mod compute_check;
 pub mod core_link;
+pub mod render;
 
 #[cfg(target_arch = "wasm32")]
 pub mod gpu_probe;
@@ -17,3 +18,5 @@ pub mod gpu_probe;
 pub mod page;
 #[cfg(target_arch = "wasm32")]
 mod start;
+#[cfg(target_arch = "wasm32")]
+pub mod viewer_api;

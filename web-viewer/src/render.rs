@@ -1,0 +1,690 @@
+//! Slice rendering for the viewer, independent of the browser (tested on the host).
+//!
+//! A [`ViewVolume`] holds an image reoriented to RAS (by axis permutation and flips only, so every
+//! voxel keeps its value) together with the [`Reorientation`] back to the file's own grid. Slices
+//! are drawn in the neurological convention:
+//!
+//! | view     | slice index | screen column (left → right) | screen row (top → bottom) |
+//! |----------|-------------|------------------------------|---------------------------|
+//! | axial    | z (I → S)   | x: patient left → right      | y: anterior → posterior   |
+//! | coronal  | y (P → A)   | x: patient left → right      | z: superior → inferior    |
+//! | sagittal | x (L → R)   | y: anterior → posterior      | z: superior → inferior    |
+//!
+//! so the patient's left is on the screen's left, anterior is up in the axial view and superior is
+//! up in the coronal and sagittal views. Pixels are voxels; [`ViewVolume::pixel_spacing`] gives
+//! their physical size so the page can scale the canvas to the true aspect.
+
+use brainmvp_core::nifti::{self, NiftiImage, ReadLimits, Reorientation};
+use brainmvp_core::{Error, Result, Volume};
+
+/// Largest image the viewer opens: 64 Mi voxels (256 MiB as `f32`, e.g. 400³).
+pub const MAX_VIEW_VOXELS: usize = 64 << 20;
+
+/// Decode a `.nii`/`.nii.gz` for the viewer: at most [`MAX_VIEW_VOXELS`] voxels and one 3D
+/// volume (a 4D file is refused, not cut to its first volume). Errors are one line naming `name`.
+pub fn decode_nifti(bytes: &[u8], name: &str) -> Result<NiftiImage> {
+    let limits = ReadLimits {
+        max_voxels: MAX_VIEW_VOXELS,
+    };
+    let image = nifti::read_bytes_with_limits(bytes, name, limits)?;
+    let volumes: usize = image.full_dims.iter().skip(3).product();
+    if volumes > 1 {
+        let dims: Vec<String> = image.full_dims.iter().map(ToString::to_string).collect();
+        return Err(Error::new(
+            name,
+            format!(
+                "4D image ({} volumes, dims {}): the viewer opens 3D volumes only",
+                volumes,
+                dims.join("x")
+            ),
+        ));
+    }
+    Ok(image)
+}
+
+/// One of the three orthogonal views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    /// Slices of constant z (RAS), seen from above.
+    Axial,
+    /// Slices of constant y, seen from the front.
+    Coronal,
+    /// Slices of constant x, seen from the left.
+    Sagittal,
+}
+
+impl Axis {
+    /// `0` axial, `1` coronal, `2` sagittal (the numbering of the page); `None` otherwise.
+    pub fn from_index(index: u32) -> Option<Axis> {
+        match index {
+            0 => Some(Axis::Axial),
+            1 => Some(Axis::Coronal),
+            2 => Some(Axis::Sagittal),
+            _ => None,
+        }
+    }
+
+    /// The RAS voxel axis this view slices along (axial z, coronal y, sagittal x).
+    pub fn normal(self) -> usize {
+        match self {
+            Axis::Axial => 2,
+            Axis::Coronal => 1,
+            Axis::Sagittal => 0,
+        }
+    }
+
+    /// The RAS voxel axes along the screen's columns and rows.
+    fn screen_axes(self) -> (usize, usize) {
+        match self {
+            Axis::Axial => (0, 1),
+            Axis::Coronal => (0, 2),
+            Axis::Sagittal => (1, 2),
+        }
+    }
+
+    /// Whether the screen column runs against its voxel axis (sagittal: anterior on the left).
+    fn column_reversed(self) -> bool {
+        matches!(self, Axis::Sagittal)
+    }
+}
+
+/// A rendered slice: `width × height` RGBA pixels, row-major from the top-left corner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slice {
+    pub width: usize,
+    pub height: usize,
+    /// `4 · width · height` bytes, alpha always 255.
+    pub rgba: Vec<u8>,
+}
+
+/// How a label map is drawn over a slice.
+#[derive(Debug, Clone, Copy)]
+pub struct Overlay<'a> {
+    pub labels: &'a LabelVolume,
+    /// 0 (invisible) to 1 (label colour only).
+    pub opacity: f32,
+    /// Labels not drawn.
+    pub hidden: &'a [u8],
+}
+
+/// An intensity image on the RAS grid, ready to be sliced.
+#[derive(Debug, Clone)]
+pub struct ViewVolume {
+    /// The image with its voxel axes pointing R, A, S.
+    pub ras: Volume<f32>,
+    /// How to go back to the file's grid and affine (for results written in the input's grid).
+    pub reorientation: Reorientation,
+    /// 1st and 99th percentile of the non-zero voxels: the default display range.
+    pub robust_range: [f32; 2],
+    /// Smallest and largest voxel value.
+    pub full_range: [f32; 2],
+}
+
+impl ViewVolume {
+    /// Reorient `volume` to RAS and measure its intensity range.
+    pub fn new(volume: &Volume<f32>) -> Self {
+        let (ras, reorientation) = nifti::to_ras(volume);
+        let robust_range = robust_range(&ras.data);
+        let full_range = full_range(&ras.data);
+        Self {
+            ras,
+            reorientation,
+            robust_range,
+            full_range,
+        }
+    }
+
+    /// The decoded image of a NIfTI file.
+    pub fn from_image(image: &NiftiImage) -> Self {
+        Self::new(&image.volume)
+    }
+
+    /// Voxels along R, A, S.
+    pub fn dims(&self) -> [usize; 3] {
+        self.ras.dims
+    }
+
+    /// Voxel size in mm along R, A, S.
+    pub fn spacing(&self) -> [f64; 3] {
+        self.ras.spacing()
+    }
+
+    /// The value of RAS voxel `(x, y, z)`, `None` outside the grid.
+    pub fn value_at(&self, x: usize, y: usize, z: usize) -> Option<f32> {
+        contains(self.ras.dims, [x, y, z]).then(|| self.ras.get(x, y, z))
+    }
+
+    /// `(width, height)` in pixels of a slice of `axis`.
+    pub fn slice_size(&self, axis: Axis) -> (usize, usize) {
+        slice_size(self.ras.dims, axis)
+    }
+
+    /// Number of slices along `axis`.
+    pub fn slice_count(&self, axis: Axis) -> usize {
+        self.ras.dims[axis.normal()]
+    }
+
+    /// Physical `[width, height]` of one pixel of `axis` in mm (the canvas aspect).
+    pub fn pixel_spacing(&self, axis: Axis) -> [f64; 2] {
+        let spacing = self.spacing();
+        let (column_axis, row_axis) = axis.screen_axes();
+        [spacing[column_axis], spacing[row_axis]]
+    }
+
+    /// The RAS voxel shown at pixel `(column, row)` of slice `index` of `axis`; `None` outside.
+    pub fn pixel_to_voxel(
+        &self,
+        axis: Axis,
+        index: usize,
+        column: usize,
+        row: usize,
+    ) -> Option<[usize; 3]> {
+        pixel_to_voxel(self.ras.dims, axis, index, column, row)
+    }
+
+    /// The pixel `(column, row)` where RAS voxel `voxel` appears in the slices of `axis`.
+    pub fn voxel_to_pixel(&self, axis: Axis, voxel: [usize; 3]) -> Option<(usize, usize)> {
+        contains(self.ras.dims, voxel).then(|| voxel_to_pixel(self.ras.dims, axis, voxel))
+    }
+
+    /// Draw slice `index` of `axis` in grey with `window` width and `level` centre (values at
+    /// `level - window/2` and below are black, at `level + window/2` and above white), with the
+    /// label map blended over it. An error if `index` is outside the volume or the label map is
+    /// on another grid.
+    pub fn render_slice(
+        &self,
+        axis: Axis,
+        index: usize,
+        window: f32,
+        level: f32,
+        overlay: Option<Overlay<'_>>,
+    ) -> Result<Slice> {
+        let count = self.slice_count(axis);
+        if index >= count {
+            return Err(Error::new(
+                "render",
+                format!("slice {index} is outside the {count} slices of this view"),
+            ));
+        }
+        if let Some(overlay) = overlay {
+            if overlay.labels.ras.dims != self.ras.dims {
+                return Err(Error::new(
+                    "render",
+                    format!(
+                        "label map grid {:?} does not match the image grid {:?}",
+                        overlay.labels.ras.dims, self.ras.dims
+                    ),
+                ));
+            }
+        }
+        let (width, height) = self.slice_size(axis);
+        let mut rgba = Vec::with_capacity(4 * width * height);
+        for row in 0..height {
+            for column in 0..width {
+                let [x, y, z] =
+                    pixel_to_voxel(self.ras.dims, axis, index, column, row).unwrap_or([0, 0, 0]);
+                let grey = window_level(self.ras.get(x, y, z), window, level);
+                let mut pixel = [grey; 3];
+                if let Some(overlay) = overlay {
+                    blend_label(&mut pixel, overlay, overlay.labels.ras.get(x, y, z));
+                }
+                rgba.extend_from_slice(&[pixel[0], pixel[1], pixel[2], 255]);
+            }
+        }
+        Ok(Slice {
+            width,
+            height,
+            rgba,
+        })
+    }
+}
+
+/// A label map on the RAS grid.
+#[derive(Debug, Clone)]
+pub struct LabelVolume {
+    pub ras: Volume<u8>,
+    pub reorientation: Reorientation,
+}
+
+impl LabelVolume {
+    /// Reorient a label map given as floats (as decoded from NIfTI) to RAS; `name` is used in the
+    /// error when a value is not a whole number in 0..=255.
+    pub fn from_values(volume: &Volume<f32>, name: &str) -> Result<Self> {
+        if let Some(bad) = volume
+            .data
+            .iter()
+            .find(|value| value.fract() != 0.0 || !(0.0..=255.0).contains(*value))
+        {
+            return Err(Error::new(
+                name,
+                format!("not a label map: voxel value {bad} is not a whole number in 0..=255"),
+            ));
+        }
+        Ok(Self::new(&volume.map(|value| value as u8)))
+    }
+
+    /// Reorient a label map to RAS.
+    pub fn new(volume: &Volume<u8>) -> Self {
+        let (ras, reorientation) = nifti::to_ras(volume);
+        Self { ras, reorientation }
+    }
+
+    /// The label of RAS voxel `(x, y, z)`, `None` outside the grid.
+    pub fn label_at(&self, x: usize, y: usize, z: usize) -> Option<u8> {
+        contains(self.ras.dims, [x, y, z]).then(|| self.ras.get(x, y, z))
+    }
+
+    /// `(label, voxel count)` of every label present except 0, in increasing label order.
+    pub fn label_counts(&self) -> Vec<(u8, usize)> {
+        let mut counts = [0usize; 256];
+        for &label in &self.ras.data {
+            counts[usize::from(label)] += 1;
+        }
+        (1u8..=255)
+            .filter(|&label| counts[usize::from(label)] > 0)
+            .map(|label| (label, counts[usize::from(label)]))
+            .collect()
+    }
+
+    /// Volume of one voxel in millilitres.
+    pub fn voxel_ml(&self) -> f64 {
+        self.ras.spacing().iter().product::<f64>() / 1000.0
+    }
+}
+
+/// Fixed colours for labels past the BraTS ones (cycled).
+const PALETTE: [[u8; 3]; 8] = [
+    [230, 25, 75],
+    [60, 180, 75],
+    [0, 130, 200],
+    [245, 130, 48],
+    [145, 30, 180],
+    [70, 240, 240],
+    [240, 50, 230],
+    [210, 245, 60],
+];
+
+/// The colour of `label`: BraTS 1 necrosis red, 2 oedema green, 3 enhancing (2023) blue,
+/// 4 enhancing (2021) yellow; others from a fixed palette; 0 is black (never drawn).
+pub fn label_color(label: u8) -> [u8; 3] {
+    match label {
+        0 => [0, 0, 0],
+        1 => [220, 40, 40],
+        2 => [40, 200, 60],
+        3 => [50, 100, 255],
+        4 => [250, 220, 30],
+        other => PALETTE[usize::from(other - 5) % PALETTE.len()],
+    }
+}
+
+/// Grey value of `value` for a `window` wide range centred on `level` (a window of 0 or less
+/// is a threshold at `level`).
+pub fn window_level(value: f32, window: f32, level: f32) -> u8 {
+    if window <= 0.0 || !window.is_finite() {
+        return if value >= level { 255 } else { 0 };
+    }
+    let low = level - window / 2.0;
+    let scaled = (value - low) / window * 255.0;
+    scaled.round().clamp(0.0, 255.0) as u8
+}
+
+fn blend_label(pixel: &mut [u8; 3], overlay: Overlay<'_>, label: u8) {
+    if label == 0 || overlay.hidden.contains(&label) {
+        return;
+    }
+    let opacity = overlay.opacity.clamp(0.0, 1.0);
+    let color = label_color(label);
+    for (channel, &tint) in pixel.iter_mut().zip(&color) {
+        let mixed = f32::from(*channel) * (1.0 - opacity) + f32::from(tint) * opacity;
+        *channel = mixed.round().clamp(0.0, 255.0) as u8;
+    }
+}
+
+fn contains(dims: [usize; 3], voxel: [usize; 3]) -> bool {
+    voxel.iter().zip(&dims).all(|(&at, &size)| at < size)
+}
+
+fn slice_size(dims: [usize; 3], axis: Axis) -> (usize, usize) {
+    let (column_axis, row_axis) = axis.screen_axes();
+    (dims[column_axis], dims[row_axis])
+}
+
+fn pixel_to_voxel(
+    dims: [usize; 3],
+    axis: Axis,
+    index: usize,
+    column: usize,
+    row: usize,
+) -> Option<[usize; 3]> {
+    let (width, height) = slice_size(dims, axis);
+    if column >= width || row >= height || index >= dims[axis.normal()] {
+        return None;
+    }
+    let (column_axis, row_axis) = axis.screen_axes();
+    let mut voxel = [0; 3];
+    voxel[axis.normal()] = index;
+    voxel[column_axis] = if axis.column_reversed() {
+        width - 1 - column
+    } else {
+        column
+    };
+    // Rows run from the top: anterior (axial) or superior (coronal, sagittal) first.
+    voxel[row_axis] = height - 1 - row;
+    Some(voxel)
+}
+
+fn voxel_to_pixel(dims: [usize; 3], axis: Axis, voxel: [usize; 3]) -> (usize, usize) {
+    let (width, height) = slice_size(dims, axis);
+    let (column_axis, row_axis) = axis.screen_axes();
+    let column = if axis.column_reversed() {
+        width - 1 - voxel[column_axis]
+    } else {
+        voxel[column_axis]
+    };
+    (column, height - 1 - voxel[row_axis])
+}
+
+/// At most this many voxels are sampled (evenly) for the percentiles.
+const PERCENTILE_SAMPLES: usize = 1 << 20;
+
+/// 1st and 99th percentile of the non-zero values (all values when every one is zero).
+pub fn robust_range(values: &[f32]) -> [f32; 2] {
+    let stride = values.len().div_ceil(PERCENTILE_SAMPLES).max(1);
+    let mut sample: Vec<f32> = values
+        .iter()
+        .step_by(stride)
+        .copied()
+        .filter(|value| *value != 0.0)
+        .collect();
+    if sample.is_empty() {
+        return full_range(values);
+    }
+    let low = percentile(&mut sample, 0.01);
+    let high = percentile(&mut sample, 0.99);
+    [low, high]
+}
+
+/// The value at fraction `quantile` of the sorted values (nearest rank).
+fn percentile(values: &mut [f32], quantile: f64) -> f32 {
+    let rank = ((values.len() - 1) as f64 * quantile).round() as usize;
+    let (_, value, _) = values.select_nth_unstable_by(rank, f32::total_cmp);
+    *value
+}
+
+fn full_range(values: &[f32]) -> [f32; 2] {
+    let mut range = [f32::INFINITY, f32::NEG_INFINITY];
+    for &value in values {
+        range[0] = range[0].min(value);
+        range[1] = range[1].max(value);
+    }
+    if range[0] > range[1] {
+        [0.0, 0.0]
+    } else {
+        range
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brainmvp_core::volume::IDENTITY;
+
+    /// A 4×5×6 RAS grid with 1×2×3 mm voxels.
+    fn ras_affine() -> brainmvp_core::Affine {
+        [
+            [1.0, 0.0, 0.0, -2.0],
+            [0.0, 2.0, 0.0, -4.0],
+            [0.0, 0.0, 3.0, -6.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    }
+
+    fn single_voxel(voxel: [usize; 3], value: f32) -> ViewVolume {
+        let mut volume = Volume::filled([4, 5, 6], ras_affine(), 0.0);
+        volume.set(voxel[0], voxel[1], voxel[2], value);
+        ViewVolume::new(&volume)
+    }
+
+    /// The `(column, row)` of every pixel whose red channel is not 0.
+    fn lit_pixels(slice: &Slice) -> Vec<(usize, usize)> {
+        (0..slice.width * slice.height)
+            .filter(|pixel| slice.rgba[4 * pixel] != 0)
+            .map(|pixel| (pixel % slice.width, pixel / slice.width))
+            .collect()
+    }
+
+    #[test]
+    fn a_voxel_appears_at_its_pixel_in_each_view() {
+        let view = single_voxel([2, 0, 5], 100.0);
+        let axial = view
+            .render_slice(Axis::Axial, 5, 100.0, 50.0, None)
+            .unwrap();
+        assert_eq!((axial.width, axial.height), (4, 5));
+        // Column = x (left to right), row 0 = most anterior y.
+        assert_eq!(lit_pixels(&axial), vec![(2, 4)]);
+        let coronal = view
+            .render_slice(Axis::Coronal, 0, 100.0, 50.0, None)
+            .unwrap();
+        assert_eq!((coronal.width, coronal.height), (4, 6));
+        // Row 0 = most superior z.
+        assert_eq!(lit_pixels(&coronal), vec![(2, 0)]);
+        let sagittal = view
+            .render_slice(Axis::Sagittal, 2, 100.0, 50.0, None)
+            .unwrap();
+        assert_eq!((sagittal.width, sagittal.height), (5, 6));
+        // Column 0 = most anterior y.
+        assert_eq!(lit_pixels(&sagittal), vec![(4, 0)]);
+        // Other slices are black, and the pixel holds white with full alpha.
+        let other = view
+            .render_slice(Axis::Axial, 4, 100.0, 50.0, None)
+            .unwrap();
+        assert!(lit_pixels(&other).is_empty());
+        let at = 4 * (4 * axial.width + 2);
+        assert_eq!(&axial.rgba[at..at + 4], &[255, 255, 255, 255]);
+    }
+
+    #[test]
+    fn pixels_and_voxels_map_both_ways() {
+        let view = single_voxel([0, 0, 0], 1.0);
+        for axis in [Axis::Axial, Axis::Coronal, Axis::Sagittal] {
+            let (width, height) = view.slice_size(axis);
+            for row in 0..height {
+                for column in 0..width {
+                    let voxel = view.pixel_to_voxel(axis, 1, column, row).unwrap();
+                    assert_eq!(voxel[axis.normal()], 1);
+                    assert_eq!(view.voxel_to_pixel(axis, voxel), Some((column, row)));
+                }
+            }
+            assert_eq!(view.pixel_to_voxel(axis, 1, width, 0), None);
+        }
+        assert_eq!(view.pixel_to_voxel(Axis::Axial, 6, 0, 0), None);
+        assert_eq!(view.pixel_spacing(Axis::Axial), [1.0, 2.0]);
+        assert_eq!(view.pixel_spacing(Axis::Coronal), [1.0, 3.0]);
+        assert_eq!(view.pixel_spacing(Axis::Sagittal), [2.0, 3.0]);
+        assert_eq!(view.value_at(0, 0, 0), Some(1.0));
+        assert_eq!(view.value_at(4, 0, 0), None);
+    }
+
+    #[test]
+    fn window_and_level_map_the_range_onto_black_to_white() {
+        // Window 200 around 100: 0 → black, 200 → white, 100 → mid grey, linear between.
+        assert_eq!(window_level(0.0, 200.0, 100.0), 0);
+        assert_eq!(window_level(-50.0, 200.0, 100.0), 0);
+        assert_eq!(window_level(200.0, 200.0, 100.0), 255);
+        assert_eq!(window_level(1e9, 200.0, 100.0), 255);
+        assert_eq!(window_level(100.0, 200.0, 100.0), 128);
+        assert_eq!(window_level(40.0, 200.0, 100.0), 51);
+        // A zero window thresholds at the level.
+        assert_eq!(window_level(99.0, 0.0, 100.0), 0);
+        assert_eq!(window_level(100.0, 0.0, 100.0), 255);
+    }
+
+    #[test]
+    fn the_overlay_colours_only_labelled_visible_voxels() {
+        let mut image = Volume::filled([4, 5, 6], ras_affine(), 50.0);
+        image.set(0, 0, 2, 0.0);
+        let view = ViewVolume::new(&image);
+        let mut labels = Volume::filled([4, 5, 6], ras_affine(), 0u8);
+        labels.set(1, 4, 2, 1);
+        labels.set(3, 4, 2, 2);
+        labels.set(0, 0, 2, 4);
+        let labels = LabelVolume::new(&labels);
+        let overlay = Overlay {
+            labels: &labels,
+            opacity: 1.0,
+            hidden: &[2],
+        };
+        let slice = view
+            .render_slice(Axis::Axial, 2, 100.0, 50.0, Some(overlay))
+            .unwrap();
+        let pixel = |column: usize, row: usize| {
+            let at = 4 * (row * slice.width + column);
+            [slice.rgba[at], slice.rgba[at + 1], slice.rgba[at + 2]]
+        };
+        // y = 4 is the top row; y = 0 the bottom one (row 4).
+        assert_eq!(pixel(1, 0), label_color(1));
+        assert_eq!(pixel(3, 0), [128, 128, 128], "hidden label 2 drawn");
+        assert_eq!(pixel(0, 4), label_color(4));
+        for (column, row) in [(0, 0), (2, 0), (1, 1), (3, 4)] {
+            assert_eq!(pixel(column, row), [128, 128, 128]);
+        }
+        // Half opacity mixes grey 128 and red evenly.
+        let half = Overlay {
+            opacity: 0.5,
+            ..overlay
+        };
+        let slice = view
+            .render_slice(Axis::Axial, 2, 100.0, 50.0, Some(half))
+            .unwrap();
+        let red = label_color(1);
+        let expected: Vec<u8> = red
+            .iter()
+            .map(|&tint| ((128.0 + f32::from(tint)) / 2.0).round() as u8)
+            .collect();
+        assert_eq!(&slice.rgba[4..7], expected.as_slice());
+    }
+
+    #[test]
+    fn lps_input_is_displayed_as_its_ras_twin() {
+        let dims = [4, 5, 6];
+        let ras_values: Vec<f32> = (0..120).map(|index| ((index * 37) % 101) as f32).collect();
+        let ras = Volume::from_vec(dims, ras_affine(), ras_values);
+        // The same image stored LPS: x and y run the other way, the affine says so.
+        let mut lps_affine = ras_affine();
+        lps_affine[0][0] = -1.0;
+        lps_affine[0][3] = -2.0 + 3.0;
+        lps_affine[1][1] = -2.0;
+        lps_affine[1][3] = -4.0 + 2.0 * 4.0;
+        let mut lps = Volume::filled(dims, lps_affine, 0.0);
+        for z in 0..6 {
+            for y in 0..5 {
+                for x in 0..4 {
+                    lps.set(3 - x, 4 - y, z, ras.get(x, y, z));
+                }
+            }
+        }
+        let (ras_view, lps_view) = (ViewVolume::new(&ras), ViewVolume::new(&lps));
+        assert_eq!(lps_view.ras.affine, ras.affine);
+        assert_eq!(lps_view.reorientation.source_affine, lps_affine);
+        for axis in [Axis::Axial, Axis::Coronal, Axis::Sagittal] {
+            for index in 0..ras_view.slice_count(axis) {
+                let want = ras_view
+                    .render_slice(axis, index, 90.0, 45.0, None)
+                    .unwrap();
+                let got = lps_view
+                    .render_slice(axis, index, 90.0, 45.0, None)
+                    .unwrap();
+                assert_eq!(got, want, "{axis:?} slice {index}");
+            }
+        }
+    }
+
+    #[test]
+    fn robust_range_takes_the_percentiles_of_non_zero_voxels() {
+        let mut values: Vec<f32> = (1..=100).map(|value| value as f32).collect();
+        values.extend([0.0; 500]);
+        // Nearest rank over 100 sorted values: ranks 1 and 98.
+        assert_eq!(robust_range(&values), [2.0, 99.0]);
+        assert_eq!(robust_range(&[0.0, 0.0]), [0.0, 0.0]);
+        let view = ViewVolume::new(&Volume::from_vec([2, 1, 1], IDENTITY, vec![-3.0, 7.0]));
+        assert_eq!(view.full_range, [-3.0, 7.0]);
+    }
+
+    #[test]
+    fn label_maps_are_checked_counted_and_measured() {
+        let volume = Volume::from_vec([3, 1, 1], ras_affine(), vec![0.0, 4.0, 4.0]);
+        let labels = LabelVolume::from_values(&volume, "seg.nii.gz").unwrap();
+        assert_eq!(labels.label_counts(), vec![(4, 2)]);
+        assert!((labels.voxel_ml() - 0.006).abs() < 1e-12);
+        assert_eq!(labels.label_at(1, 0, 0), Some(4));
+        let fractional = Volume::from_vec([2, 1, 1], ras_affine(), vec![0.0, 0.5]);
+        let err = LabelVolume::from_values(&fractional, "t1.nii.gz").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t1.nii.gz: not a label map: voxel value 0.5 is not a whole number in 0..=255"
+        );
+    }
+
+    /// An uncompressed NIfTI of `dims` (x fastest, values 0, 1, 2, ...) as `dim[0] = 4` with
+    /// `volumes` 3D volumes when `volumes > 1`.
+    fn nifti_bytes(dims: [usize; 3], volumes: usize) -> Vec<u8> {
+        let count = dims.iter().product::<usize>();
+        let values = (0..count).map(|index| index as f32).collect();
+        let volume = Volume::from_vec(dims, ras_affine(), values);
+        let mut bytes = nifti::encode_f32(&volume, false).unwrap();
+        if volumes > 1 {
+            bytes[40..42].copy_from_slice(&4i16.to_le_bytes());
+            bytes[48..50].copy_from_slice(&(volumes as i16).to_le_bytes());
+            let data = bytes[352..].to_vec();
+            for _ in 1..volumes {
+                bytes.extend_from_slice(&data);
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn decoding_refuses_what_the_viewer_cannot_show() {
+        let good = nifti_bytes([4, 5, 6], 1);
+        let image = decode_nifti(&good, "t1.nii").unwrap();
+        let view = ViewVolume::from_image(&image);
+        assert_eq!(view.value_at(1, 2, 3), Some((1 + 4 * 2 + 20 * 3) as f32));
+        let four_d = nifti_bytes([4, 5, 6], 3);
+        assert!(nifti::read_bytes(&four_d, "dwi.nii").is_ok());
+        let err = decode_nifti(&four_d, "dwi.nii").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "dwi.nii: 4D image (3 volumes, dims 4x5x6x3): the viewer opens 3D volumes only"
+        );
+        let err = decode_nifti(&good[..good.len() - 10], "cut.nii").unwrap_err();
+        assert!(err.to_string().starts_with("cut.nii: truncated"), "{err}");
+        let err = decode_nifti(&[7u8; 600], "broken.nii.gz").unwrap_err();
+        assert!(err.to_string().starts_with("broken.nii.gz: "), "{err}");
+        let mut huge = nifti_bytes([4, 5, 6], 1);
+        for at in [42, 44, 46] {
+            huge[at..at + 2].copy_from_slice(&1024i16.to_le_bytes());
+        }
+        let err = decode_nifti(&huge, "huge.nii").unwrap_err().to_string();
+        assert!(err.starts_with("huge.nii: "), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn bad_requests_are_errors() {
+        let view = single_voxel([0, 0, 0], 1.0);
+        assert!(view.render_slice(Axis::Axial, 6, 1.0, 0.5, None).is_err());
+        let labels = LabelVolume::new(&Volume::filled([4, 5, 5], ras_affine(), 0u8));
+        let overlay = Overlay {
+            labels: &labels,
+            opacity: 0.5,
+            hidden: &[],
+        };
+        let err = view
+            .render_slice(Axis::Axial, 0, 1.0, 0.5, Some(overlay))
+            .unwrap_err();
+        assert!(err.to_string().contains("does not match"), "{err}");
+        assert_eq!(Axis::from_index(3), None);
+        assert_eq!(label_color(5), PALETTE[0]);
+        assert_eq!(label_color(13), PALETTE[0]);
+    }
+}

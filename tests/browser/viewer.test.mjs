@@ -1,0 +1,353 @@
+// Headless-Chromium test of the NIfTI viewer (www/app.js on the wasm in www/dist): real MRI from
+// ../shared/data/mri (ICBM152 2 mm averages, stored LAS) is fed through the file picker, the three
+// views must draw the brain, a click moves the crosshair in every view and the coordinates line,
+// values under the crosshair match an independent decode in Node (with the LAS → RAS flip), a
+// label map is overlaid, and broken files (random bytes, a truncated NIfTI) show an error naming
+// the file while the page keeps working. The screenshot goes to output/viewer.png.
+//
+// Run with `node --test` from tests/browser (after `trunk build --release` in www/), or run.sh.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { readFile, mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..', '..');
+const distDir = path.join(repoRoot, 'www', 'dist');
+const outputDir = path.join(here, 'output');
+const mriDir = path.resolve(repoRoot, '..', 'shared', 'data', 'mri', 'icbm152-2mm');
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+const launchArgs = [
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+  '--disable-default-apps',
+  '--disable-extensions',
+  '--disable-features=WebGPU',
+];
+
+const mimeTypes = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+};
+
+let server;
+let baseUrl;
+let browser;
+
+function serveStatic(root) {
+  return createServer(async (request, response) => {
+    const urlPath = decodeURIComponent(new URL(request.url, 'http://localhost').pathname);
+    const filePath = path.join(root, urlPath.endsWith('/') ? `${urlPath}index.html` : urlPath);
+    if (!filePath.startsWith(root + path.sep)) {
+      response.writeHead(403).end();
+      return;
+    }
+    try {
+      const body = await readFile(filePath);
+      const type = mimeTypes[path.extname(filePath)] ?? 'application/octet-stream';
+      response.writeHead(200, { 'Content-Type': type, 'Cache-Control': 'no-store' }).end(body);
+    } catch {
+      response.writeHead(404).end();
+    }
+  });
+}
+
+/** A minimal NIfTI-1 reader for the test's own checks: dims, scaling and raw voxels (uint8 only). */
+function parseNifti(gzBytes) {
+  const bytes = gunzipSync(gzBytes);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  assert.equal(view.getInt32(0, true), 348, 'not a little-endian NIfTI-1');
+  const dims = [1, 2, 3].map((at) => view.getInt16(40 + 2 * at, true));
+  assert.equal(view.getInt16(70, true), 2, 'the test expects uint8 voxels');
+  const slope = view.getFloat32(112, true) || 1;
+  const inter = view.getFloat32(116, true);
+  const offset = Math.round(view.getFloat32(108, true));
+  return { bytes, dims, slope, inter, offset };
+}
+
+/** Value of file voxel (i, j, k) after scaling. */
+function fileValue(nifti, [i, j, k]) {
+  const [nx, ny] = nifti.dims;
+  const raw = nifti.bytes[nifti.offset + i + nx * (j + ny * k)];
+  return raw * nifti.slope + nifti.inter;
+}
+
+/**
+ * A uint8 label map on the grid of `nifti` (its header reused): label 1 in a 10-voxel cube around
+ * `centre` (file voxels), label 2 in the shell 3 voxels around it; returns .nii bytes and counts.
+ */
+function labelMapLike(nifti, centre) {
+  const header = Buffer.from(nifti.bytes.subarray(0, 352));
+  header.writeFloatLE(1, 112); // scl_slope
+  header.writeFloatLE(0, 116); // scl_inter
+  const [nx, ny, nz] = nifti.dims;
+  const voxels = Buffer.alloc(nx * ny * nz);
+  const counts = { 1: 0, 2: 0 };
+  for (let k = 0; k < nz; k++) {
+    for (let j = 0; j < ny; j++) {
+      for (let i = 0; i < nx; i++) {
+        const distance = Math.max(Math.abs(i - centre[0]), Math.abs(j - centre[1]), Math.abs(k - centre[2]));
+        const label = distance < 5 ? 1 : distance < 8 ? 2 : 0;
+        if (label) {
+          voxels[i + nx * (j + ny * k)] = label;
+          counts[label] += 1;
+        }
+      }
+    }
+  }
+  return { bytes: Buffer.concat([header, voxels]), counts };
+}
+
+async function openPage() {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 1100 } });
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
+  });
+  await page.goto(`${baseUrl}/index.html`);
+  await page.waitForFunction(() => window.brainmvp && document.body.dataset.viewer !== 'starting',
+    null, { timeout: 90_000 });
+  return { page, problems };
+}
+
+/** Give files to the page's file picker and wait until it has handled them. */
+async function pickFiles(page, files) {
+  const before_ = await page.evaluate(() => Number(document.body.dataset.loads ?? 0));
+  await page.setInputFiles('#file-input', files.map(({ name, bytes }) => ({
+    name, mimeType: 'application/octet-stream', buffer: Buffer.from(bytes),
+  })));
+  await page.waitForFunction((count) => Number(document.body.dataset.loads ?? 0) > count, before_,
+    { timeout: 60_000 });
+}
+
+/** For each view: size and how many pixels are neither black nor the same grey as the first. */
+async function canvasStats(page) {
+  return page.evaluate(() => ['axial', 'coronal', 'sagittal'].map((name) => {
+    const canvas = document.getElementById(`view-${name}`);
+    const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+    let bright = 0;
+    const greys = new Set();
+    for (let at = 0; at < data.length; at += 4) {
+      if (data[at] > 40) bright += 1;
+      greys.add(data[at]);
+    }
+    return { name, width: canvas.width, height: canvas.height, bright, levels: greys.size, pixels: data.length / 4 };
+  }));
+}
+
+before(async () => {
+  assert.ok(existsSync(path.join(distDir, 'index.html')), `${distDir} not built: run trunk build --release in www/`);
+  assert.ok(existsSync(path.join(mriDir, 'avg152T1.nii.gz')), `${mriDir} missing (see shared/data/mri/README.md)`);
+  await mkdir(outputDir, { recursive: true });
+  server = serveStatic(distDir);
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  baseUrl = `http://127.0.0.1:${server.address().port}`;
+  browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: launchArgs });
+});
+
+after(async () => {
+  await browser?.close();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+test('real MRI: three views, crosshair, values, label overlay, screenshot', async () => {
+  const t1Gz = await readFile(path.join(mriDir, 'avg152T1.nii.gz'));
+  const t2Gz = await readFile(path.join(mriDir, 'avg152T2.nii.gz'));
+  const t1 = parseNifti(t1Gz);
+  const [nx, ny, nz] = t1.dims;
+  // A lesion in the patient's right hemisphere: LAS file x runs to the left, so small i is right.
+  const centre = [25, 60, 50];
+  const labels = labelMapLike(t1, centre);
+  const { page, problems } = await openPage();
+  try {
+    await pickFiles(page, [
+      { name: 'case01_t1.nii.gz', bytes: t1Gz },
+      { name: 'case01_t2.nii.gz', bytes: t2Gz },
+      { name: 'case01_seg.nii', bytes: labels.bytes },
+    ]);
+    assert.equal(await page.evaluate(() => document.body.dataset.viewer), 'ready');
+    assert.equal(await page.textContent('#error'), '');
+    // File names mapped to modalities (the CLI's mapping), the label map recognised.
+    assert.deepEqual(await page.evaluate(() => window.brainmvp.files()), [
+      { name: 'case01_t1.nii.gz', modality: 't1' },
+      { name: 'case01_t2.nii.gz', modality: 't2' },
+      { name: 'case01_seg.nii', modality: 'label' },
+    ]);
+    assert.deepEqual(await page.$$eval('#file-list select', (selects) => selects.map((s) => s.value)),
+      ['t1', 't2', 'label']);
+    assert.equal(await page.evaluate(() => window.brainmvp.shown()), 'case01_t1.nii.gz');
+    assert.deepEqual(await page.evaluate(() => window.brainmvp.currentLabels()),
+      { 1: labels.counts[1], 2: labels.counts[2] });
+
+    // The crosshair starts in the middle of the RAS grid (same dims as the file's here).
+    assert.deepEqual(await page.evaluate(() => window.brainmvp.cursor()),
+      [Math.floor(nx / 2), Math.floor(ny / 2), Math.floor(nz / 2)]);
+    for (const stats of await canvasStats(page)) {
+      assert.ok(stats.bright > stats.pixels * 0.2, `${stats.name} view nearly black: ${JSON.stringify(stats)}`);
+      assert.ok(stats.levels > 50, `${stats.name} view has only ${stats.levels} grey levels`);
+    }
+
+    // Click a quarter across and half down the axial view: x and y follow, z stays.
+    const box = await page.locator('#view-axial').boundingBox();
+    const cursorLineBefore = await page.textContent('#cursor');
+    await page.mouse.click(box.x + box.width * 0.25, box.y + box.height * 0.5);
+    const clicked = await page.evaluate(() => window.brainmvp.cursor());
+    const expectedX = Math.floor(0.25 * nx);
+    const expectedY = ny - 1 - Math.floor(0.5 * ny);
+    assert.ok(Math.abs(clicked[0] - expectedX) <= 1, `x ${clicked[0]}, expected ~${expectedX}`);
+    assert.ok(Math.abs(clicked[1] - expectedY) <= 1, `y ${clicked[1]}, expected ~${expectedY}`);
+    assert.equal(clicked[2], Math.floor(nz / 2));
+    const cursorLine = await page.textContent('#cursor');
+    assert.notEqual(cursorLine, cursorLineBefore);
+    assert.match(cursorLine, new RegExp(`voxel \\(${clicked.join(', ')}\\)`));
+    // The other views now show the clicked slices.
+    assert.equal(await page.textContent('#slice-sagittal'), `${clicked[0] + 1}/${nx}`);
+    assert.equal(await page.textContent('#slice-coronal'), `${clicked[1] + 1}/${ny}`);
+
+    // Values under the crosshair are the file's, with x mirrored (LAS → RAS).
+    for (const voxel of [clicked, [10, 20, 30], [70, 50, 40]]) {
+      const shown = await page.evaluate((at) => window.brainmvp.valueAt(at), voxel);
+      const expected = fileValue(t1, [nx - 1 - voxel[0], voxel[1], voxel[2]]);
+      assert.ok(Math.abs(shown - expected) < 1e-5, `voxel ${voxel}: page ${shown}, file ${expected}`);
+    }
+
+    // Put the crosshair in the lesion: its label shows, and the overlay is drawn in label 1 red
+    // at the crosshair of the axial view (centre pixel of the lesion, opacity 0.5 over grey).
+    const lesion = [nx - 1 - centre[0], centre[1], centre[2]];
+    await page.evaluate((at) => window.brainmvp.setCursor(at), lesion);
+    assert.match(await page.textContent('#cursor'), / · label 1$/);
+    const lesionPixel = await page.evaluate((at) => {
+      const canvas = document.getElementById('view-axial');
+      // Axial: column = x, row 0 = the most anterior y; pixels scaled to the canvas.
+      const column = Math.floor(((at[0] + 0.3) / 91) * canvas.width);
+      const row = Math.floor(((108 - at[1] + 0.3) / 109) * canvas.height);
+      return [...canvas.getContext('2d').getImageData(column, row, 1, 1).data];
+    }, lesion);
+    assert.ok(lesionPixel[0] > lesionPixel[1] + 40 && lesionPixel[0] > lesionPixel[2] + 40,
+      `lesion pixel not red: ${lesionPixel}`);
+    // Hiding label 1 takes the red away.
+    await page.click('#label-toggles input[data-label="1"]');
+    const hiddenPixel = await page.evaluate((at) => {
+      const canvas = document.getElementById('view-axial');
+      const column = Math.floor(((at[0] + 0.3) / 91) * canvas.width);
+      const row = Math.floor(((108 - at[1] + 0.3) / 109) * canvas.height);
+      return [...canvas.getContext('2d').getImageData(column, row, 1, 1).data];
+    }, lesion);
+    assert.equal(hiddenPixel[0], hiddenPixel[1], `hidden label still coloured: ${hiddenPixel}`);
+    await page.click('#label-toggles input[data-label="1"]');
+    // The volume table: label 1 in millilitres (2 mm voxels: 0.008 ml each).
+    const row1 = await page.$$eval('#volumes tbody tr[data-label="1"] td', (cells) => cells.map((c) => c.textContent));
+    assert.equal(row1[2], String(labels.counts[1]));
+    assert.equal(row1[3], (labels.counts[1] * 0.008).toFixed(2));
+
+    // Screenshot with the crosshair through the lesion: red core, green shell in all views.
+    await page.evaluate((at) => window.brainmvp.setCursor(at), lesion);
+    await page.screenshot({ path: path.join(outputDir, 'viewer.png'), fullPage: true });
+
+    // The modality switcher, and window/level typed in: a level below every value and a tiny
+    // window make every pixel white, outside the lesion overlay.
+    await page.selectOption('#modality-select', 'case01_t2.nii.gz');
+    assert.equal(await page.evaluate(() => window.brainmvp.shown()), 'case01_t2.nii.gz');
+    await page.fill('#window', '0.000001');
+    await page.fill('#level', '-1');
+    await page.dispatchEvent('#level', 'change');
+    assert.deepEqual(await page.evaluate(() => window.brainmvp.windowLevel()), [0.000001, -1]);
+    await page.evaluate(() => window.brainmvp.clearOverlay());
+    for (const stats of await canvasStats(page)) {
+      // All white but the crosshair's two one-pixel lines (cyan: no red).
+      const crosshair = 2 * (stats.width + stats.height);
+      assert.ok(stats.bright >= stats.pixels - crosshair,
+        `${stats.name}: not all white under W/L 0.000001/-1: ${JSON.stringify(stats)}`);
+    }
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test('broken files: the error names the file, the page still loads a good one', async () => {
+  const t1Gz = await readFile(path.join(mriDir, 'avg152T1.nii.gz'));
+  const t1Raw = gunzipSync(t1Gz);
+  let seed = 12345;
+  const random = Buffer.alloc(4096, 0).map(() => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed & 0xff;
+  });
+  const { page, problems } = await openPage();
+  try {
+    await pickFiles(page, [{ name: 'broken.nii.gz', bytes: random }]);
+    let error = await page.textContent('#error');
+    assert.match(error, /^broken\.nii\.gz: \S/);
+    assert.equal(await page.isVisible('#error'), true);
+    assert.equal(await page.evaluate(() => window.brainmvp.files().length), 0);
+
+    await pickFiles(page, [{ name: 'cut_t1.nii', bytes: t1Raw.subarray(0, t1Raw.length - 1000) }]);
+    error = await page.textContent('#error');
+    assert.match(error, /cut_t1\.nii: truncated/);
+
+    // Still usable: a good file loads and draws.
+    await pickFiles(page, [{ name: 'good_t1.nii.gz', bytes: t1Gz }]);
+    assert.equal(await page.evaluate(() => document.body.dataset.viewer), 'ready');
+    assert.deepEqual(await page.evaluate(() => window.brainmvp.files()), [{ name: 'good_t1.nii.gz', modality: 't1' }]);
+    const stats = await canvasStats(page);
+    for (const view of stats) assert.ok(view.bright > view.pixels * 0.2, JSON.stringify(view));
+
+    // A label map on another grid is refused with its name, the image stays.
+    const other = Buffer.from(t1Raw.subarray(0, 352 + 10 * 10 * 10));
+    other.writeFloatLE(1, 112); // whole-number labels: no 1/255 scaling
+    other.writeFloatLE(0, 116);
+    other.writeInt16LE(10, 42);
+    other.writeInt16LE(10, 44);
+    other.writeInt16LE(10, 46);
+    await pickFiles(page, [{ name: 'small_seg.nii', bytes: other }]);
+    assert.match(await page.textContent('#error'), /small_seg\.nii: grid 10x10x10 differs from the case's grid 91x109x91/);
+    assert.equal(await page.evaluate(() => window.brainmvp.files().length), 1);
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test('sample case button: loads assets/sample when present, says so when not', async () => {
+  const indexPath = path.join(distDir, 'assets', 'sample', 'index.json');
+  const { page, problems } = await openPage();
+  try {
+    const before_ = await page.evaluate(() => Number(document.body.dataset.loads ?? 0));
+    await page.click('#load-sample');
+    if (existsSync(indexPath)) {
+      const index = JSON.parse(await readFile(indexPath, 'utf8'));
+      await page.waitForFunction((count) => Number(document.body.dataset.loads ?? 0) > count, before_,
+        { timeout: 60_000 });
+      assert.equal(await page.textContent('#error'), '');
+      const files = await page.evaluate(() => window.brainmvp.files());
+      assert.deepEqual(files.map((file) => file.name), index.files.map((file) => file.name));
+      for (const view of await canvasStats(page)) {
+        assert.ok(view.levels > 10, `${view.name} view blank: ${JSON.stringify(view)}`);
+      }
+    } else {
+      await page.waitForFunction(() => document.getElementById('error').textContent !== '', null,
+        { timeout: 30_000 });
+      assert.match(await page.textContent('#error'), /assets\/sample\/index\.json not available \(HTTP 404\)/);
+      assert.equal(await page.evaluate(() => document.body.dataset.viewer), 'empty');
+      // A 404 is a failed request only in Chromium's log, not a page error.
+      assert.deepEqual(problems.filter((problem) => !problem.includes('404')), []);
+    }
+  } finally {
+    await page.close();
+  }
+});

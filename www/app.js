@@ -24,6 +24,8 @@
 //   setOverlay(bytes, name?)      → Promise<{labels: [[label, voxels]]}>, throws on a bad file
 //   clearOverlay()
 //   currentLabels()               → the overlay's {label: voxels} or null
+//   goToLabels()                  crosshair to the centre of the labelled voxels (done after
+//                                 loadSample and after a segmentation)
 //   setCursor([x, y, z]) / cursor() → RAS voxel of the crosshair
 //   show(modalityOrName) / shown()  the displayed image
 //   setWindowLevel(window, level) / windowLevel() → [window, level]
@@ -192,11 +194,13 @@ function changeModality(entry, modality) {
   freeDecoded(entry);
   try {
     addDecoded(entry);
-    if (entry.labels) useLabels(entry.labels, entry.name, 'file');
   } catch (error) {
+    // E.g. an image is not a label map: say why and keep the file as it was.
     showError(errorText(error));
-    removeFile(entry);
+    entry.modality = wasLabel ? 'label' : '';
+    addDecoded(entry);
   }
+  if (entry.labels) useLabels(entry.labels, entry.name, 'file');
   if (!state.shown || !state.files.includes(state.shown) || !state.shown.volume) state.shown = defaultShown();
   refreshAll();
 }
@@ -225,6 +229,7 @@ async function loadSample() {
     }
   }
   const result = await loadFiles(files.map((file) => ({ ...file, modality: canonical(file.modality) })));
+  goToLabels();
   return { loaded: result.loaded, errors: [...errors, ...result.errors] };
 }
 
@@ -265,6 +270,12 @@ async function setOverlay(bytes, name = 'segmentation.nii.gz') {
   useLabels(labels, name, 'model');
   refreshAll();
   return { labels: Object.entries(currentLabels() ?? {}).map(([label, voxels]) => [Number(label), voxels]) };
+}
+
+/** Move the crosshair to the centre of the labelled voxels (if any). */
+function goToLabels() {
+  const centre = state.overlay?.labels.centroid();
+  if (centre) setCursor([...centre]);
 }
 
 function clearOverlay() {
@@ -641,6 +652,7 @@ async function runSegmentation() {
     });
     state.segmentation = new Uint8Array(result.nifti);
     await setOverlay(state.segmentation, 'segmentation.nii.gz');
+    goToLabels();
     $('segment-status').textContent = describeSegmentation(result);
     $('download-seg').disabled = false;
   } catch (error) {
@@ -811,6 +823,7 @@ function exposeApi() {
     setOverlay,
     clearOverlay,
     currentLabels,
+    goToLabels,
     setCursor,
     cursor: () => [...state.cursor],
     show,

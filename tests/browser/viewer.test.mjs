@@ -307,6 +307,35 @@ test('broken files: the error names the file, the page still loads a good one', 
     const stats = await canvasStats(page);
     for (const view of stats) assert.ok(view.bright > view.pixels * 0.2, JSON.stringify(view));
 
+    // Correcting the modality to "label map" is refused for an image (fractional values),
+    // and the file stays an image.
+    await page.selectOption('#file-list li[data-name="good_t1.nii.gz"] select', 'label');
+    assert.match(await page.textContent('#error'), /good_t1\.nii\.gz: not a label map/);
+    assert.deepEqual(await page.evaluate(() => window.brainmvp.files()), [{ name: 'good_t1.nii.gz', modality: '' }]);
+    assert.equal(await page.evaluate(() => document.body.dataset.viewer), 'ready');
+
+    // Dropping a file on the drop zone loads it like the picker.
+    const t2Gz = await readFile(path.join(mriDir, 'avg152T2.nii.gz'));
+    const loadsBefore = await page.evaluate(() => Number(document.body.dataset.loads));
+    const drop = await page.evaluateHandle((bytes) => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([new Uint8Array(bytes)], 'dropped_T2.nii.gz'));
+      return transfer;
+    }, [...t2Gz]);
+    await page.dispatchEvent('#dropzone', 'drop', { dataTransfer: drop });
+    await page.waitForFunction((count) => Number(document.body.dataset.loads) > count, loadsBefore);
+    assert.deepEqual((await page.evaluate(() => window.brainmvp.files()))[1], { name: 'dropped_T2.nii.gz', modality: 't2' });
+
+    // The wheel over the axial view steps through axial slices.
+    const zBefore = (await page.evaluate(() => window.brainmvp.cursor()))[2];
+    await page.hover('#view-axial');
+    await page.mouse.wheel(0, -100);
+    await page.waitForFunction((z) => window.brainmvp.cursor()[2] === z + 1, zBefore);
+    await page.mouse.wheel(0, 100);
+    await page.mouse.wheel(0, 100);
+    await page.waitForFunction((z) => window.brainmvp.cursor()[2] === z - 1, zBefore);
+    assert.equal(await page.textContent('#slice-axial'), `${zBefore}/91`);
+
     // A label map on another grid is refused with its name, the image stays.
     const other = Buffer.from(t1Raw.subarray(0, 352 + 10 * 10 * 10));
     other.writeFloatLE(1, 112); // whole-number labels: no 1/255 scaling
@@ -316,7 +345,7 @@ test('broken files: the error names the file, the page still loads a good one', 
     other.writeInt16LE(10, 46);
     await pickFiles(page, [{ name: 'small_seg.nii', bytes: other }]);
     assert.match(await page.textContent('#error'), /small_seg\.nii: grid 10x10x10 differs from the case's grid 91x109x91/);
-    assert.equal(await page.evaluate(() => window.brainmvp.files().length), 1);
+    assert.equal(await page.evaluate(() => window.brainmvp.files().length), 2);
     assert.deepEqual(problems, []);
   } finally {
     await page.close();
@@ -339,6 +368,22 @@ test('sample case button: loads assets/sample when present, says so when not', a
       for (const view of await canvasStats(page)) {
         assert.ok(view.levels > 10, `${view.name} view blank: ${JSON.stringify(view)}`);
       }
+      // The ground truth is the overlay: BraTS labels only, and the table lists them.
+      const labels = await page.evaluate(() => window.brainmvp.currentLabels());
+      assert.ok(labels && Object.keys(labels).length > 0, 'no overlay from the sample label map');
+      for (const label of Object.keys(labels)) assert.ok(['1', '2', '3', '4'].includes(label), `label ${label}`);
+      assert.equal(await page.locator('#volumes tbody tr').count(), Object.keys(labels).length);
+      // The crosshair went to the tumour: every view shows overlay colour (red, green or yellow:
+      // blue well below the brightest channel; grey has all equal, the cyan crosshair most blue).
+      const coloured = await page.evaluate(() => ['axial', 'coronal', 'sagittal'].map((name) => {
+        const canvas = document.getElementById(`view-${name}`);
+        const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+        let count = 0;
+        for (let at = 0; at < data.length; at += 4) if (data[at + 2] + 30 < Math.max(data[at], data[at + 1])) count += 1;
+        return count;
+      }));
+      assert.ok(coloured.every((count) => count > 20), `overlay pixels per view: ${coloured}`);
+      await page.screenshot({ path: path.join(outputDir, 'viewer-sample.png'), fullPage: true });
     } else {
       await page.waitForFunction(() => document.getElementById('error').textContent !== '', null,
         { timeout: 30_000 });

@@ -286,6 +286,27 @@ impl LabelVolume {
             .collect()
     }
 
+    /// The mean RAS voxel of all labelled (non-zero) voxels, rounded; `None` without any.
+    pub fn centroid(&self) -> Option<[usize; 3]> {
+        let [nx, ny, _] = self.ras.dims;
+        let mut sum = [0f64; 3];
+        let mut count = 0usize;
+        for (index, _) in self
+            .ras
+            .data
+            .iter()
+            .enumerate()
+            .filter(|(_, &label)| label != 0)
+        {
+            let voxel = [index % nx, (index / nx) % ny, index / (nx * ny)];
+            for (total, at) in sum.iter_mut().zip(voxel) {
+                *total += at as f64;
+            }
+            count += 1;
+        }
+        (count > 0).then(|| sum.map(|total| (total / count as f64).round() as usize))
+    }
+
     /// Volume of one voxel in millilitres.
     pub fn voxel_ml(&self) -> f64 {
         self.ras.spacing().iter().product::<f64>() / 1000.0
@@ -617,6 +638,17 @@ mod tests {
         assert_eq!(labels.label_counts(), vec![(4, 2)]);
         assert!((labels.voxel_ml() - 0.006).abs() < 1e-12);
         assert_eq!(labels.label_at(1, 0, 0), Some(4));
+        // Labelled voxels x = 1 and 2 of the row: mean 1.5, rounded to 2.
+        assert_eq!(labels.centroid(), Some([2, 0, 0]));
+        let mut block = Volume::filled([6, 7, 8], ras_affine(), 0u8);
+        for (x, y, z) in [(1, 2, 3), (3, 2, 3), (2, 5, 6), (2, 3, 4)] {
+            block.set(x, y, z, 2);
+        }
+        assert_eq!(LabelVolume::new(&block).centroid(), Some([2, 3, 4]));
+        assert_eq!(
+            LabelVolume::new(&Volume::filled([2, 2, 2], ras_affine(), 0u8)).centroid(),
+            None
+        );
         let fractional = Volume::from_vec([2, 1, 1], ras_affine(), vec![0.0, 0.5]);
         let err = LabelVolume::from_values(&fractional, "t1.nii.gz").unwrap_err();
         assert_eq!(

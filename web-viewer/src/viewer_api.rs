@@ -234,6 +234,11 @@ impl ViewerLabels {
             .collect()
     }
 
+    /// The mean RAS voxel `[x, y, z]` of the labelled voxels; `undefined` when none is labelled.
+    pub fn centroid(&self) -> Option<Vec<u32>> {
+        self.labels.centroid().map(|voxel| to_u32(&voxel))
+    }
+
     /// Volume of one voxel in millilitres.
     #[wasm_bindgen(js_name = voxelMl)]
     pub fn voxel_ml(&self) -> f64 {

@@ -255,6 +255,44 @@ test('real MRI: three views, crosshair, values, label overlay, screenshot', asyn
     assert.equal(row1[2], String(labels.counts[1]));
     assert.equal(row1[3], (labels.counts[1] * 0.008).toFixed(2));
 
+    // Opacity 0 hides the overlay; zoom 2 doubles the canvases.
+    const setRange = (id, value) => page.evaluate(([rangeId, rangeValue]) => {
+      const input = document.getElementById(rangeId);
+      input.value = rangeValue;
+      input.dispatchEvent(new Event('input'));
+    }, [id, value]);
+    const widthsBefore = (await canvasStats(page)).map((stats) => stats.width);
+    await setRange('opacity', '0');
+    const transparent = await page.evaluate((at) => {
+      const canvas = document.getElementById('view-axial');
+      const column = Math.floor(((at[0] + 0.3) / 91) * canvas.width);
+      const row = Math.floor(((108 - at[1] + 0.3) / 109) * canvas.height);
+      return [...canvas.getContext('2d').getImageData(column, row, 1, 1).data];
+    }, lesion);
+    assert.equal(transparent[0], transparent[1], `overlay drawn at opacity 0: ${transparent}`);
+    await setRange('opacity', '0.5');
+    await setRange('zoom', '2');
+    const widthsZoomed = (await canvasStats(page)).map((stats) => stats.width);
+    widthsZoomed.forEach((width, view) => assert.ok(Math.abs(width - 2 * widthsBefore[view]) <= 1,
+      `zoom 2: ${widthsZoomed} vs ${widthsBefore}`));
+    await setRange('zoom', '1');
+
+    // Right-drag: window grows with →, level with ↑, by (max − min) / 500 per pixel.
+    const [window0, level0] = await page.evaluate(() => window.brainmvp.windowLevel());
+    const [low, high] = [0, 1]; // avg152T1 spans 0..255 × 1/255
+    const coronal = await page.locator('#view-coronal').boundingBox();
+    await page.mouse.move(coronal.x + 50, coronal.y + 50);
+    await page.mouse.down({ button: 'right' });
+    await page.mouse.move(coronal.x + 100, coronal.y + 30);
+    await page.mouse.up({ button: 'right' });
+    const [window1, level1] = await page.evaluate(() => window.brainmvp.windowLevel());
+    const perPixel = (high - low) / 500;
+    assert.ok(Math.abs(window1 - (window0 + 50 * perPixel)) < 1e-4, `window ${window0} → ${window1}`);
+    assert.ok(Math.abs(level1 - (level0 + 20 * perPixel)) < 1e-4, `level ${level0} → ${level1}`);
+    assert.equal(Number(await page.inputValue('#window')).toFixed(3), window1.toFixed(3));
+    await page.click('#auto-wl');
+    assert.deepEqual(await page.evaluate(() => window.brainmvp.windowLevel()), [window0, level0]);
+
     // Screenshot with the crosshair through the lesion: red core, green shell in all views.
     await page.evaluate((at) => window.brainmvp.setCursor(at), lesion);
     await page.screenshot({ path: path.join(outputDir, 'viewer.png'), fullPage: true });

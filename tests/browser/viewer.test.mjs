@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { readFile, mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -112,8 +112,9 @@ function labelMapLike(nifti, centre) {
   return { bytes: Buffer.concat([header, voxels]), counts };
 }
 
-async function openPage() {
-  const page = await browser.newPage({ viewport: { width: 1200, height: 1100 } });
+async function openPage(prepare = async () => {}) {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 1100 }, acceptDownloads: true });
+  await prepare(page);
   const problems = [];
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('console', (message) => {
@@ -430,6 +431,117 @@ test('sample case button: loads assets/sample when present, says so when not', a
       // A 404 is a failed request only in Chromium's log, not a page error.
       assert.deepEqual(problems.filter((problem) => !problem.includes('404')), []);
     }
+  } finally {
+    await page.close();
+  }
+});
+
+// A stand-in for the lead's segment-client.js with the same exports: it records what the page
+// sends and answers with the test's label map, so the page's side of the protocol is checked
+// without a model.
+const FAKE_SEGMENT_CLIENT = `
+export function segment({ model, files, onProgress }) {
+  window.fakeCalls.segment = { model: model.name, modelBytes: model.bytes.byteLength,
+    files: files.map((file) => ({ name: file.name, modality: file.modality, bytes: file.bytes.byteLength })) };
+  onProgress(1, 2);
+  onProgress(2, 2);
+  return Promise.resolve({ nifti: window.fakeNifti.slice().buffer, volumes: {}, backend: 'fake backend',
+    msPerWindow: 12.5, synthetic: ['flair'] });
+}
+export function cancel() {}
+export function finetune({ model, cases, steps, lr, onLoss }) {
+  window.fakeCalls.finetune = { model: model.name, steps, lr, cases: cases.map((c) => ({
+    images: c.images.map((image) => image.modality), label: c.label.name, labelBytes: c.label.bytes.byteLength })) };
+  const losses = [];
+  for (let step = 1; step <= steps; step++) { losses.push(1 / step); onLoss(step, 1 / step); }
+  return Promise.resolve({ model: new Uint8Array([1, 2, 3]).buffer, losses, backend: 'fake backend' });
+}
+export function stop() {}
+export function templates(model) {
+  window.fakeCalls.templates = model.name;
+  return Promise.resolve([{ modality: 'flair', nifti: window.fakeNifti.slice().buffer }]);
+}
+`;
+
+test('segment, fine-tune, templates and downloads through segment-client.js (stand-in)', async () => {
+  const t1Gz = await readFile(path.join(mriDir, 'avg152T1.nii.gz'));
+  const t2Gz = await readFile(path.join(mriDir, 'avg152T2.nii.gz'));
+  const t1 = parseNifti(t1Gz);
+  const centre = [25, 60, 50];
+  const labels = labelMapLike(t1, centre);
+  const labelsGz = gzipSync(labels.bytes);
+  const { page, problems } = await openPage(async (page) => {
+    await page.route('**/segment-client.js', (route) => route.fulfill({
+      status: 200, contentType: 'text/javascript', body: FAKE_SEGMENT_CLIENT }));
+    await page.route('**/assets/demo-model.bmvp', (route) => route.fulfill({
+      status: 200, contentType: 'application/octet-stream', body: Buffer.alloc(16, 7) }));
+  });
+  try {
+    await page.evaluate((bytes) => {
+      window.fakeNifti = new Uint8Array(bytes);
+      window.fakeCalls = {};
+    }, [...labelsGz]);
+    await pickFiles(page, [
+      { name: 'case01_t1.nii.gz', bytes: t1Gz },
+      { name: 'case01_t2.nii.gz', bytes: t2Gz },
+    ]);
+    await page.click('#segment');
+    await page.waitForFunction(() => document.getElementById('segment-status').textContent.startsWith('done'));
+    assert.equal(await page.textContent('#segment-status'),
+      'done on fake backend · 13 ms per window · synthesised (not measured): flair');
+    assert.deepEqual(await page.evaluate(() => window.fakeCalls.segment), {
+      model: 'demo-model.bmvp', modelBytes: 16, files: [
+        { name: 'case01_t1.nii.gz', modality: 't1', bytes: t1Gz.length },
+        { name: 'case01_t2.nii.gz', modality: 't2', bytes: t2Gz.length },
+      ] });
+    assert.equal(await page.evaluate(() => document.getElementById('progress').value), 2);
+    assert.deepEqual(await page.evaluate(() => window.brainmvp.currentLabels()),
+      { 1: labels.counts[1], 2: labels.counts[2] });
+    // The crosshair went to the lesion (LAS file x mirrored on the RAS grid).
+    assert.deepEqual(await page.evaluate(() => window.brainmvp.cursor()), [91 - 1 - centre[0], centre[1], centre[2]]);
+    assert.equal(await page.locator('#volumes tbody tr').count(), 2);
+
+    // Download segmentation: the model's NIfTI bytes, unchanged.
+    const [segDownload] = await Promise.all([page.waitForEvent('download'), page.click('#download-seg')]);
+    assert.equal(segDownload.suggestedFilename(), 'segmentation.nii.gz');
+    assert.deepEqual(await readFile(await segDownload.path()), labelsGz);
+
+    // Fine-tuning needs a label map file: add it, then the case, then train 5 steps.
+    await pickFiles(page, [{ name: 'case01_seg.nii.gz', bytes: labelsGz }]);
+    await page.click('#ft-add-case');
+    assert.equal(await page.textContent('#ft-cases'), '1 training case');
+    await page.fill('#ft-steps', '5');
+    await page.click('#ft-start');
+    await page.waitForFunction(() => document.getElementById('ft-status').textContent.startsWith('fine-tuned'));
+    assert.equal(await page.textContent('#ft-status'),
+      'fine-tuned 5 steps on fake backend; the next segmentation uses it');
+    assert.deepEqual(await page.evaluate(() => window.fakeCalls.finetune), {
+      model: 'demo-model.bmvp', steps: 5, lr: 0.001,
+      cases: [{ images: ['t1', 't2'], label: 'case01_seg.nii.gz', labelBytes: labelsGz.length }] });
+    assert.equal(await page.inputValue('#model-source'), 'finetuned');
+    const curvePixels = await page.evaluate(() => {
+      const canvas = document.getElementById('loss-curve');
+      const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+      let drawn = 0;
+      for (let at = 3; at < data.length; at += 4) if (data[at] > 0) drawn += 1;
+      return drawn;
+    });
+    assert.ok(curvePixels > 200, `loss curve: ${curvePixels} pixels drawn`);
+    const [weights] = await Promise.all([page.waitForEvent('download'), page.click('#download-weights')]);
+    assert.equal(weights.suggestedFilename(), 'finetuned.bmvp');
+    assert.deepEqual([...(await readFile(await weights.path()))], [1, 2, 3]);
+
+    // The next segmentation uses the fine-tuned model.
+    await page.click('#segment');
+    await page.waitForFunction(() => window.fakeCalls.segment.model === 'finetuned.bmvp');
+
+    // Templates: one figure per modality, marked synthetic.
+    await page.click('#show-templates');
+    await page.waitForSelector('#templates figure');
+    assert.equal(await page.textContent('#templates figcaption'), 'flair template (synthetic)');
+    assert.equal(await page.evaluate(() => window.fakeCalls.templates), 'finetuned.bmvp');
+    assert.equal(await page.textContent('#error'), '');
+    assert.deepEqual(problems, []);
   } finally {
     await page.close();
   }

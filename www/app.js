@@ -29,7 +29,8 @@
 //   setCursor([x, y, z]) / cursor() → RAS voxel of the crosshair
 //   show(modalityOrName) / shown()  the displayed image
 //   setWindowLevel(window, level) / windowLevel() → [window, level]
-//   files()                       → [{name, modality}] (modality '' unassigned, 'label')
+//   files()                       → [{name, modality, synthetic?}] (modality '' unassigned,
+//                                 'label'; synthetic: a channel the model filled in)
 //   valueAt([x, y, z])            → value of the displayed image
 //   segmentationBytes()           → Uint8Array of the last segmentation NIfTI or null
 //   lastError()                   → text of #error
@@ -156,12 +157,12 @@ async function loadFiles(files) {
 }
 
 function defaultShown() {
-  const images = state.files.filter((entry) => entry.volume);
+  const images = state.files.filter((entry) => entry.volume && !entry.synthetic);
   for (const modality of ['t1', 't1c', 'flair', 't2']) {
     const match = images.find((entry) => entry.modality === modality);
     if (match) return match;
   }
-  return images[0] ?? null;
+  return images[0] ?? state.files.find((entry) => entry.volume) ?? null;
 }
 
 function removeFile(entry) {
@@ -426,6 +427,11 @@ function renderFileList() {
     info.className = 'file-info';
     info.textContent = dims ? [...dims].join('×') : '';
     if (entry.volume) info.textContent += ` · ${entry.volume.sourceOrientation()}`;
+    if (entry.synthetic) {
+      info.textContent += ' · synthetic (made by the model, not measured)';
+      item.classList.add('synthetic');
+      select.disabled = true;
+    }
     const remove = document.createElement('button');
     remove.type = 'button';
     remove.textContent = '×';
@@ -444,7 +450,8 @@ function renderModalitySelect() {
   const select = $('modality-select');
   const images = state.files.filter((entry) => entry.volume);
   select.replaceChildren(...images.map((entry) => new Option(
-    entry.modality ? `${entry.modality} (${entry.name})` : entry.name, entry.name)));
+    entry.synthetic ? `${entry.modality} (synthetic)`
+      : entry.modality ? `${entry.modality} (${entry.name})` : entry.name, entry.name)));
   select.value = state.shown?.name ?? '';
   select.disabled = images.length === 0;
 }
@@ -593,6 +600,8 @@ function wireControls() {
     readDroppedFiles([...event.dataTransfer.files]);
   });
   $('load-sample').addEventListener('click', () => loadSample());
+  $('error').addEventListener('click', () => clearErrors());
+  $('error').title = 'click to dismiss';
   $('clear-case').addEventListener('click', () => clearCase());
   $('modality-select').addEventListener('change', (event) => show(event.target.value));
   $('window').addEventListener('change', () => setWindowLevel($('window').value, $('level').value));
@@ -626,7 +635,7 @@ async function currentModel() {
 /** The case's images for the worker: [{name, modality, bytes}] (copies: the worker owns them). */
 function caseImages() {
   return state.files
-    .filter((entry) => entry.volume && entry.modality)
+    .filter((entry) => entry.volume && entry.modality && !entry.synthetic)
     .map((entry) => ({ name: entry.name, modality: entry.modality, bytes: entry.bytes.slice().buffer }));
 }
 
@@ -652,12 +661,17 @@ async function runSegmentation() {
     });
     state.segmentation = new Uint8Array(result.nifti);
     await setOverlay(state.segmentation, 'segmentation.nii.gz');
+    addSynthetic(result.synthetic ?? []);
     goToLabels();
     $('segment-status').textContent = describeSegmentation(result);
     $('download-seg').disabled = false;
   } catch (error) {
-    $('segment-status').textContent = `segmentation failed: ${errorText(error)}`;
-    showError(`segment: ${errorText(error)}`);
+    if (errorText(error) === 'cancelled') {
+      $('segment-status').textContent = 'cancelled';
+    } else {
+      $('segment-status').textContent = `segmentation failed: ${errorText(error)}`;
+      showError(`segment: ${errorText(error)}`);
+    }
   } finally {
     setBusy(false);
   }
@@ -667,9 +681,30 @@ function describeSegmentation(result) {
   const parts = [`done on ${result.backend ?? 'unknown backend'}`];
   if (result.backendNote) parts.push(`(${result.backendNote})`);
   if (result.msPerWindow) parts.push(`· ${Number(result.msPerWindow).toFixed(0)} ms per window`);
-  const synthetic = result.synthetic ?? [];
-  if (synthetic.length) parts.push(`· synthesised (not measured): ${[].concat(synthetic).join(', ')}`);
+  const synthetic = [].concat(result.synthetic ?? []).map((entry) => entry?.modality ?? entry);
+  if (synthetic.length) parts.push(`· synthesised (not measured): ${synthetic.join(', ')}`);
+  const ignored = [].concat(result.ignored ?? []);
+  if (ignored.length) parts.push(`· not used by the model: ${ignored.join(', ')}`);
   return parts.join(' ');
+}
+
+/**
+ * Show the channels the model synthesised for missing modalities ([{modality, nifti}]) as extra
+ * images marked synthetic (never sent back to the model); the previous ones are replaced.
+ */
+function addSynthetic(synthetic) {
+  for (const entry of state.files.filter((file) => file.synthetic)) removeFile(entry);
+  for (const { modality, nifti } of synthetic.filter((entry) => entry?.nifti)) {
+    const entry = { name: `synthetic_${modality}.nii.gz`, bytes: new Uint8Array(nifti), modality, synthetic: true };
+    try {
+      addDecoded(entry);
+      state.files.push(entry);
+    } catch (error) {
+      showError(errorText(error));
+    }
+  }
+  if (!state.shown) state.shown = defaultShown();
+  refreshAll();
 }
 
 function setBusy(busy) {
@@ -830,7 +865,8 @@ function exposeApi() {
     shown: () => state.shown?.name ?? null,
     setWindowLevel,
     windowLevel: () => (state.shown?.volume ? [...windowLevelOf(state.shown)] : null),
-    files: () => state.files.map(({ name, modality }) => ({ name, modality })),
+    files: () => state.files.map(({ name, modality, synthetic }) => (synthetic
+      ? { name, modality, synthetic: true } : { name, modality })),
     valueAt: (voxel) => state.shown?.volume?.valueAt(...voxel),
     segmentationBytes: () => state.segmentation,
     lastError: () => $('error').textContent,

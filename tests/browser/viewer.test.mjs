@@ -445,8 +445,8 @@ export function segment({ model, files, onProgress }) {
     files: files.map((file) => ({ name: file.name, modality: file.modality, bytes: file.bytes.byteLength })) };
   onProgress(1, 2);
   onProgress(2, 2);
-  return Promise.resolve({ nifti: window.fakeNifti.slice().buffer, volumes: {}, backend: 'fake backend',
-    msPerWindow: 12.5, synthetic: ['flair'] });
+  return Promise.resolve({ nifti: window.fakeNifti.slice(), volumes: [], backend: 'fake backend',
+    msPerWindow: 12.5, synthetic: [{ modality: 'flair', nifti: window.fakeNifti.slice() }], ignored: ['pd'] });
 }
 export function cancel() {}
 export function finetune({ model, cases, steps, lr, onLoss }) {
@@ -488,7 +488,12 @@ test('segment, fine-tune, templates and downloads through segment-client.js (sta
     await page.click('#segment');
     await page.waitForFunction(() => document.getElementById('segment-status').textContent.startsWith('done'));
     assert.equal(await page.textContent('#segment-status'),
-      'done on fake backend · 13 ms per window · synthesised (not measured): flair');
+      'done on fake backend · 13 ms per window · synthesised (not measured): flair · not used by the model: pd');
+    // The synthetic channel is listed and viewable, marked synthetic.
+    assert.deepEqual((await page.evaluate(() => window.brainmvp.files()))[2],
+      { name: 'synthetic_flair.nii.gz', modality: 'flair', synthetic: true });
+    assert.match(await page.textContent('#file-list li[data-name="synthetic_flair.nii.gz"]'), /synthetic \(made by the model, not measured\)/);
+    assert.match(await page.textContent('#modality-select'), /flair \(synthetic\)/);
     assert.deepEqual(await page.evaluate(() => window.fakeCalls.segment), {
       model: 'demo-model.bmvp', modelBytes: 16, files: [
         { name: 'case01_t1.nii.gz', modality: 't1', bytes: t1Gz.length },
@@ -531,9 +536,11 @@ test('segment, fine-tune, templates and downloads through segment-client.js (sta
     assert.equal(weights.suggestedFilename(), 'finetuned.bmvp');
     assert.deepEqual([...(await readFile(await weights.path()))], [1, 2, 3]);
 
-    // The next segmentation uses the fine-tuned model.
+    // The next segmentation uses the fine-tuned model, and never sends synthetic channels.
     await page.click('#segment');
     await page.waitForFunction(() => window.fakeCalls.segment.model === 'finetuned.bmvp');
+    assert.deepEqual(await page.evaluate(() => window.fakeCalls.segment.files.map((file) => file.modality)), ['t1', 't2']);
+    assert.equal((await page.evaluate(() => window.brainmvp.files())).filter((file) => file.synthetic).length, 1);
 
     // Templates: one figure per modality, marked synthetic.
     await page.click('#show-templates');

@@ -1,7 +1,8 @@
 //! The main job on embedded data (`brainmvp demo`): synthesise a multi-modal tumour cohort from
 //! ICBM152 at 2 mm, prepare it, pre-train the tiny UniFormer with BrainMVP, fine-tune UniUnet from
 //! the pre-trained encoder and from scratch with the same seed, steps and test set, evaluate both
-//! on the test subjects, export the better model folder and segment one raw case with it.
+//! on the test subjects, export the better model folder (and `model.bmvp` for the browser, f16 when
+//! it keeps the Dice) and segment one raw case with it.
 
 use anyhow::{Context, Result};
 use brainmvp_core::cache::{summarize, CacheReader, PrepareConfig};
@@ -157,7 +158,16 @@ pub fn run_demo<B: AutodiffBackend>(
         out.join("model").display()
     );
     copy_dir(&better.model_dir, &out.join("model"))?;
+    let export = crate::export::export_model(&crate::export::ExportOptions {
+        model: out.join("model"),
+        out: out.join("model.bmvp"),
+        precision: crate::export::PrecisionChoice::Auto,
+        check: Some(cohort_dir.clone()),
+        check_cases: 3,
+    })?;
+    println!("{}", export.table());
     segment_example::<B::InnerBackend>(out, &cohort_dir, &device)?;
+    let table = format!("{table}\nExported for the browser: {}\n", export.table());
     write_atomic(&out.join("results.md"), |f| f.write_all(table.as_bytes()))?;
     Ok(table)
 }

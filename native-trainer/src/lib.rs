@@ -18,6 +18,7 @@ pub mod distributed;
 pub mod evaluate;
 pub mod experiment;
 pub mod experiment_report;
+pub mod export;
 pub mod finetune;
 pub mod pretrain;
 pub mod report;

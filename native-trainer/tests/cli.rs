@@ -171,12 +171,23 @@ fn demo_runs_the_whole_main_job() {
         "finetune-pretrained/test/evaluation.csv",
         "finetune-scratch/test/evaluation.csv",
         "model/model.json",
+        "model.bmvp",
+        "model.bmvp.json",
         "segmentation/SynthBraTS_00000_seg.nii.gz",
         "results.md",
     ] {
         assert!(out.join(name).exists(), "{name} missing");
     }
     assert!(stdout.contains("loader step 1"), "{stdout}");
+    // The export compared f16 with f32 on labelled subjects and said which it wrote.
+    let export: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("model.bmvp.json")).unwrap())
+            .unwrap();
+    assert!(
+        export["dice_f32"].is_number() && export["dice_f16"].is_number(),
+        "{export}"
+    );
+    assert!(stdout.contains("f16/f32 voxel agreement"), "{stdout}");
     assert!(
         stdout.contains("| pre-trained encoder |") && stdout.contains("| scratch |"),
         "{stdout}"

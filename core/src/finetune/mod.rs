@@ -6,10 +6,12 @@
 //!   embedding re-initialised when the channel count differs), with a report;
 //! - [`cutmix`]: template channel cut-mix and filling missing modalities with templates;
 //! - [`segment`]: the model folder manifest and the full inference pipeline of one case;
+//! - [`export`]: `.bmvp`, a model in one file (the browser's and `brainmvp export`'s format);
 //! - [`few_shot`]: fine-tuning on a few labelled cases in memory (the browser's fine-tuning);
 //! - [`split`]: seeded train/validation/test splits and nested label fractions.
 
 pub mod cutmix;
+pub mod export;
 pub mod few_shot;
 pub mod init;
 pub mod labels;

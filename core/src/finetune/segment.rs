@@ -302,7 +302,10 @@ pub struct LabelVolume {
 pub fn label_volumes(labels: &Volume<u8>, scheme: &LabelScheme) -> Vec<LabelVolume> {
     let voxel_ml = labels.spacing().iter().product::<f64>() / 1000.0;
     let mut counts = [0usize; 256];
-    labels.data.iter().for_each(|&label| counts[label as usize] += 1);
+    labels
+        .data
+        .iter()
+        .for_each(|&label| counts[label as usize] += 1);
     (1..=255u8)
         .filter(|&label| counts[label as usize] > 0)
         .map(|label| LabelVolume {

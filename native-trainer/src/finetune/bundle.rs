@@ -1,14 +1,16 @@
-//! Model files on disk: the pre-trained encoder export (read), and the fine-tuned segmentation
-//! model folder (`model.json` + `model.mpk` + `templates/`, written atomically, read back).
+//! Model files on disk: the pre-trained encoder export (read), the fine-tuned segmentation
+//! model folder (`model.json` + `model.mpk` + `templates/`, written atomically, read back), and
+//! the one-file `.bmvp` form of that model (`brainmvp export`, the browser).
 
 use anyhow::{bail, Context, Result};
 use brainmvp_core::finetune::cutmix::TemplateBank;
+use brainmvp_core::finetune::export::{ModelBundle, WeightPrecision, BUNDLE_EXTENSION};
 use brainmvp_core::finetune::segment::{
     init_model, SegmenterManifest, MANIFEST_FILE, TEMPLATES_DIR, WEIGHTS_FILE,
 };
 use brainmvp_core::model::{EncoderPreset, UniUnet, Uniformer, UniformerConfig};
 use brainmvp_core::pretrain::Architecture;
-use brainmvp_core::Modality;
+use brainmvp_core::{Modality, Volume};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use std::path::{Path, PathBuf};
@@ -68,7 +70,7 @@ pub fn load_pretrained_encoder<B: Backend>(
 }
 
 /// Reads the `<modality>.nii.gz` templates of `dir` for `modalities` (those present).
-pub fn load_template_bank(dir: &Path, modalities: &[Modality]) -> Result<TemplateBank> {
+pub fn read_templates(dir: &Path, modalities: &[Modality]) -> Result<Vec<(Modality, Volume<f32>)>> {
     let mut templates = Vec::new();
     for &modality in modalities {
         let path = dir.join(format!("{}.nii.gz", modality.name()));
@@ -77,6 +79,12 @@ pub fn load_template_bank(dir: &Path, modalities: &[Modality]) -> Result<Templat
             templates.push((modality, image.volume));
         }
     }
+    Ok(templates)
+}
+
+/// [`read_templates`] as a bank; an error when none is there.
+pub fn load_template_bank(dir: &Path, modalities: &[Modality]) -> Result<TemplateBank> {
+    let templates = read_templates(dir, modalities)?;
     if templates.is_empty() {
         bail!("{}: no template of {:?} found", dir.display(), modalities);
     }
@@ -136,8 +144,61 @@ pub struct LoadedSegmenter<B: Backend> {
     pub templates: Option<TemplateBank>,
 }
 
-/// Reads the model folder `dir` (or the folder of a given `model.json`).
+/// Whether `path` names a one-file model (`.bmvp`).
+pub fn is_bundle_file(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case(BUNDLE_EXTENSION))
+}
+
+/// Reads a `.bmvp` file.
+pub fn read_bundle(path: &Path) -> Result<ModelBundle> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(ModelBundle::from_bytes(
+        &bytes,
+        &path.display().to_string(),
+    )?)
+}
+
+/// Writes a `.bmvp` file atomically (beside it, then renamed); returns its size in bytes.
+pub fn write_bundle(path: &Path, bundle: &ModelBundle) -> Result<usize> {
+    let bytes = bundle.to_bytes()?;
+    write_atomic(path, |file| file.write_all(&bytes))?;
+    Ok(bytes.len())
+}
+
+/// A model folder or `.bmvp` file as one bundle (f32 unless the file says otherwise).
+pub fn bundle_of<B: Backend>(path: &Path, device: &B::Device) -> Result<ModelBundle> {
+    if is_bundle_file(path) {
+        return read_bundle(path);
+    }
+    let loaded = load_segmenter::<B>(path, device)?;
+    let templates = read_templates(
+        &export_dir(path).join(TEMPLATES_DIR),
+        &loaded.manifest.templates,
+    )?;
+    Ok(ModelBundle::from_model(
+        &loaded.manifest,
+        &loaded.model,
+        WeightPrecision::F32,
+        templates,
+    )?)
+}
+
+/// Reads a model: the folder `dir` (or the folder of a given `model.json`), or a `.bmvp` file.
 pub fn load_segmenter<B: Backend>(dir: &Path, device: &B::Device) -> Result<LoadedSegmenter<B>> {
+    if is_bundle_file(dir) {
+        let bundle = read_bundle(dir)?;
+        let name = dir.display().to_string();
+        let model = bundle
+            .load_model::<B>(device)
+            .map_err(|err| err.with_context(&name))?;
+        let templates = bundle.template_bank()?;
+        return Ok(LoadedSegmenter {
+            manifest: bundle.manifest,
+            model,
+            templates,
+        });
+    }
     let dir = export_dir(dir);
     let manifest_path = dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&manifest_path).with_context(|| {

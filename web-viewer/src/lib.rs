@@ -1,15 +1,17 @@
 //! brainmvp in the browser (`wasm32-unknown-unknown`, built into `www/` by trunk).
 //!
-//! For now the page proves the stack end to end: it prints the workspace version, round-trips a
-//! NIfTI file through `brainmvp-core` in memory, finds the WebGPU adapter, initialises burn's
-//! WebGPU backend with the adapter's own buffer limits, and checks a matmul read back from the GPU.
-//! Without WebGPU it says why and runs the same check on burn's CPU backend (flex).
+//! The page (`www/`) views NIfTI volumes ([`render`], `viewer_api`), and its Web Worker
+//! (`www/worker.js`, `worker_api`) segments a case and fine-tunes a model on WebGPU, or on the
+//! CPU backend (flex) without it ([`jobs`]). At start the page also proves the stack: version,
+//! a NIfTI round trip through `brainmvp-core`, the WebGPU adapter and its limits, and a checked
+//! matmul ([`compute_check`], [`core_link`]).
 //!
-//! The backend-generic parts ([`compute_check`], [`core_link`]) also build and are tested on the
-//! host; the browser glue is compiled for wasm32 only.
+//! The backend-generic parts also build and are tested on the host; the browser glue is compiled
+//! for wasm32 only.
 
 pub mod compute_check;
 pub mod core_link;
+pub mod jobs;
 pub mod render;
 
 #[cfg(target_arch = "wasm32")]
@@ -20,3 +22,5 @@ pub mod page;
 mod start;
 #[cfg(target_arch = "wasm32")]
 pub mod viewer_api;
+#[cfg(target_arch = "wasm32")]
+pub mod worker_api;

@@ -1,0 +1,256 @@
+//! What `www/worker.js` (a module Web Worker) calls: the [`crate::jobs`] on burn's WebGPU backend
+//! when the worker found an adapter, else on the CPU backend (flex), with JS objects in and out.
+//! Errors reach the page as one-line messages.
+
+use std::cell::Cell;
+
+use brainmvp_core::Modality;
+use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, WgpuDevice};
+use burn::backend::{Autodiff, Flex};
+use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::jobs::{self, FinetuneSettings, InputFile, LabelledFiles};
+
+thread_local! {
+    /// Whether burn's WebGPU runtime has been set up in this worker (once, with the adapter's
+    /// own limits: the WebGPU default 128 MiB storage binding is too small for 3D volumes).
+    static WEBGPU_READY: Cell<bool> = const { Cell::new(false) };
+}
+
+async fn webgpu_device() -> WgpuDevice {
+    let device = WgpuDevice::default();
+    if !WEBGPU_READY.with(Cell::get) {
+        init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
+        WEBGPU_READY.with(|ready| ready.set(true));
+    }
+    device
+}
+
+fn field(object: &JsValue, name: &str) -> Result<JsValue, String> {
+    Reflect::get(object, &JsValue::from_str(name)).map_err(|_| format!("no field {name}"))
+}
+
+fn string_field(object: &JsValue, name: &str) -> Result<String, String> {
+    field(object, name)?
+        .as_string()
+        .ok_or_else(|| format!("field {name} is not a string"))
+}
+
+fn bytes_field(object: &JsValue, name: &str) -> Result<Vec<u8>, String> {
+    let value = field(object, name)?;
+    if value.is_instance_of::<js_sys::ArrayBuffer>() {
+        return Ok(Uint8Array::new(&value).to_vec());
+    }
+    value
+        .dyn_into::<Uint8Array>()
+        .map(|array| array.to_vec())
+        .map_err(|_| format!("field {name} is not bytes"))
+}
+
+/// `[{name, modality, bytes}]` → input files.
+fn input_files(files: &JsValue) -> Result<Vec<InputFile>, String> {
+    let array: &Array = files.dyn_ref().ok_or("the files are not an array")?;
+    array
+        .iter()
+        .map(|file| {
+            let name = string_field(&file, "name")?;
+            let token = string_field(&file, "modality")?;
+            let modality = Modality::from_token(&token)
+                .ok_or_else(|| format!("{name}: unknown modality {token:?}"))?;
+            Ok(InputFile {
+                name,
+                modality,
+                bytes: bytes_field(&file, "bytes")?,
+            })
+        })
+        .collect()
+}
+
+fn set(object: &Object, name: &str, value: impl Into<JsValue>) {
+    // Setting a property on a plain object cannot fail.
+    let _ = Reflect::set(object, &JsValue::from_str(name), &value.into());
+}
+
+fn error(message: String) -> JsError {
+    JsError::new(&message)
+}
+
+/// Segments one case. `files`: `[{name, modality, bytes}]`; `on_progress(done, total)` after
+/// each batch of windows. Resolves to `{nifti, volumes: [{label, name, voxels, ml}], windows,
+/// backend, synthetic: [{modality, nifti}], ignored: [modality]}`.
+#[wasm_bindgen]
+pub async fn worker_segment(
+    model_name: String,
+    model: Vec<u8>,
+    files: JsValue,
+    use_webgpu: bool,
+    on_progress: Function,
+) -> Result<JsValue, JsError> {
+    let bundle = jobs::read_model(&model_name, &model).map_err(error)?;
+    let files = input_files(&files).map_err(error)?;
+    let report = |done: usize, total: usize| {
+        let _ = on_progress.call2(&JsValue::NULL, &done.into(), &total.into());
+    };
+    let (outcome, backend) = if use_webgpu {
+        let device = webgpu_device().await;
+        let outcome = jobs::segment::<burn::backend::WebGpu>(&bundle, &files, &device, report);
+        (outcome.await, "WebGPU")
+    } else {
+        let device = Default::default();
+        let outcome = jobs::segment::<Flex>(&bundle, &files, &device, report);
+        (outcome.await, "CPU")
+    };
+    let outcome = outcome.map_err(error)?;
+    let result = Object::new();
+    set(&result, "nifti", Uint8Array::from(outcome.nifti.as_slice()));
+    let volumes = Array::new();
+    for volume in &outcome.volumes {
+        let row = Object::new();
+        set(&row, "label", volume.label);
+        set(&row, "name", volume.name.as_str());
+        set(&row, "voxels", volume.voxels as f64);
+        set(&row, "ml", volume.ml);
+        volumes.push(&row);
+    }
+    set(&result, "volumes", volumes);
+    set(&result, "windows", outcome.windows as f64);
+    set(&result, "backend", backend);
+    set(&result, "synthetic", modality_volumes(&outcome.synthetic));
+    let ignored: Array = outcome
+        .ignored
+        .iter()
+        .map(|m| JsValue::from_str(m.name()))
+        .collect();
+    set(&result, "ignored", ignored);
+    Ok(result.into())
+}
+
+fn modality_volumes(volumes: &[(Modality, Vec<u8>)]) -> Array {
+    volumes
+        .iter()
+        .map(|(modality, bytes)| {
+            let entry = Object::new();
+            set(&entry, "modality", modality.name());
+            set(&entry, "nifti", Uint8Array::from(bytes.as_slice()));
+            JsValue::from(entry)
+        })
+        .collect()
+}
+
+/// `[{images: [{name, modality, bytes}], label: {name, bytes}}]` → labelled cases.
+fn labelled_cases(cases: &JsValue) -> Result<Vec<LabelledFiles>, String> {
+    let array: &Array = cases.dyn_ref().ok_or("the cases are not an array")?;
+    array
+        .iter()
+        .map(|case| {
+            let label = field(&case, "label")?;
+            Ok(LabelledFiles {
+                images: input_files(&field(&case, "images")?)?,
+                label: (string_field(&label, "name")?, bytes_field(&label, "bytes")?),
+            })
+        })
+        .collect()
+}
+
+/// Fine-tunes the model on labelled cases. `on_step(step, loss)` returns a Promise of `true` to go
+/// on, `false` to stop. Resolves to `{model: Uint8Array (.bmvp), losses: [..], backend}`.
+#[wasm_bindgen]
+pub async fn worker_finetune(
+    model_name: String,
+    model: Vec<u8>,
+    cases: JsValue,
+    steps: u32,
+    learning_rate: f64,
+    use_webgpu: bool,
+    on_step: Function,
+) -> Result<JsValue, JsError> {
+    let bundle = jobs::read_model(&model_name, &model).map_err(error)?;
+    let cases = labelled_cases(&cases).map_err(error)?;
+    let settings = FinetuneSettings {
+        steps: steps as usize,
+        learning_rate,
+        batch: 1,
+        seed: 1,
+    };
+    let step = |step: usize, loss: f32| {
+        let answer = on_step.call2(&JsValue::NULL, &step.into(), &loss.into());
+        async move {
+            let Ok(answer) = answer else { return false };
+            match answer.dyn_into::<Promise>() {
+                Ok(promise) => JsFuture::from(promise)
+                    .await
+                    .ok()
+                    .and_then(|value| value.as_bool())
+                    .unwrap_or(false),
+                Err(value) => value.as_bool().unwrap_or(false),
+            }
+        }
+    };
+    let (outcome, backend) = if use_webgpu {
+        let device = webgpu_device().await;
+        let run = jobs::finetune::<Autodiff<burn::backend::WebGpu>, _, _>(
+            &bundle, &cases, settings, &device, step,
+        );
+        (run.await, "WebGPU")
+    } else {
+        let device = Default::default();
+        let run = jobs::finetune::<Autodiff<Flex>, _, _>(&bundle, &cases, settings, &device, step);
+        (run.await, "CPU")
+    };
+    let outcome = outcome.map_err(error)?;
+    let result = Object::new();
+    set(&result, "model", Uint8Array::from(outcome.model.as_slice()));
+    let losses: Array = outcome.losses.iter().map(|&l| JsValue::from(l)).collect();
+    set(&result, "losses", losses);
+    set(&result, "backend", backend);
+    Ok(result.into())
+}
+
+/// The model's learned modality templates: `[{modality, nifti}]`.
+#[wasm_bindgen]
+pub fn worker_templates(model_name: String, model: Vec<u8>) -> Result<JsValue, JsError> {
+    let bundle = jobs::read_model(&model_name, &model).map_err(error)?;
+    let templates = jobs::templates(&bundle).map_err(error)?;
+    Ok(modality_volumes(&templates).into())
+}
+
+/// Milliseconds per `roi`³ window of a randomly initialised UniUnet (`tiny` or `small`) with 4
+/// channels: one warm-up window, then the mean of `repeats`. Resolves to `{msPerWindow, backend}`.
+#[wasm_bindgen]
+pub async fn worker_bench(
+    preset: String,
+    roi: u32,
+    repeats: u32,
+    use_webgpu: bool,
+) -> Result<JsValue, JsError> {
+    let (ms, backend) = if use_webgpu {
+        let device = webgpu_device().await;
+        let timing = time_windows::<burn::backend::WebGpu>(&preset, roi, repeats, &device);
+        (timing.await, "WebGPU")
+    } else {
+        let device = Default::default();
+        let timing = time_windows::<Flex>(&preset, roi, repeats, &device);
+        (timing.await, "CPU")
+    };
+    let result = Object::new();
+    set(&result, "msPerWindow", ms.map_err(error)?);
+    set(&result, "backend", backend);
+    Ok(result.into())
+}
+
+async fn time_windows<B: burn::tensor::backend::Backend>(
+    preset: &str,
+    roi: u32,
+    repeats: u32,
+    device: &B::Device,
+) -> Result<f64, String> {
+    let (model, input) = jobs::bench_setup::<B>(preset, roi as usize, device)?;
+    jobs::bench_window(&model, input.clone()).await?;
+    let started = js_sys::Date::now();
+    for _ in 0..repeats.max(1) {
+        jobs::bench_window(&model, input.clone()).await?;
+    }
+    Ok((js_sys::Date::now() - started) / f64::from(repeats.max(1)))
+}

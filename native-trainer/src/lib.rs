@@ -22,3 +22,4 @@ pub mod export;
 pub mod finetune;
 pub mod pretrain;
 pub mod report;
+pub mod serve;

@@ -1,0 +1,175 @@
+//! The Web Worker's jobs on the CPU backend, with the bundled demo model and sample case: the
+//! segmentation is the CLI pipeline's, fine-tuning stops when asked and returns a model that
+//! loads, and bad inputs are one-line errors naming the file.
+
+use brainmvp_core::finetune::export::ModelBundle;
+use brainmvp_core::finetune::segment::segment_case;
+use brainmvp_core::nifti;
+use brainmvp_core::Modality;
+use brainmvp_web::jobs::{self, FinetuneSettings, InputFile, LabelledFiles};
+use burn::backend::{Autodiff, Flex};
+use std::future::Future;
+use std::path::PathBuf;
+
+fn assets() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../www/assets")
+}
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::yield_now();
+    }
+}
+
+fn model() -> ModelBundle {
+    let bytes = std::fs::read(assets().join("demo-model.bmvp")).unwrap();
+    jobs::read_model("demo-model.bmvp", &bytes).unwrap()
+}
+
+fn sample(modalities: &[(Modality, &str)]) -> Vec<InputFile> {
+    modalities
+        .iter()
+        .map(|(modality, token)| {
+            let name = format!("sample_{token}.nii.gz");
+            InputFile {
+                bytes: std::fs::read(assets().join("sample").join(&name)).unwrap(),
+                name,
+                modality: *modality,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn segmentation_is_the_cli_pipeline_and_a_missing_modality_is_synthesised() {
+    let bundle = model();
+    // FLAIR left out: the model fills it from its template and hands it back as synthetic.
+    let files = sample(&[
+        (Modality::T1, "t1"),
+        (Modality::T1c, "t1ce"),
+        (Modality::T2, "t2"),
+    ]);
+    let device = Default::default();
+    let mut progress = Vec::new();
+    let outcome = block_on(jobs::segment::<Flex>(
+        &bundle,
+        &files,
+        &device,
+        |done, total| progress.push((done, total)),
+    ))
+    .unwrap();
+    assert_eq!(progress.last(), Some(&(outcome.windows, outcome.windows)));
+    let images = jobs::decode_case(&files).unwrap();
+    let grid = (images[0].1.dims, images[0].1.affine);
+    let model = bundle.load_model::<Flex>(&device).unwrap();
+    let templates = bundle.template_bank().unwrap();
+    let reference = segment_case(
+        &model,
+        &bundle.manifest,
+        "ref",
+        images,
+        templates.as_ref(),
+        &device,
+        |_, _| {},
+    )
+    .unwrap();
+    let labels = nifti::read_bytes(&outcome.nifti, "seg.nii.gz")
+        .unwrap()
+        .volume;
+    assert_eq!((labels.dims, labels.affine), grid);
+    let expected: Vec<f32> = reference
+        .labels
+        .data
+        .iter()
+        .map(|&l| f32::from(l))
+        .collect();
+    assert_eq!(labels.data, expected);
+    let voxels: usize = outcome.volumes.iter().map(|v| v.voxels).sum();
+    assert_eq!(
+        voxels,
+        reference.labels.data.iter().filter(|&&l| l > 0).count()
+    );
+    assert_eq!(outcome.synthetic.len(), 1);
+    let (modality, bytes) = &outcome.synthetic[0];
+    assert_eq!(*modality, Modality::Flair);
+    let synthetic = nifti::read_bytes(bytes, "flair.nii.gz").unwrap().volume;
+    assert_eq!((synthetic.dims, synthetic.affine), grid);
+    assert!(
+        synthetic.data.iter().any(|&v| v != 0.0),
+        "the synthetic FLAIR is empty"
+    );
+}
+
+#[test]
+fn fine_tuning_stops_when_asked_and_its_model_loads() {
+    let bundle = model();
+    let images = sample(&[
+        (Modality::T1, "t1"),
+        (Modality::T1c, "t1ce"),
+        (Modality::T2, "t2"),
+        (Modality::Flair, "flair"),
+    ]);
+    let label = std::fs::read(assets().join("sample/sample_seg.nii.gz")).unwrap();
+    let cases = [LabelledFiles {
+        images,
+        label: ("sample_seg.nii.gz".into(), label),
+    }];
+    let settings = FinetuneSettings {
+        steps: 5,
+        learning_rate: 1e-3,
+        batch: 1,
+        seed: 3,
+    };
+    let outcome = block_on(jobs::finetune::<Autodiff<Flex>, _, _>(
+        &bundle,
+        &cases,
+        settings,
+        &Default::default(),
+        |step, _loss| std::future::ready(step < 2),
+    ))
+    .unwrap();
+    assert_eq!(outcome.losses.len(), 2, "stopped after the second step");
+    assert!(outcome.losses.iter().all(|l| l.is_finite() && *l > 0.0));
+    let tuned = jobs::read_model("tuned.bmvp", &outcome.model).unwrap();
+    assert_eq!(tuned.precision, bundle.precision);
+    assert_eq!(tuned.templates.len(), bundle.templates.len());
+    assert_ne!(tuned.tensors, bundle.tensors, "the weights did not change");
+    tuned.load_model::<Flex>(&Default::default()).unwrap();
+}
+
+#[test]
+fn bad_inputs_are_one_line_errors_naming_the_file() {
+    let bundle = model();
+    let device = Default::default();
+    let mut broken = sample(&[(Modality::T1, "t1")]);
+    broken[0].name = "broken.nii.gz".into();
+    broken[0].bytes.truncate(500);
+    let err = block_on(jobs::segment::<Flex>(&bundle, &broken, &device, |_, _| {})).unwrap_err();
+    assert!(
+        err.starts_with("broken.nii.gz: ") && !err.contains('\n'),
+        "{err}"
+    );
+    let twice = [
+        sample(&[(Modality::T1, "t1")]),
+        sample(&[(Modality::T1, "t2")]),
+    ]
+    .concat();
+    let err = jobs::decode_case(&twice).unwrap_err();
+    assert!(err.starts_with("sample_t2.nii.gz: a second t1"), "{err}");
+    let err = jobs::read_model("photo.jpg", b"\xff\xd8\xff\xe0 jpeg").unwrap_err();
+    assert_eq!(err, "photo.jpg: not a brainmvp model (.bmvp) file");
+    // A 4D image: the header says 3 volumes, and the data holds them.
+    let t1 = jobs::decode_case(&sample(&[(Modality::T1, "t1")])).unwrap();
+    let mut four_d = nifti::encode_f32(&t1[0].1, false).unwrap();
+    four_d[40..42].copy_from_slice(&4i16.to_le_bytes());
+    four_d[48..50].copy_from_slice(&3i16.to_le_bytes());
+    let voxel_bytes = four_d.len() - 352;
+    four_d.extend(std::iter::repeat_n(0u8, 2 * voxel_bytes));
+    let err = jobs::decode_image("dwi.nii", &four_d).unwrap_err();
+    assert!(err.starts_with("dwi.nii: a 4D image"), "{err}");
+}

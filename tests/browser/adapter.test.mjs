@@ -6,12 +6,12 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import { readFile, mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { launchArgs, serveDist } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..', '..');
@@ -19,51 +19,11 @@ const distDir = path.join(repoRoot, 'www', 'dist');
 const outputDir = path.join(here, 'output');
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
-// Flags every launch gets: root needs --no-sandbox; nothing may reach the network.
-const baseArgs = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-  '--disable-default-apps',
-  '--disable-extensions',
-];
 
-const mimeTypes = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.wasm': 'application/wasm',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.png': 'image/png',
-  '.svg': 'image/svg+xml',
-  '.ico': 'image/x-icon',
-};
 
 let server;
 let baseUrl;
 
-/** Serve `root` on 127.0.0.1 with the right MIME types; never outside `root`. */
-function serveStatic(root) {
-  return createServer(async (request, response) => {
-    const urlPath = decodeURIComponent(new URL(request.url, 'http://localhost').pathname);
-    const filePath = path.join(root, urlPath.endsWith('/') ? `${urlPath}index.html` : urlPath);
-    if (!filePath.startsWith(root + path.sep)) {
-      response.writeHead(403).end();
-      return;
-    }
-    try {
-      const body = await readFile(filePath);
-      const type = mimeTypes[path.extname(filePath)] ?? 'application/octet-stream';
-      response.writeHead(200, { 'Content-Type': type, 'Cache-Control': 'no-store' }).end(body);
-    } catch {
-      response.writeHead(404).end();
-    }
-  });
-}
 
 /** The workspace version from the root Cargo.toml (`[workspace.package] version`). */
 async function workspaceVersion() {
@@ -82,7 +42,7 @@ async function loadPage(extraArgs, screenshotName) {
   const browser = await chromium.launch({
     executablePath: chromiumPath,
     headless: true,
-    args: [...baseArgs, ...extraArgs],
+    args: launchArgs(extraArgs),
   });
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 420 } });
@@ -125,9 +85,7 @@ before(async () => {
   assert.ok(existsSync(path.join(distDir, 'index.html')), `${distDir} not built: run trunk build --release in www/`);
   assert.ok(existsSync(chromiumPath), `${chromiumPath} missing: run scripts/setup-web.sh`);
   await mkdir(outputDir, { recursive: true });
-  server = serveStatic(distDir);
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  baseUrl = `http://127.0.0.1:${server.address().port}`;
+  ({ server, baseUrl } = await serveDist(distDir));
 });
 
 after(async () => {

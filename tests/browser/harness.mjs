@@ -34,6 +34,8 @@ const mimeTypes = {
   '.css': 'text/css; charset=utf-8',
   '.json': 'application/json',
   '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.ico': 'image/x-icon',
 };
 
 /** Serve `root` (default www/dist) on 127.0.0.1 on a free port: {server, baseUrl}. */

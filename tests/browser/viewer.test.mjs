@@ -9,13 +9,13 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import { readFile, mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { launchArgs, serveDist } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..', '..');
@@ -24,47 +24,12 @@ const outputDir = path.join(here, 'output');
 const mriDir = path.resolve(repoRoot, '..', 'shared', 'data', 'mri', 'icbm152-2mm');
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
-const launchArgs = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-  '--disable-default-apps',
-  '--disable-extensions',
-  '--disable-features=WebGPU',
-];
 
-const mimeTypes = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.wasm': 'application/wasm',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-};
 
 let server;
 let baseUrl;
 let browser;
 
-function serveStatic(root) {
-  return createServer(async (request, response) => {
-    const urlPath = decodeURIComponent(new URL(request.url, 'http://localhost').pathname);
-    const filePath = path.join(root, urlPath.endsWith('/') ? `${urlPath}index.html` : urlPath);
-    if (!filePath.startsWith(root + path.sep)) {
-      response.writeHead(403).end();
-      return;
-    }
-    try {
-      const body = await readFile(filePath);
-      const type = mimeTypes[path.extname(filePath)] ?? 'application/octet-stream';
-      response.writeHead(200, { 'Content-Type': type, 'Cache-Control': 'no-store' }).end(body);
-    } catch {
-      response.writeHead(404).end();
-    }
-  });
-}
 
 /** A minimal NIfTI-1 reader for the test's own checks: dims, scaling and raw voxels (uint8 only). */
 function parseNifti(gzBytes) {
@@ -155,10 +120,12 @@ before(async () => {
   assert.ok(existsSync(path.join(distDir, 'index.html')), `${distDir} not built: run trunk build --release in www/`);
   assert.ok(existsSync(path.join(mriDir, 'avg152T1.nii.gz')), `${mriDir} missing (see shared/data/mri/README.md)`);
   await mkdir(outputDir, { recursive: true });
-  server = serveStatic(distDir);
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  baseUrl = `http://127.0.0.1:${server.address().port}`;
-  browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: launchArgs });
+  ({ server, baseUrl } = await serveDist(distDir));
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: launchArgs(['--disable-features=WebGPU']),
+  });
 });
 
 after(async () => {

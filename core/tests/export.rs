@@ -183,3 +183,140 @@ fn weights_of_another_network_are_refused() {
         "{err}"
     );
 }
+
+/// A bundle's sections: the JSON header's bytes and the raw values.
+fn sections(bytes: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let header_len = u64::from_le_bytes(bytes[20..28].try_into().unwrap()) as usize;
+    let values_at = 28 + header_len + 8;
+    (
+        bytes[28..28 + header_len].to_vec(),
+        bytes[values_at..bytes.len() - 4].to_vec(),
+    )
+}
+
+/// A file with the given header and values, lengths as given, and a valid checksum, so the
+/// reader's own checks (not the CRC) must refuse what is wrong.
+fn sealed(header: &[u8], header_len: u64, values: &[u8], value_len: u64) -> Vec<u8> {
+    let mut bytes = b"BRAINMVP-BUNDLE\n".to_vec();
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&header_len.to_le_bytes());
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&value_len.to_le_bytes());
+    bytes.extend_from_slice(values);
+    let mut crc = flate2::Crc::new();
+    crc.update(&bytes);
+    bytes.extend_from_slice(&crc.sum().to_le_bytes());
+    bytes
+}
+
+fn refusal(bytes: &[u8]) -> String {
+    let err = ModelBundle::from_bytes(bytes, "sealed.bmvp")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("sealed.bmvp: ") && !err.contains('\n'),
+        "{err}"
+    );
+    err
+}
+
+#[test]
+fn wrong_lengths_and_headers_with_a_valid_checksum_are_refused() {
+    let bundle = ModelBundle::from_model(
+        &manifest(),
+        &model(6),
+        WeightPrecision::F16,
+        vec![
+            (Modality::T1, template(0.0)),
+            (Modality::Flair, template(2.0)),
+        ],
+    )
+    .unwrap();
+    let bytes = bundle.to_bytes().unwrap();
+    let (json, values) = sections(&bytes);
+    let header: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let (header_len, value_len) = (json.len() as u64, values.len() as u64);
+    // The helpers rebuild the very same file: the checks below differ from it in one thing.
+    assert!(sealed(&json, header_len, &values, value_len) == bytes);
+
+    let err = refusal(&sealed(&json, u64::MAX, &values, value_len));
+    assert!(err.contains("implausibly large"), "{err}");
+    let err = refusal(&sealed(
+        &json,
+        header_len + value_len + 1000,
+        &values,
+        value_len,
+    ));
+    assert!(err.contains("truncated"), "{err}");
+    let err = refusal(&sealed(&json, header_len, &values, u64::MAX));
+    assert!(err.contains("implausibly large"), "{err}");
+    let err = refusal(&sealed(&json, header_len, &values, value_len + 2));
+    assert!(err.contains("truncated"), "{err}");
+    let err = refusal(&sealed(
+        &json,
+        header_len,
+        &values[..values.len() - 2],
+        value_len - 2,
+    ));
+    assert!(err.contains("the values end inside"), "{err}");
+
+    let edited = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut header = header.clone();
+        edit(&mut header);
+        let json = serde_json::to_vec(&header).unwrap();
+        sealed(&json, json.len() as u64, &values, value_len)
+    };
+    let err = refusal(&edited(&|h| {
+        h["templates"][1]["dims"] = serde_json::json!([5, 4, 2])
+    }));
+    assert!(err.contains("more values"), "{err}");
+    let err = refusal(&edited(&|h| {
+        h["templates"][0]["dims"] = serde_json::json!([5, 3, 4]);
+    }));
+    assert!(err.contains("template has dims"), "{err}");
+    let err = refusal(&edited(&|h| h["templates"][1]["modality"] = "t1".into()));
+    assert!(err.contains("two"), "{err}");
+    let err = refusal(&edited(&|h| {
+        h["tensors"][0] = serde_json::json!([usize::MAX, 2]);
+    }));
+    assert!(err.contains("overflows"), "{err}");
+    let err = refusal(&edited(&|h| {
+        h["manifest"]["modalities"] = serde_json::json!(["t1"]);
+    }));
+    assert!(err.contains("input channels"), "{err}");
+    let err = refusal(&edited(&|h| h["precision"] = "f8".into()));
+    assert!(err.contains("bad header"), "{err}");
+
+    // Any byte of the header changed (checksum repaired) loads or is refused: it never panics.
+    for position in 0..json.len() {
+        for flip in [0x01u8, 0x20, 0x80] {
+            let mut damaged = json.clone();
+            damaged[position] ^= flip;
+            let _ = ModelBundle::from_bytes(
+                &sealed(&damaged, header_len, &values, value_len),
+                "flip.bmvp",
+            );
+        }
+    }
+}
+
+#[test]
+fn every_short_or_long_cut_is_refused() {
+    let bundle =
+        ModelBundle::from_model(&manifest(), &model(7), WeightPrecision::F16, Vec::new()).unwrap();
+    let bytes = bundle.to_bytes().unwrap();
+    // Every cut through the magic, version, lengths and header, and the last kilobyte.
+    let cuts = (0..8192.min(bytes.len())).chain(bytes.len().saturating_sub(1024)..bytes.len());
+    for cut in cuts {
+        let err = ModelBundle::from_bytes(&bytes[..cut], "cut.bmvp")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("cut.bmvp: ") && !err.contains('\n'),
+            "{err}"
+        );
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(ModelBundle::from_bytes(&longer, "long.bmvp").is_err());
+}

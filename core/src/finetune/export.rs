@@ -426,6 +426,7 @@ fn read_bundle(bytes: &[u8]) -> std::result::Result<ModelBundle, String> {
     if values.next().is_some() {
         return Err("more values than the header describes".to_string());
     }
+    check_templates(&templates)?;
     let mut manifest = header.manifest;
     manifest.templates = templates.iter().map(|(modality, _)| *modality).collect();
     Ok(ModelBundle {
@@ -434,6 +435,28 @@ fn read_bundle(bytes: &[u8]) -> std::result::Result<ModelBundle, String> {
         tensors,
         templates,
     })
+}
+
+/// Templates share one grid (they fill channels of one input) and name each modality once.
+fn check_templates(templates: &[(Modality, Volume<f32>)]) -> std::result::Result<(), String> {
+    let Some((_, first)) = templates.first() else {
+        return Ok(());
+    };
+    for (index, (modality, volume)) in templates.iter().enumerate() {
+        if volume.dims.contains(&0) || volume.dims != first.dims {
+            return Err(format!(
+                "the {modality} template has dims {:?}, the first {:?}",
+                volume.dims, first.dims
+            ));
+        }
+        if templates[..index]
+            .iter()
+            .any(|(other, _)| other == modality)
+        {
+            return Err(format!("two {modality} templates"));
+        }
+    }
+    Ok(())
 }
 
 fn element_count(shape: &[usize]) -> Option<usize> {

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod modality;
 pub mod model;
 pub mod nifti;
+pub mod official;
 pub mod preprocess;
 pub mod pretext;
 pub mod pretrain;

@@ -9,7 +9,8 @@
 //! - [`experiment`]: the label-efficiency experiment ([`experiment_report`]: its tables and plot);
 //! - [`evaluate`]: Dice and HD95 of predicted label maps against the ground truth;
 //! - [`backend`]: `--device` parsing and backend dispatch;
-//! - [`report`]: metrics log, PNG plots, progress bar.
+//! - [`report`]: metrics log, PNG plots, progress bar;
+//! - [`torch`]: official PyTorch checkpoints in (`import`) and PyTorch-loadable weights out.
 
 pub mod backend;
 pub mod commands;
@@ -23,3 +24,4 @@ pub mod finetune;
 pub mod pretrain;
 pub mod report;
 pub mod serve;
+pub mod torch;

@@ -3,7 +3,9 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig3d};
+use burn::nn::PaddingConfig3d;
+
+use super::batch_norm::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::gelu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;

@@ -8,6 +8,7 @@
 //! - [`decoder`]: the pre-training reconstruction decoders ([`PretrainDecoder`] after the
 //!   UniFormer, [`UnetDecoder`] after the UNet3D).
 
+pub mod batch_norm;
 pub mod cblock;
 pub mod classifier;
 pub mod decoder;

@@ -5,9 +5,9 @@
 //! `[N, C, D, H, W]`; the official PyTorch model permutes its `[N, C, H, W, D]` input to this
 //! layout itself, here the caller supplies it directly.
 
+use super::batch_norm::{BatchNorm, BatchNormConfig};
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 

@@ -1,0 +1,411 @@
+//! Golden tests against the official BrainMVP PyTorch code.
+//!
+//! `tests/reference/make_golden.py` ran the official classes (small configuration: brainmvp's
+//! tiny UniFormer preset) and saved their checkpoints and outputs under
+//! `tests/reference/fixtures/`. Here the checkpoints go through our importer and every output
+//! of ours is compared with the official one: max |ours − official| ≤ 1e-5 · max |official|
+//! (the issue asks for 1e-4; the runs here reach about 1e-6).
+//! Inputs are stored as f16 values that f32 holds exactly, so both sides saw the same numbers.
+
+use brainmvp_core::inference::{sliding_window, Blend, SlidingWindowConfig};
+use brainmvp_core::official::layout::{permute, Transform, ENCODER_STAGE_AXES, VOLUME_AXES};
+use brainmvp_core::pretext::contrastive::contrastive_loss;
+use brainmvp_core::pretext::views::StepViews;
+use brainmvp_core::pretrain::model::{Decoder, Encoder};
+use brainmvp_core::pretrain::LossWeights;
+use brainmvp_trainer::torch::export::{uniunet_state_dict, write_safetensors, OfficialTensor};
+use brainmvp_trainer::torch::import::{import_encoder, import_rec_model, import_uniunet};
+use brainmvp_trainer::torch::read::{read_state_dict, StateDict, StateTensor};
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+type B = Flex;
+type AB = Autodiff<Flex>;
+
+/// Largest error allowed, relative to the largest magnitude of the official output.
+const RELATIVE_TOLERANCE: f32 = 1e-5;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/reference/fixtures")
+        .join(name)
+}
+
+fn golden() -> StateDict {
+    read_state_dict(&fixture("golden.safetensors")).unwrap()
+}
+
+fn official(golden: &StateDict, name: &str) -> StateTensor {
+    golden
+        .tensors
+        .get(name)
+        .unwrap_or_else(|| panic!("fixture has no {name}"))
+        .clone()
+}
+
+/// An official tensor in our layout (`axes`: the permutation from theirs, `None` for none).
+fn ours_layout(tensor: &StateTensor, axes: Option<&[usize]>) -> (Vec<usize>, Vec<f32>) {
+    match axes {
+        Some(axes) => permute(&tensor.shape, &tensor.values, axes).unwrap(),
+        None => (tensor.shape.clone(), tensor.values.clone()),
+    }
+}
+
+fn tensor<Bk: Backend, const D: usize>(
+    golden: &StateDict,
+    name: &str,
+    axes: Option<&[usize]>,
+) -> Tensor<Bk, D> {
+    let (shape, values) = ours_layout(&official(golden, name), axes);
+    Tensor::from_data(TensorData::new(values, shape), &Default::default())
+}
+
+/// Asserts ours matches the official output (after `axes`) and returns the relative error.
+fn assert_matches<Bk: Backend, const D: usize>(
+    what: &str,
+    ours: Tensor<Bk, D>,
+    expected: &StateTensor,
+    axes: Option<&[usize]>,
+) -> f32 {
+    let (shape, values) = ours_layout(expected, axes);
+    assert_eq!(ours.dims().to_vec(), shape, "{what}: shape");
+    let got = ours.into_data().convert::<f32>().into_vec::<f32>().unwrap();
+    let scale = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let error = got
+        .iter()
+        .zip(&values)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let relative = error / scale.max(f32::MIN_POSITIVE);
+    eprintln!("{what}: max abs error {error:.3e}, scale {scale:.3e}, relative {relative:.3e}");
+    assert!(
+        relative <= RELATIVE_TOLERANCE,
+        "{what}: max abs error {error} against scale {scale} (relative {relative})"
+    );
+    relative
+}
+
+#[test]
+fn pretraining_encoder_stages_and_reconstruction_match_the_official_model() {
+    let golden = golden();
+    let dict = read_state_dict(&fixture("rec_model.pt")).unwrap();
+    assert_eq!(dict.nested_under.as_deref(), Some("state_dict"));
+    assert!(dict.ddp_prefix);
+    let device = Default::default();
+    let (model, _, report) = import_rec_model::<B>(&dict, None, &device).unwrap();
+    eprintln!("{}", report.summary());
+    let Encoder::Uniformer(encoder) = &model.encoder else {
+        panic!("not a UniFormer")
+    };
+    let input = tensor::<B, 5>(&golden, "encoder.input", Some(&VOLUME_AXES));
+    let stages = encoder.forward(input);
+    for (index, stage) in stages.iter().enumerate() {
+        let name = format!("encoder.eval.stage{}", index + 1);
+        assert_matches(
+            &name,
+            stage.clone(),
+            &official(&golden, &name),
+            Some(&ENCODER_STAGE_AXES),
+        );
+    }
+    let Decoder::Linear(decoder) = &model.decoder else {
+        panic!("not the linear decoder")
+    };
+    let reconstruction = decoder.forward(stages[3].clone());
+    let expected = official(&golden, "rec.eval.output");
+    assert_matches(
+        "rec.eval.output",
+        reconstruction,
+        &expected,
+        Some(&VOLUME_AXES),
+    );
+}
+
+#[test]
+fn template_normalisation_and_crop_match_the_official_formula() {
+    let golden = golden();
+    let dict = read_state_dict(&fixture("rec_model.pt")).unwrap();
+    let (model, _, _) = import_rec_model::<B>(&dict, None, &Default::default()).unwrap();
+    // make_golden.py: template 1 (t1), crop start (x, y, z) = (3, 2, 1), size 32 × 32 × 16.
+    let normalised = model.templates.normalised(1);
+    let crop = normalised
+        .narrow(0, 1, 16)
+        .narrow(1, 2, 32)
+        .narrow(2, 3, 32);
+    let expected = official(&golden, "template.normalised_crop");
+    assert_matches(
+        "template.normalised_crop",
+        crop,
+        &expected,
+        Some(&[2, 1, 0]),
+    );
+}
+
+#[test]
+fn contrastive_loss_matches_the_official_loss() {
+    let golden = golden();
+    let features_a = tensor::<B, 5>(&golden, "contrastive.features_a", None);
+    let features_b = tensor::<B, 5>(&golden, "contrastive.features_b", None);
+    let loss = contrastive_loss(features_a, features_b, 1.0);
+    assert_matches(
+        "contrastive.loss",
+        loss,
+        &official(&golden, "contrastive.loss"),
+        None,
+    );
+}
+
+#[test]
+fn pretraining_loss_and_gradients_in_training_mode_match_the_official_step() {
+    let golden = golden();
+    let dict = read_state_dict(&fixture("rec_model.pt")).unwrap();
+    let (model, _, _) = import_rec_model::<AB>(&dict, None, &Default::default()).unwrap();
+    let views = StepViews {
+        view_a: tensor::<AB, 5>(&golden, "loss.view_a", Some(&VOLUME_AXES)),
+        view_b: tensor::<AB, 5>(&golden, "loss.view_b", Some(&VOLUME_AXES)),
+        target: tensor::<AB, 5>(&golden, "loss.target", Some(&VOLUME_AXES)),
+    };
+    let losses = model.losses(views, &LossWeights::default()).unwrap();
+    let terms = Tensor::cat(
+        vec![
+            losses.total.clone(),
+            losses.mse_template.clone(),
+            losses.mse_cross_modal.clone(),
+            losses.contrastive.clone(),
+        ],
+        0,
+    );
+    assert_matches(
+        "loss.terms [total, A, B, CL]",
+        terms,
+        &official(&golden, "loss.terms"),
+        None,
+    );
+    let gradients = losses.total.backward();
+    let Encoder::Uniformer(encoder) = &model.encoder else {
+        panic!("not a UniFormer")
+    };
+    let Decoder::Linear(decoder) = &model.decoder else {
+        panic!("not the linear decoder")
+    };
+    let checks: [(&str, Tensor<AB, 5>, Transform); 2] = [
+        (
+            "grad.patch_embed1",
+            encoder.patch_embeds[0].proj.weight.val(),
+            Transform::EncoderKernel,
+        ),
+        (
+            "grad.decoder5",
+            decoder.upsamples[0].weight.val(),
+            Transform::DecoderKernel,
+        ),
+    ];
+    for (name, weight, transform) in checks {
+        let grad = weight.grad(&gradients).unwrap();
+        assert_matches(
+            name,
+            grad,
+            &official(&golden, name),
+            transform.axes(5).unwrap().as_deref(),
+        );
+    }
+    let qkv = encoder.stage3[0]
+        .attn
+        .qkv
+        .weight
+        .val()
+        .grad(&gradients)
+        .unwrap();
+    assert_matches(
+        "grad.blocks3_qkv",
+        qkv,
+        &official(&golden, "grad.blocks3_qkv"),
+        Some(&[1, 0]),
+    );
+}
+
+#[test]
+fn uniunet_forward_deep_supervision_and_sliding_window_match_the_official_model() {
+    let golden = golden();
+    let dict = read_state_dict(&fixture("uniunet.pt")).unwrap();
+    let (model, config, report) = import_uniunet::<B>(&dict, &Default::default()).unwrap();
+    eprintln!("{}", report.summary());
+    assert!(config.deep_supervision && config.in_channels == 4 && config.out_channels == 3);
+    let input = tensor::<B, 5>(&golden, "uniunet.input", Some(&VOLUME_AXES));
+    let output = model.forward_inference(input);
+    let expected = official(&golden, "uniunet.eval.output");
+    assert_matches("uniunet.eval.output", output, &expected, Some(&VOLUME_AXES));
+
+    let window_input = tensor::<B, 5>(&golden, "window.input", Some(&VOLUME_AXES));
+    let window = SlidingWindowConfig {
+        roi: [32; 3],
+        overlap: 0.5,
+        blend: Blend::Constant,
+        batch: 1,
+    };
+    let blended =
+        sliding_window(window_input, &window, |w| Ok(model.forward_inference(w))).unwrap();
+    let expected = official(&golden, "window.output");
+    assert_matches("window.output", blended, &expected, Some(&VOLUME_AXES));
+}
+
+#[test]
+fn uniunet_training_mode_outputs_match_the_official_deep_supervision_heads() {
+    let golden = golden();
+    let dict = read_state_dict(&fixture("uniunet.pt")).unwrap();
+    let (model, _, _) = import_uniunet::<AB>(&dict, &Default::default()).unwrap();
+    let input = tensor::<AB, 5>(&golden, "uniunet.input", Some(&VOLUME_AXES));
+    let outputs = model.forward(input);
+    let names = [
+        "uniunet.train.output",
+        "uniunet.train.deep_stride2",
+        "uniunet.train.deep_stride4",
+    ];
+    assert_eq!(outputs.len(), names.len());
+    for (output, name) in outputs.into_iter().zip(names) {
+        assert_matches(name, output, &official(&golden, name), Some(&VOLUME_AXES));
+    }
+    let norms = [
+        ("encoder_norm", &model.encoder.norm),
+        ("blocks1_norm1", &model.encoder.stage1[0].norm1),
+    ];
+    for (name, norm) in norms {
+        let mean = format!("uniunet.train.{name}.running_mean");
+        assert_matches(
+            &mean,
+            norm.running_mean.value_sync(),
+            &official(&golden, &mean),
+            None,
+        );
+        let var = format!("uniunet.train.{name}.running_var");
+        assert_matches(
+            &var,
+            norm.running_var.value_sync(),
+            &official(&golden, &var),
+            None,
+        );
+    }
+}
+
+#[test]
+fn exported_state_dict_equals_the_imported_official_one() {
+    let dict = read_state_dict(&fixture("uniunet.pt")).unwrap();
+    let (model, config, _) = import_uniunet::<B>(&dict, &Default::default()).unwrap();
+    let exported = uniunet_state_dict(&model, &config).unwrap();
+    let dir = tempdir("export");
+    let path = dir.join("uniunet.safetensors");
+    write_safetensors(&path, &exported, Default::default()).unwrap();
+    let back = read_state_dict(&path).unwrap();
+    let names =
+        |tensors: &BTreeMap<String, StateTensor>| tensors.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        names(&back.tensors),
+        names(&dict.tensors),
+        "same names as the official file"
+    );
+    for (name, original) in &dict.tensors {
+        match &exported[name] {
+            OfficialTensor::StepCounter => assert!(name.ends_with("num_batches_tracked")),
+            OfficialTensor::Float(..) => assert_eq!(&back.tensors[name], original, "{name}"),
+        }
+    }
+}
+
+#[test]
+fn the_encoder_alone_comes_out_of_either_official_checkpoint() {
+    let golden = golden();
+    for file in ["rec_model.pt", "uniunet.pt"] {
+        let dict = read_state_dict(&fixture(file)).unwrap();
+        let (encoder, _, report) = import_encoder::<B>(&dict, &Default::default()).unwrap();
+        assert!(report
+            .ignored
+            .iter()
+            .any(|(_, why)| *why == "not part of the encoder"));
+        if file == "rec_model.pt" {
+            let input = tensor::<B, 5>(&golden, "encoder.input", Some(&VOLUME_AXES));
+            let [_, _, _, deepest] = encoder.forward(input);
+            let expected = official(&golden, "encoder.eval.stage4");
+            assert_matches(
+                "encoder-only stage4",
+                deepest,
+                &expected,
+                Some(&ENCODER_STAGE_AXES),
+            );
+        }
+    }
+}
+
+#[test]
+fn a_wrong_checkpoint_is_refused_in_one_line_naming_the_file_and_tensor() {
+    let device = Default::default();
+    let uniunet = read_state_dict(&fixture("uniunet.pt")).unwrap();
+    let err = import_rec_model::<B>(&uniunet, None, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("uniunet.pt: missing tensor") && !err.contains('\n'),
+        "{err}"
+    );
+
+    let mut missing = uniunet.clone();
+    missing
+        .tensors
+        .remove("decoder.decoder3.conv_block.conv2.conv.weight");
+    let err = import_uniunet::<B>(&missing, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("missing tensor decoder.decoder3.conv_block.conv2.conv.weight"),
+        "{err}"
+    );
+
+    let mut extra = uniunet.clone();
+    let bias = extra.tensors["decoder.out.conv.conv.bias"].clone();
+    extra.tensors.insert("decoder.extra_head.bias".into(), bias);
+    let err = import_uniunet::<B>(&extra, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("unexpected tensor decoder.extra_head.bias"),
+        "{err}"
+    );
+
+    let mut misshaped = uniunet.clone();
+    let qkv = misshaped
+        .tensors
+        .get_mut("encoder.blocks4.0.attn.qkv.weight")
+        .unwrap();
+    qkv.shape = vec![qkv.shape[1], qkv.shape[0]];
+    let err = import_uniunet::<B>(&misshaped, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("encoder.blocks4.0.attn.qkv.weight has shape [64, 192]"),
+        "{err}"
+    );
+
+    let dir = tempdir("broken");
+    let truncated = dir.join("truncated.pt");
+    let bytes = std::fs::read(fixture("uniunet.pt")).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let err = read_state_dict(&truncated).err().unwrap().to_string();
+    assert!(err.contains("truncated.pt") && !err.contains('\n'), "{err}");
+    let err = read_state_dict(&dir.join("absent.pt"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("absent.pt: no such file"), "{err}");
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("brainmvp-golden-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -71,7 +71,7 @@ fn channel_change_keeps_the_fresh_first_embedding_and_loads_the_rest() {
     assert_eq!(result.len(), pretrained_values.len());
     let mut checked_first = 0;
     for (path, tensor) in &result {
-        if path.starts_with("patch_embeds.0.") {
+        if path.starts_with("patch_embeds.0.proj.") {
             assert_eq!(
                 tensor, &target_values[path],
                 "{path} must stay the target's"
@@ -85,15 +85,15 @@ fn channel_change_keeps_the_fresh_first_embedding_and_loads_the_rest() {
             );
         }
     }
-    assert_eq!(
-        checked_first, 4,
-        "conv weight and bias, norm gamma and beta"
-    );
+    // Only the convolution's weight and bias (the official code deletes just those two); the
+    // embedding's LayerNorm is pre-trained.
+    assert_eq!(checked_first, 2, "conv weight and bias");
     assert!(result["norm.running_mean"].iter().all(|&v| v == 0.25));
-    assert_eq!(report.reinitialised, vec!["patch_embeds.0".to_string()]);
+    assert_eq!(report.reinitialised, vec!["patch_embeds.0.proj".to_string()]);
     assert_eq!(
         report.loaded,
         [
+            "patch_embeds.0.norm",
             "patch_embeds.1",
             "patch_embeds.2",
             "patch_embeds.3",
@@ -104,14 +104,14 @@ fn channel_change_keeps_the_fresh_first_embedding_and_loads_the_rest() {
             "norm"
         ]
     );
-    // The first embedding of the tiny model: 2³·4·8 weights + 8 bias + 8 gamma + 8 beta.
-    assert_eq!(report.reinitialised_params, 8 * 4 * 8 + 24);
+    // The first embedding's convolution of the tiny model: 2³·4·8 weights + 8 biases.
+    assert_eq!(report.reinitialised_params, 8 * 4 * 8 + 8);
     assert_eq!(
         report.loaded_params + report.reinitialised_params,
         encoder.num_learnable_params()
     );
     let summary = report.summary();
-    assert!(summary.contains("re-initialised patch_embeds.0 (1 → 4 input channels"));
+    assert!(summary.contains("re-initialised patch_embeds.0.proj (1 → 4 input channels"));
     assert!(summary.starts_with("loaded "), "{summary}");
     // The transferred encoder runs on 4 channels.
     let output = encoder.try_forward(Tensor::zeros([1, 4, 16, 16, 16], &Default::default()));

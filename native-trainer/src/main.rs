@@ -44,6 +44,8 @@ enum Command {
     Segment(commands::segment::SegmentArgs),
     /// Write a fine-tuned model as one `.bmvp` file (f16 when it keeps Dice within 0.5 points).
     Export(commands::export::ExportArgs),
+    /// An official BrainMVP PyTorch checkpoint as a brainmvp model (UniUnet, RecModel, UniFormer).
+    Import(commands::import::ImportArgs),
     /// Serve the built web page (www/dist) on localhost with the headers wasm threads need.
     Serve(commands::serve::ServeArgs),
     /// Experiments (`experiment label-efficiency --config FILE.toml`).
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => commands::info::run(args),
+        Command::Import(args) => commands::import::run(args),
         Command::Synth(args) => commands::synth::run(args),
         Command::Prepare(args) => commands::prepare::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),

@@ -313,7 +313,7 @@ fn a_pretrained_encoder_is_transferred_and_templates_fill_missing_modalities() {
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(
-        stdout.contains("re-initialised patch_embeds.0 (1 → 4 input channels"),
+        stdout.contains("re-initialised patch_embeds.0.proj (1 → 4 input channels"),
         "{stdout}"
     );
     let model = dir.join("run/model");

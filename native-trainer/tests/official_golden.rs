@@ -28,10 +28,31 @@ type AB = Autodiff<Flex>;
 /// Largest error allowed, relative to the largest magnitude of the official output.
 const RELATIVE_TOLERANCE: f32 = 1e-5;
 
+/// The fixture folder: `tests/reference/fixtures`, or `BRAINMVP_GOLDEN_DIR` (for the full-size
+/// fixtures of `make_golden.py --full`, which are not committed).
 fn fixture(name: &str) -> PathBuf {
+    match std::env::var_os("BRAINMVP_GOLDEN_DIR") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => committed(name),
+    }
+}
+
+/// A committed (tiny) fixture, whatever `BRAINMVP_GOLDEN_DIR` says.
+fn committed(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/reference/fixtures")
         .join(name)
+}
+
+/// `golden.json`: the configuration the fixtures were made with.
+fn meta() -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture("golden.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn meta_usizes(value: &serde_json::Value) -> Vec<usize> {
+    let values = value.as_array().unwrap().iter();
+    values.map(|v| v.as_u64().unwrap() as usize).collect()
 }
 
 fn golden() -> StateDict {
@@ -128,12 +149,19 @@ fn template_normalisation_and_crop_match_the_official_formula() {
     let golden = golden();
     let dict = read_state_dict(&fixture("rec_model.pt")).unwrap();
     let (model, _, _) = import_rec_model::<B>(&dict, None, &Default::default()).unwrap();
-    // make_golden.py: template 1 (t1), crop start (x, y, z) = (3, 2, 1), size 32 × 32 × 16.
-    let normalised = model.templates.normalised(1);
+    let crop = &meta()["template_crop"];
+    let index = crop["index"].as_u64().unwrap() as usize;
+    let [x0, y0, z0] = meta_usizes(&crop["start_xyz"])[..] else {
+        panic!("template_crop.start_xyz")
+    };
+    let [x, y, z] = meta_usizes(&crop["size_xyz"])[..] else {
+        panic!("template_crop.size_xyz")
+    };
+    let normalised = model.templates.normalised(index);
     let crop = normalised
-        .narrow(0, 1, 16)
-        .narrow(1, 2, 32)
-        .narrow(2, 3, 32);
+        .narrow(0, z0, z)
+        .narrow(1, y0, y)
+        .narrow(2, x0, x);
     let expected = official(&golden, "template.normalised_crop");
     assert_matches(
         "template.normalised_crop",
@@ -239,8 +267,9 @@ fn uniunet_forward_deep_supervision_and_sliding_window_match_the_official_model(
     assert_matches("uniunet.eval.output", output, &expected, Some(&VOLUME_AXES));
 
     let window_input = tensor::<B, 5>(&golden, "window.input", Some(&VOLUME_AXES));
+    let roi = meta()["sliding_window"]["roi"].as_u64().unwrap() as usize;
     let window = SlidingWindowConfig {
-        roi: [32; 3],
+        roi: [roi; 3],
         overlap: 0.5,
         blend: Blend::Constant,
         batch: 1,
@@ -340,7 +369,7 @@ fn the_encoder_alone_comes_out_of_either_official_checkpoint() {
 #[test]
 fn a_wrong_checkpoint_is_refused_in_one_line_naming_the_file_and_tensor() {
     let device = Default::default();
-    let uniunet = read_state_dict(&fixture("uniunet.pt")).unwrap();
+    let uniunet = read_state_dict(&committed("uniunet.pt")).unwrap();
     let err = import_rec_model::<B>(&uniunet, None, &device)
         .err()
         .unwrap()
@@ -392,7 +421,7 @@ fn a_wrong_checkpoint_is_refused_in_one_line_naming_the_file_and_tensor() {
 
     let dir = tempdir("broken");
     let truncated = dir.join("truncated.pt");
-    let bytes = std::fs::read(fixture("uniunet.pt")).unwrap();
+    let bytes = std::fs::read(committed("uniunet.pt")).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
     let err = read_state_dict(&truncated).err().unwrap().to_string();
     assert!(err.contains("truncated.pt") && !err.contains('\n'), "{err}");
@@ -408,4 +437,143 @@ fn tempdir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+fn brainmvp(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_brainmvp"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "brainmvp {args:?}: {stderr}");
+    output
+}
+
+/// The file of `dir` (recursively) whose name ends with `suffix`.
+fn find(dir: &std::path::Path, suffix: &str) -> PathBuf {
+    search(dir, suffix).unwrap_or_else(|| panic!("no *{suffix} under {}", dir.display()))
+}
+
+fn search(dir: &std::path::Path, suffix: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
+        let path = entry.path();
+        match path.is_dir() {
+            true => search(&path, suffix),
+            false => path.to_string_lossy().ends_with(suffix).then_some(path),
+        }
+    })
+}
+
+#[test]
+fn an_imported_official_uniunet_segments_raw_files_and_exports_back_to_torch() {
+    let dir = tempdir("cli");
+    let model = dir.join("official.bmvp");
+    let output = brainmvp(&[
+        "import".as_ref(),
+        "--torch".as_ref(),
+        committed("uniunet.pt").as_os_str(),
+        "--arch".as_ref(),
+        "uniunet".as_ref(),
+        "--roi".as_ref(),
+        "32".as_ref(),
+        "--out".as_ref(),
+        model.as_os_str(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("loaded 114 tensors"), "{stdout}");
+
+    let templates =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mri/icbm152-2mm");
+    let cohort = dir.join("cohort");
+    brainmvp(&[
+        "synth".as_ref(),
+        "--subjects".as_ref(),
+        "1".as_ref(),
+        "--seed".as_ref(),
+        "3".as_ref(),
+        "--spacing-mm".as_ref(),
+        "2".as_ref(),
+        "--out".as_ref(),
+        cohort.as_os_str(),
+        "--templates".as_ref(),
+        templates.as_os_str(),
+    ]);
+    let labels = dir.join("seg.nii.gz");
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["segment".into(), "--model".into(), model.clone().into()];
+    for (flag, suffix) in [
+        ("--t1", "_t1.nii.gz"),
+        ("--t1c", "_t1ce.nii.gz"),
+        ("--t2", "_t2.nii.gz"),
+        ("--flair", "_flair.nii.gz"),
+    ] {
+        args.push(flag.into());
+        args.push(find(&cohort, suffix).into());
+    }
+    args.extend(["--out".into(), labels.clone().into()]);
+    brainmvp(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>());
+    let t1 = brainmvp_core::nifti::read_path(&find(&cohort, "_t1.nii.gz")).unwrap();
+    let segmentation = brainmvp_core::nifti::read_path(&labels).unwrap();
+    assert_eq!(
+        segmentation.volume.dims, t1.volume.dims,
+        "label map on the input grid"
+    );
+
+    let exported = dir.join("back.safetensors");
+    brainmvp(&[
+        "export".as_ref(),
+        "--model".as_ref(),
+        model.as_os_str(),
+        "--torch".as_ref(),
+        "--out".as_ref(),
+        exported.as_os_str(),
+    ]);
+    let original = read_state_dict(&committed("uniunet.pt")).unwrap();
+    let back = read_state_dict(&exported).unwrap();
+    assert_eq!(back.tensors.len(), original.tensors.len());
+    for (name, tensor) in &original.tensors {
+        if !name.ends_with("num_batches_tracked") {
+            assert_eq!(&back.tensors[name], tensor, "{name}");
+        }
+    }
+}
+
+#[test]
+fn an_imported_pretraining_checkpoint_is_an_export_folder_finetune_can_start_from() {
+    let dir = tempdir("rec-export");
+    let export = dir.join("export");
+    brainmvp(&[
+        "import".as_ref(),
+        "--torch".as_ref(),
+        committed("rec_model.pt").as_os_str(),
+        "--arch".as_ref(),
+        "rec-model".as_ref(),
+        "--out".as_ref(),
+        export.as_os_str(),
+    ]);
+    for name in [
+        "encoder.mpk",
+        "encoder.json",
+        "import.json",
+        "templates/t1.nii.gz",
+        "templates/flair.nii.gz",
+    ] {
+        assert!(export.join(name).is_file(), "{name}");
+    }
+    let golden = read_state_dict(&committed("golden.safetensors")).unwrap();
+    let (_, encoder) = brainmvp_trainer::finetune::bundle::load_pretrained_encoder::<B>(
+        &export,
+        &Default::default(),
+    )
+    .unwrap();
+    let input = tensor::<B, 5>(&golden, "encoder.input", Some(&VOLUME_AXES));
+    let [_, _, _, deepest] = encoder.forward(input);
+    let expected = official(&golden, "encoder.eval.stage4");
+    assert_matches(
+        "export-folder encoder stage4",
+        deepest,
+        &expected,
+        Some(&ENCODER_STAGE_AXES),
+    );
 }

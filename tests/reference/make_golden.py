@@ -20,8 +20,9 @@ Small configuration (`tiny`, the default): the official classes with UniFormer d
 widths [8,16,32,64], head_dim 8 (brainmvp's `uniformer-tiny` preset). The official decoders hard-code
 the UniFormer-S widths 512/320/128/64; the script builds them through the same MONAI blocks with
 those four numbers mapped onto the small widths (nothing else of the classes changes). `--full`
-builds UniFormer-S at 96^3 instead (not committed: about 280 MB; for the comparison in
-bench/RESULTS.md).
+builds UniFormer-S (UniUnet 4 -> 3 at 96^3; pre-training loss on 2 x 64^3 views; a 128x128x96
+sliding window of four 96^3 windows) instead: not committed (about 300 MB), for the comparison in
+docs/official-parity.md.
 
 Every parameter and BatchNorm buffer is randomised (not left at its initial 0/1) so that a missing
 bias, norm or running statistic cannot pass unnoticed. Tensor layouts are the official ones:
@@ -68,9 +69,9 @@ class Config:
         self.head_dim = 64 if full else 8
         self.canvas = [240, 240, 155] if full else [40, 36, 20]  # template canvas [X, Y, Z]
         self.encoder_input = [1, 1, 96, 96, 96] if full else [1, 1, 48, 32, 16]
-        self.loss_views = [2, 1, 96, 96, 96] if full else [2, 1, 32, 32, 16]
+        self.loss_views = [2, 1, 64, 64, 64] if full else [2, 1, 32, 32, 16]
         self.uniunet_input = [1, 4, 96, 96, 96] if full else [1, 4, 32, 16, 16]
-        self.window_input = [1, 4, 240, 240, 155] if full else [1, 4, 40, 36, 20]
+        self.window_input = [1, 4, 128, 128, 96] if full else [1, 4, 40, 36, 20]
         self.roi = 96 if full else 32
         self.features = [3, self.widths[3], 6, 6, 6] if full else [3, self.widths[3], 3, 2, 1]
         self.template_crop = [8, 4, 2, 96, 96, 96] if full else [3, 2, 1, 32, 32, 16]

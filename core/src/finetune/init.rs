@@ -1,10 +1,12 @@
 //! Initialising a downstream encoder from a pre-trained one.
 //!
-//! As the official fine-tuning: every weight of the pre-trained UniFormer is loaded, except the
-//! first patch embedding when the downstream model takes another number of input channels (the
-//! pre-training sees one modality at a time, a segmentation model all of them stacked); that
-//! embedding keeps the downstream model's fresh initialisation. The BatchNorm running statistics
-//! travel with the weights. Any other difference in the architecture is refused.
+//! As the official fine-tuning (`Downstream/train_script.py`, which deletes
+//! `encoder.patch_embed1.proj.{weight,bias}` and loads the rest): every weight of the pre-trained
+//! UniFormer is loaded, except the first patch embedding's convolution when the downstream model
+//! takes another number of input channels (the pre-training sees one modality at a time, a
+//! segmentation model all of them stacked); that convolution keeps the downstream model's fresh
+//! initialisation, while the embedding's LayerNorm is the pre-trained one. The BatchNorm running
+//! statistics travel with the weights. Any other difference in the architecture is refused.
 
 use std::collections::BTreeMap;
 
@@ -21,12 +23,16 @@ const CONTEXT: &str = "pre-trained encoder";
 /// The parameter that depends on the input channel count.
 const FIRST_EMBEDDING_WEIGHT: &str = "patch_embeds.0.proj.weight";
 
+/// The convolution holding it (re-initialised with its bias when the channels differ).
+const FIRST_EMBEDDING_CONV: &str = "patch_embeds.0.proj";
+
 /// What [`transfer_encoder`] loaded and what it left freshly initialised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncoderTransfer {
     /// The parts taken from the pre-trained encoder (`patch_embeds.1`, `stage1`, `norm`, ...).
     pub loaded: Vec<String>,
-    /// The parts that kept the downstream model's initialisation (`patch_embeds.0` or nothing).
+    /// The parts that kept the downstream model's initialisation (`patch_embeds.0.proj` or
+    /// nothing).
     pub reinitialised: Vec<String>,
     /// Learnable parameters loaded (BatchNorm running statistics not counted).
     pub loaded_params: usize,
@@ -40,7 +46,7 @@ pub struct EncoderTransfer {
 
 impl EncoderTransfer {
     /// A one-paragraph report, e.g. "loaded 21.9 M parameters (patch_embeds.1, ..., norm);
-    /// re-initialised patch_embeds.0 (1 → 4 input channels, 2.1 k parameters)".
+    /// re-initialised patch_embeds.0.proj (1 → 4 input channels, 2.1 k parameters)".
     pub fn summary(&self) -> String {
         let loaded = format!(
             "loaded {} parameters ({})",
@@ -70,7 +76,7 @@ fn format_count(count: usize) -> String {
 }
 
 /// Loads `pretrained` into `target`: the result is `pretrained` (moved to `target`'s device),
-/// except `patch_embeds[0]`, which stays `target`'s when the input channel counts differ.
+/// except `patch_embeds[0].proj`, which stays `target`'s when the input channel counts differ.
 ///
 /// Errors (one line naming the first difference) when the two encoders differ in anything else:
 /// a parameter missing on one side or of another shape, or other attention heads.
@@ -101,7 +107,7 @@ pub fn transfer_encoder<B: Backend>(
     };
     if channels_differ {
         let mut target = target;
-        encoder.patch_embeds[0] = target.patch_embeds.remove(0);
+        encoder.patch_embeds[0].proj = target.patch_embeds.remove(0).proj;
         encoder.in_channels = target.in_channels;
     }
     Ok((encoder, report))
@@ -156,20 +162,19 @@ fn transfer_report<B: Backend>(
     pretrained_channels: usize,
 ) -> EncoderTransfer {
     let channels_differ = target.in_channels != pretrained_channels;
-    let mut parts: Vec<String> = (0..target.patch_embeds.len())
-        .map(|index| format!("patch_embeds.{index}"))
-        .collect();
+    let mut parts: Vec<String> = vec!["patch_embeds.0.proj".into(), "patch_embeds.0.norm".into()];
+    parts.extend((1..target.patch_embeds.len()).map(|index| format!("patch_embeds.{index}")));
     parts.extend(["stage1", "stage2", "stage3", "stage4", "norm"].map(String::from));
     let (reinitialised, loaded): (Vec<String>, Vec<String>) = parts
         .into_iter()
-        .partition(|part| channels_differ && part == "patch_embeds.0");
+        .partition(|part| channels_differ && part == FIRST_EMBEDDING_CONV);
     let learnable = shapes
         .iter()
         .filter(|(path, _)| !path.ends_with("running_mean") && !path.ends_with("running_var"));
     let (mut loaded_params, mut reinitialised_params) = (0, 0);
     for (path, shape) in learnable {
         let count: usize = shape.iter().product();
-        match channels_differ && path.starts_with("patch_embeds.0.") {
+        match channels_differ && path.starts_with(&format!("{FIRST_EMBEDDING_CONV}.")) {
             true => reinitialised_params += count,
             false => loaded_params += count,
         }

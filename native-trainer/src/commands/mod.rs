@@ -6,6 +6,7 @@ pub mod evaluate;
 pub mod experiment;
 pub mod export;
 pub mod finetune;
+pub mod import;
 pub mod info;
 pub mod orchestrator;
 pub mod prepare;

@@ -38,14 +38,20 @@ pub fn export_run<B: Backend>(
     out: &Path,
 ) -> Result<PathBuf> {
     let export = out.join("export");
+    write_export(model, arch, &export)?;
+    Ok(export)
+}
+
+/// Writes `model`'s encoder and templates into the export folder `export`.
+pub fn write_export<B: Backend>(
+    model: &BrainMvp<B>,
+    arch: Architecture,
+    export: &Path,
+) -> Result<()> {
+    write_encoder_export(&model.encoder, arch, 1, export)?;
     let templates_dir = export.join("templates");
     std::fs::create_dir_all(&templates_dir)
         .with_context(|| format!("{}: cannot create", templates_dir.display()))?;
-    let manifest = save_encoder(&model.encoder, arch, &export)?;
-    let manifest_json = serde_json::to_string_pretty(&manifest)?;
-    write_atomic(&export.join("encoder.json"), |file| {
-        file.write_all(manifest_json.as_bytes())
-    })?;
     for (modality, volume) in model.templates.to_volumes()? {
         let path = templates_dir.join(format!("{}.nii.gz", modality.name()));
         brainmvp_core::nifti::write_f32(&path, &volume)?;
@@ -55,12 +61,30 @@ pub fn export_run<B: Backend>(
         model.templates.modalities.len(),
         export.display()
     );
-    Ok(export)
+    Ok(())
+}
+
+/// Writes `encoder.mpk` and `encoder.json` (an encoder of `in_channels` inputs) into `export`.
+pub fn write_encoder_export<B: Backend>(
+    encoder: &Encoder<B>,
+    arch: Architecture,
+    in_channels: usize,
+    export: &Path,
+) -> Result<()> {
+    std::fs::create_dir_all(export)
+        .with_context(|| format!("{}: cannot create", export.display()))?;
+    let manifest = save_encoder(encoder, arch, in_channels, export)?;
+    let manifest_json = serde_json::to_string_pretty(&manifest)?;
+    write_atomic(&export.join("encoder.json"), |file| {
+        file.write_all(manifest_json.as_bytes())
+    })?;
+    Ok(())
 }
 
 fn save_encoder<B: Backend>(
     encoder: &Encoder<B>,
     arch: Architecture,
+    in_channels: usize,
     export: &Path,
 ) -> Result<EncoderManifest> {
     let recorder = CheckpointRecorder::new();
@@ -75,7 +99,6 @@ fn save_encoder<B: Backend>(
             "unet3d"
         }
     };
-    let in_channels = 1;
     let config = arch.encoder_config_json(in_channels);
     std::fs::rename(temp.with_extension("mpk"), export.join("encoder.mpk"))
         .with_context(|| format!("{}: cannot write encoder.mpk", export.display()))?;

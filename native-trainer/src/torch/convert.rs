@@ -1,0 +1,208 @@
+//! The jobs behind `brainmvp import --torch` and `brainmvp export --torch`: an official
+//! checkpoint into a brainmvp model folder, `.bmvp` file or pre-training export folder, and a
+//! brainmvp model into an official-name safetensors file.
+
+use anyhow::{bail, Result};
+use brainmvp_core::finetune::export::{ModelBundle, WeightPrecision};
+use brainmvp_core::finetune::labels::LabelScheme;
+use brainmvp_core::finetune::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
+use brainmvp_core::inference::SlidingWindowConfig;
+use brainmvp_core::preprocess::PreprocessConfig;
+use brainmvp_core::pretrain::model::Encoder;
+use brainmvp_core::pretrain::Architecture;
+use brainmvp_core::Modality;
+use burn::backend::Flex;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::export::{uniunet_state_dict, write_safetensors};
+use super::import::{import_encoder, import_rec_model, import_uniunet, ImportReport};
+use super::read::read_state_dict;
+use crate::finetune::bundle::{bundle_of, is_bundle_file, save_segmenter, write_bundle};
+use crate::pretrain::export::{write_encoder_export, write_export};
+
+/// Which official class a checkpoint holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OfficialArch {
+    /// The UniFormer encoder alone (taken from any official checkpoint holding one): an export
+    /// folder usable as `finetune --init`.
+    UniformerS,
+    /// brainmvp's tiny UniFormer preset, likewise.
+    UniformerTiny,
+    /// `Downstream/model/Uni_unet.py::UniUnet`: a segmentation model folder or `.bmvp`.
+    Uniunet,
+    /// `models/Uniformer.py::RecModel` (the released pre-training checkpoints): an export folder
+    /// with the encoder and every template.
+    RecModel,
+}
+
+/// One import job (printed at start and saved as `import.json` beside folder outputs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportJob {
+    /// The official checkpoint (`.pt`, `.pth` or `.safetensors`).
+    pub torch: PathBuf,
+    /// What it holds.
+    pub arch: OfficialArch,
+    /// Where to write: a folder, or a `.bmvp` file (UniUnet only).
+    pub out: PathBuf,
+    /// Input channels the file must have (checked when given).
+    pub in_channels: Option<usize>,
+    /// UniUnet: the modality of each input channel (official BraTS order: t1 t1c t2 flair).
+    pub modalities: Vec<Modality>,
+    /// RecModel: the modality of each template (default by count: the official lists).
+    pub template_modalities: Option<Vec<Modality>>,
+    /// UniUnet: the enhancing-tumour label (4 BraTS 2021, 3 BraTS 2023).
+    pub enhancing_label: u8,
+    /// UniUnet: the sliding window (official inference: 96³, overlap 0.5, constant blending).
+    pub window: SlidingWindowConfig,
+}
+
+/// The official fine-tuning's channel order (`get_modality_names` for BraTS).
+pub const OFFICIAL_BRATS_CHANNELS: [Modality; 4] =
+    [Modality::T1, Modality::T1c, Modality::T2, Modality::Flair];
+
+/// Runs an import job; returns what was loaded and ignored.
+pub fn import_checkpoint(job: &ImportJob) -> Result<ImportReport> {
+    let dict = read_state_dict(&job.torch)?;
+    let device = Default::default();
+    let report = match job.arch {
+        OfficialArch::Uniunet => {
+            let (model, config, report) = import_uniunet::<Flex>(&dict, &device)?;
+            check_channels(job, config.in_channels)?;
+            if job.modalities.len() != config.in_channels {
+                bail!(
+                    "{}: {} input channels, but {} modalities were named (--modalities)",
+                    dict.source,
+                    config.in_channels,
+                    job.modalities.len()
+                );
+            }
+            let manifest = SegmenterManifest {
+                format: SEGMENTER_FORMAT.to_string(),
+                version: SEGMENTER_VERSION,
+                model: config,
+                modalities: job.modalities.clone(),
+                labels: LabelScheme::Brats {
+                    enhancing_label: job.enhancing_label,
+                },
+                // The official downstream transform scales to the 5–95 % percentiles unclipped.
+                preprocess: PreprocessConfig {
+                    clip: false,
+                    ..PreprocessConfig::default()
+                },
+                window: job.window.clone(),
+                templates: Vec::new(),
+                init: format!("torch:{}", job.torch.display()),
+                brainmvp_version: brainmvp_core::VERSION.to_string(),
+            };
+            manifest.validate()?;
+            match is_bundle_file(&job.out) {
+                true => {
+                    let bundle = ModelBundle::from_model(
+                        &manifest,
+                        &model,
+                        WeightPrecision::F32,
+                        Vec::new(),
+                    )?;
+                    write_bundle(&job.out, &bundle)?;
+                }
+                false => save_segmenter(&job.out, &manifest, &model, None)?,
+            }
+            report
+        }
+        OfficialArch::RecModel => {
+            refuse_bundle(job)?;
+            let modalities = job.template_modalities.clone();
+            let (model, arch, report) = import_rec_model::<Flex>(&dict, modalities, &device)?;
+            check_channels(job, 1)?;
+            write_export(&model, arch, &job.out)?;
+            report
+        }
+        OfficialArch::UniformerS | OfficialArch::UniformerTiny => {
+            refuse_bundle(job)?;
+            let (encoder, preset, report) = import_encoder::<Flex>(&dict, &device)?;
+            let arch = match preset {
+                brainmvp_core::model::EncoderPreset::Small => Architecture::UniformerS,
+                brainmvp_core::model::EncoderPreset::Tiny => Architecture::UniformerTiny,
+            };
+            let asked = match job.arch {
+                OfficialArch::UniformerS => Architecture::UniformerS,
+                _ => Architecture::UniformerTiny,
+            };
+            if arch != asked {
+                bail!(
+                    "{}: holds a {} encoder, not {}",
+                    dict.source,
+                    arch.name(),
+                    asked.name()
+                );
+            }
+            check_channels(job, encoder.in_channels)?;
+            let channels = encoder.in_channels;
+            write_encoder_export(&Encoder::Uniformer(encoder), arch, channels, &job.out)?;
+            report
+        }
+    };
+    if !is_bundle_file(&job.out) {
+        let json = serde_json::to_string_pretty(job)?;
+        brainmvp_core::cache::files::write_atomic(&job.out.join("import.json"), |file| {
+            file.write_all(json.as_bytes())
+        })?;
+    }
+    Ok(report)
+}
+
+fn check_channels(job: &ImportJob, found: usize) -> Result<()> {
+    match job.in_channels {
+        Some(expected) if expected != found => bail!(
+            "{}: the model takes {found} input channels, --in-channels says {expected}",
+            job.torch.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn refuse_bundle(job: &ImportJob) -> Result<()> {
+    match is_bundle_file(&job.out) {
+        true => bail!(
+            "{}: a .bmvp holds a segmentation model; a {:?} import writes a folder",
+            job.out.display(),
+            job.arch
+        ),
+        false => Ok(()),
+    }
+}
+
+/// Writes the segmentation model `model` (folder or `.bmvp`) as the official `UniUnet`'s state
+/// dict in safetensors at `out`; returns the number of tensors written.
+pub fn export_torch(model: &Path, out: &Path) -> Result<usize> {
+    let bundle = bundle_of::<Flex>(model, &Default::default())?;
+    let network = bundle.load_model::<Flex>(&Default::default())?;
+    let config = &bundle.manifest.model;
+    let tensors = uniunet_state_dict(&network, config)?;
+    let modalities: Vec<&str> = bundle
+        .manifest
+        .modalities
+        .iter()
+        .map(|m| m.name())
+        .collect();
+    let metadata = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        (
+            "official_class".to_string(),
+            format!(
+                "Downstream/model/Uni_unet.py::UniUnet(in_channels={}, out_channels={}, multi_scale={})",
+                config.in_channels,
+                config.out_channels,
+                if config.deep_supervision { "True" } else { "False" }
+            ),
+        ),
+        ("channels".to_string(), modalities.join(",")),
+        ("layout".to_string(), "official: volumes [N, C, X, Y, Z]".to_string()),
+        ("brainmvp_version".to_string(), brainmvp_core::VERSION.to_string()),
+    ]);
+    write_safetensors(out, &tensors, metadata)?;
+    Ok(tensors.len())
+}

@@ -89,7 +89,10 @@ fn channel_change_keeps_the_fresh_first_embedding_and_loads_the_rest() {
     // embedding's LayerNorm is pre-trained.
     assert_eq!(checked_first, 2, "conv weight and bias");
     assert!(result["norm.running_mean"].iter().all(|&v| v == 0.25));
-    assert_eq!(report.reinitialised, vec!["patch_embeds.0.proj".to_string()]);
+    assert_eq!(
+        report.reinitialised,
+        vec!["patch_embeds.0.proj".to_string()]
+    );
     assert_eq!(
         report.loaded,
         [

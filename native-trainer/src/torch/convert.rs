@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::export::{uniunet_state_dict, write_safetensors};
-use super::import::{import_encoder, import_rec_model, import_uniunet, ImportReport};
+use super::import::{
+    architecture_of, import_encoder, import_rec_model, import_uniunet, ImportReport,
+};
 use super::read::read_state_dict;
 use crate::finetune::bundle::{bundle_of, is_bundle_file, save_segmenter, write_bundle};
 use crate::pretrain::export::{write_encoder_export, write_export};
@@ -123,10 +125,7 @@ pub fn import_checkpoint(job: &ImportJob) -> Result<ImportReport> {
         OfficialArch::UniformerS | OfficialArch::UniformerTiny => {
             refuse_bundle(job)?;
             let (encoder, preset, report) = import_encoder::<Flex>(&dict, &device)?;
-            let arch = match preset {
-                brainmvp_core::model::EncoderPreset::Small => Architecture::UniformerS,
-                brainmvp_core::model::EncoderPreset::Tiny => Architecture::UniformerTiny,
-            };
+            let arch = architecture_of(preset);
             let asked = match job.arch {
                 OfficialArch::UniformerS => Architecture::UniformerS,
                 _ => Architecture::UniformerTiny,

@@ -106,10 +106,7 @@ pub fn import_rec_model<B: Backend>(
         );
     };
     let modalities = template_modalities(modalities, count, &dict.source)?;
-    let arch = match encoder.preset {
-        EncoderPreset::Small => Architecture::UniformerS,
-        EncoderPreset::Tiny => Architecture::UniformerTiny,
-    };
+    let arch = architecture_of(encoder.preset);
     let config = BrainMvpConfig {
         arch,
         templates: TemplateConfig {
@@ -125,6 +122,14 @@ pub fn import_rec_model<B: Backend>(
         ignored_in_rec_model(name)
     })?;
     Ok((model, arch, report))
+}
+
+/// The pre-training architecture of a UniFormer preset.
+pub fn architecture_of(preset: EncoderPreset) -> Architecture {
+    match preset {
+        EncoderPreset::Small => Architecture::UniformerS,
+        EncoderPreset::Tiny => Architecture::UniformerTiny,
+    }
 }
 
 /// The UniFormer encoder alone, from any official state dict holding one (a bare `UniFormer`,

@@ -12,6 +12,8 @@ Writes into DIR (default tests/reference/fixtures):
                   keys with DDP's `module.` prefix) of `models/Uniformer.py::RecModel`
 - uniunet.pt      a plain state dict of `Downstream/model/Uni_unet.py::UniUnet` (4 -> 3,
                   multi_scale=True)
+- unet_rec_model.pt  an official pre-training checkpoint of the UNet backbone (`--use_Unet`,
+                  `models/Unet.py::RecModel`), same nesting, weights stored as f16 (see below)
 - golden.safetensors  fixed inputs (stored as f16, exactly representable) and the official outputs
                   (f32) named below
 - golden.json     versions, seeds, shapes and what each tensor is
@@ -23,6 +25,18 @@ those four numbers mapped onto the small widths (nothing else of the classes cha
 builds UniFormer-S (UniUnet 4 -> 3 at 96^3; pre-training loss on 2 x 64^3 views; a 128x128x96
 sliding window of four 96^3 windows) instead: not committed (about 300 MB), for the comparison in
 docs/official-parity.md.
+
+The UNet's smallest official configuration is base width 8 (its GroupNorm has 8 groups; the
+blocks per level are fixed at [1, 2, 2, 4]): 1.2 M parameters, 4.7 MB as f32. The official
+`RecModel.__init__` hard-codes base width 32; in the small configuration its `make_encoder` is
+wrapped to set 8 first (nothing else of the class changes).
+
+To keep the fixtures small, in the small configuration every kernel, weight matrix and template of
+every model is a contiguous slice, at its own random offset, of one pool of f16 values, so each
+checkpoint stores the pool once (torch.save keeps one copy of a shared storage) and f32 holds every
+value exactly; vectors (biases, norms, running statistics) are f16 values of their own. Different
+offsets give different values to every tensor, so a swapped or transposed kernel still fails.
+`--full` keeps independent f32 values (its kernels at their initialisation, vectors random).
 
 Every parameter and BatchNorm buffer is randomised (not left at its initial 0/1) so that a missing
 bias, norm or running statistic cannot pass unnoticed. Tensor layouts are the official ones:
@@ -47,11 +61,14 @@ if not OFFICIAL or not os.path.isdir(os.path.join(OFFICIAL, "models")):
 sys.path.insert(0, OFFICIAL)
 sys.path.insert(1, os.path.join(OFFICIAL, "Downstream"))
 
+import einops  # noqa: E402
 import monai  # noqa: E402
+import timm  # noqa: E402
 from monai.networks.blocks import UnetrUpBlock, UnetOutBlock  # noqa: E402
 
 import models.Uniformer as pre  # noqa: E402  (pre-training: RecModel, UniSegDecoder)
 import models.uniformer_blocks as pre_blocks  # noqa: E402
+import models.Unet as unet  # noqa: E402  (pre-training with --use_Unet: RecModel)
 import model.Uni_unet as down  # noqa: E402  (fine-tuning: UniUnet)
 import model.uniformer as down_blocks  # noqa: E402
 from inference_util import sliding_window_inference  # noqa: E402
@@ -75,6 +92,10 @@ class Config:
         self.roi = 96 if full else 32
         self.features = [3, self.widths[3], 6, 6, 6] if full else [3, self.widths[3], 3, 2, 1]
         self.template_crop = [8, 4, 2, 96, 96, 96] if full else [3, 2, 1, 32, 32, 16]
+        self.unet_width = 32 if full else 8
+        self.unet_canvas = [240, 240, 155] if full else [24, 20, 16]
+        self.unet_input = [1, 1, 96, 96, 96] if full else [1, 1, 16, 24, 32]
+        self.unet_loss_views = [2, 1, 64, 64, 64] if full else [2, 1, 16, 16, 16]
 
 
 def small_classes(cfg):
@@ -109,21 +130,57 @@ def small_classes(cfg):
     down.PatchEmbed = patch_embed(down_blocks)
 
 
+def random_vector(name, shape, generator):
+    """A random bias, norm affine or BatchNorm running statistic (not left at its 0/1)."""
+    noise = torch.randn(shape, generator=generator)
+    if name.endswith("running_var"):
+        return 0.5 + torch.rand(shape, generator=generator)
+    if name.endswith("weight"):
+        return 1.0 + 0.1 * noise
+    return 0.1 * noise
+
+
 def randomise(model, generator):
-    """Random biases, norm affines and BatchNorm running statistics (weights keep their init)."""
+    """Full size: random vectors and templates (kernels keep their init); returns the state."""
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
             if not tensor.is_floating_point():
                 continue
-            noise = torch.randn(tensor.shape, generator=generator)
-            if name.endswith("running_var"):
-                tensor.copy_(0.5 + torch.rand(tensor.shape, generator=generator))
-            elif name.endswith("running_mean") or name.endswith("bias"):
-                tensor.copy_(0.1 * noise)
-            elif tensor.dim() == 1 and name.endswith("weight"):
-                tensor.copy_(1.0 + 0.1 * noise)
+            if tensor.dim() == 1:
+                tensor.copy_(random_vector(name, tensor.shape, generator))
             elif name.endswith("rep_template"):
-                tensor.copy_(noise)
+                tensor.copy_(torch.randn(tensor.shape, generator=generator))
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def pooled_state(model, generator):
+    """Small configuration: randomises `model` and returns its state dict as f16 tensors
+    (integer buffers as they are). Kernels and templates are slices of one shared pool, so the
+    file stores the pool once; vectors are their own small tensors. The model holds the same
+    values in f32."""
+    state = model.state_dict()
+    largest = max(t.numel() for t in state.values() if t.dim() >= 2)
+    pool = ((torch.rand(largest + 4096, generator=generator) * 2 - 1) * 0.05).half()
+    saved = {}
+    with torch.no_grad():
+        for name, tensor in state.items():
+            if not tensor.is_floating_point():
+                saved[name] = tensor.clone()
+                continue
+            if tensor.dim() >= 2:
+                start = int(torch.randint(0, pool.numel() - tensor.numel() + 1, (1,),
+                                          generator=generator))
+                value = pool[start:start + tensor.numel()].view(tensor.shape)
+            else:
+                value = random_vector(name, tensor.shape, generator).half()
+            tensor.copy_(value.float())
+            saved[name] = value
+    return saved
+
+
+def random_state(cfg, model, generator):
+    """The state the checkpoint holds after randomising `model` (see the module docstring)."""
+    return randomise(model, generator) if cfg.full else pooled_state(model, generator)
 
 
 def exact_input(shape, generator):
@@ -145,10 +202,9 @@ def rec_model(cfg):
 
 def golden_rec_model(cfg, generator, out):
     model = rec_model(cfg)
-    randomise(model, generator)
     # The checkpoint holds these weights and buffers: the training-mode forward below moves the
     # BatchNorm running statistics, and the optimizer step the parameters.
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state = random_state(cfg, model, generator)
     model.eval()
     x = exact_input(cfg.encoder_input, generator)
     with torch.no_grad():
@@ -212,9 +268,8 @@ def golden_uniunet(cfg, generator, out):
     init_channels = cfg.widths[0]
     model = down.UniUnet(input_shape=cfg.roi, in_channels=4, out_channels=3,
                          init_channels=init_channels, multi_scale=True)
-    randomise(model, generator)
     # The file holds these weights and buffers (training mode below moves the running statistics).
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state = random_state(cfg, model, generator)
     x = exact_input(cfg.uniunet_input, generator)
     out["uniunet.input"] = (x, "f16")
     model.eval()
@@ -241,7 +296,70 @@ def golden_uniunet(cfg, generator, out):
     return state
 
 
-def save_fixtures(out_dir, cfg, rec_state, optimizer, uniunet_state, out):
+def small_unet(cfg):
+    """Wraps the official UNet RecModel's make_encoder to use the small base width."""
+    if cfg.full:
+        return
+    make_encoder = unet.RecModel.make_encoder
+
+    def with_small_width(self):
+        self.init_channels = cfg.unet_width
+        make_encoder(self)
+
+    unet.RecModel.make_encoder = with_small_width
+
+
+def unet_rec_model(cfg):
+    class Args:
+        roi_x = cfg.roi
+        in_channels = 1
+        template_index = ["flair", "t1", "t1c", "t2"]
+        dst_h, dst_w, dst_d = cfg.unet_canvas
+    return unet.RecModel(Args())
+
+
+def golden_unet_rec_model(cfg, generator, out):
+    """The UNet backbone's pre-training network: encoder features, reconstruction, template,
+    and the training loss with given views and some gradients (no norm with running statistics
+    here: training and evaluation mode compute the same)."""
+    model = unet_rec_model(cfg)
+    state = random_state(cfg, model, generator)
+    x = exact_input(cfg.unet_input, generator)
+    with torch.no_grad():
+        features = model.encoder(x)
+        rec = model.decoder(features)
+    out["unet.input"] = (x, "f16")
+    for index, feature in enumerate(features, start=1):
+        out[f"unet.feature{index}"] = (feature, "f32")
+    out["unet.rec.output"] = (rec, "f32")
+    template = model.rep_template[2].detach()
+    template = (template - template.min()) / (template.max() - template.min() + 1e-9)
+    out["unet.template.normalised2"] = (template, "f32")
+
+    view_a = exact_input(cfg.unet_loss_views, generator)
+    view_b = exact_input(cfg.unet_loss_views, generator)
+    target = exact_input(cfg.unet_loss_views, generator)
+    samples = cfg.unet_loss_views[0]
+    feature = model.encoder(torch.cat((view_a, view_b), dim=0))
+    teacher, student = feature[-1][:samples], feature[-1][samples:]
+    loss_cons = model.kl_loss(student.flatten(1), teacher.flatten(1))
+    rec_x = model.decoder(feature)
+    loss_a = model.recon_loss(rec_x[:samples], target)
+    loss_b = model.recon_loss(rec_x[samples:], target)
+    loss = loss_a * 10 + loss_b + loss_cons
+    loss.backward()
+    out["unet.loss.view_a"] = (view_a, "f16")
+    out["unet.loss.view_b"] = (view_b, "f16")
+    out["unet.loss.target"] = (target, "f16")
+    out["unet.loss.terms"] = (torch.stack([loss, loss_a, loss_b, loss_cons]).detach(), "f32")
+    parameters = dict(model.named_parameters())
+    for name in ("conv1a.weight", "ds1.weight", "conv4d.gn2.weight", "up2convb.conv2.weight",
+                 "up1conv.bias"):
+        out[f"unet.grad.{name}"] = (parameters[name].grad.detach().clone(), "f32")
+    return state
+
+
+def save_fixtures(out_dir, cfg, rec_state, optimizer, uniunet_state, unet_state, out):
     from safetensors.torch import save_file
     os.makedirs(out_dir, exist_ok=True)
     optimizer.step()  # gives the checkpoint a real optimizer state, as the released file has
@@ -254,6 +372,11 @@ def save_fixtures(out_dir, cfg, rec_state, optimizer, uniunet_state, out):
     }
     torch.save(checkpoint, os.path.join(out_dir, "rec_model.pt"))
     torch.save(uniunet_state, os.path.join(out_dir, "uniunet.pt"))
+    unet_checkpoint = {
+        "epoch": 3,
+        "state_dict": {"module." + k: v for k, v in unet_state.items()},
+    }
+    torch.save(unet_checkpoint, os.path.join(out_dir, "unet_rec_model.pt"))
     tensors, described = {}, {}
     for name, (tensor, dtype) in out.items():
         tensor = tensor.detach().contiguous()
@@ -266,6 +389,7 @@ def save_fixtures(out_dir, cfg, rec_state, optimizer, uniunet_state, out):
         "seed": SEED,
         "configuration": "full" if cfg.full else "tiny",
         "depths": cfg.depths, "widths": cfg.widths, "head_dim": cfg.head_dim,
+        "unet_base_width": cfg.unet_width, "unet_template_canvas_xyz": cfg.unet_canvas,
         "template_canvas_xyz": cfg.canvas, "template_modalities": ["flair", "t1", "t1c", "t2"],
         "template_crop": {"index": 1, "start_xyz": cfg.template_crop[:3],
                           "size_xyz": cfg.template_crop[3:]},
@@ -274,7 +398,8 @@ def save_fixtures(out_dir, cfg, rec_state, optimizer, uniunet_state, out):
         "layouts": {"volumes": "[N, C, X, Y, Z]", "encoder stages": "[N, C, Z, X, Y]",
                     "templates": "[M, X, Y, Z]"},
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "monai": monai.__version__, "numpy": np.__version__},
+                     "monai": monai.__version__, "numpy": np.__version__,
+                     "timm": timm.__version__, "einops": einops.__version__},
         "tensors": described,
     }
     with open(os.path.join(out_dir, "golden.json"), "w") as handle:
@@ -292,11 +417,14 @@ def main():
     torch.use_deterministic_algorithms(True)
     generator = torch.Generator().manual_seed(SEED)
     small_classes(cfg)
+    small_unet(cfg)
     out = {}
     rec_state, optimizer = golden_rec_model(cfg, generator, out)
     golden_contrastive(cfg, generator, out)
     uniunet_state = golden_uniunet(cfg, generator, out)
-    save_fixtures(args.out, cfg, rec_state, optimizer, uniunet_state, out)
+    # Last, so that the generator draws of everything before are unchanged.
+    unet_state = golden_unet_rec_model(cfg, generator, out)
+    save_fixtures(args.out, cfg, rec_state, optimizer, uniunet_state, unet_state, out)
     print(f"wrote {args.out}: {len(out)} tensors")
 
 

@@ -8,105 +8,25 @@
 //! Inputs are stored as f16 values that f32 holds exactly, so both sides saw the same numbers.
 
 use brainmvp_core::inference::{sliding_window, Blend, SlidingWindowConfig};
-use brainmvp_core::official::layout::{permute, Transform, ENCODER_STAGE_AXES, VOLUME_AXES};
+use brainmvp_core::official::layout::{Transform, ENCODER_STAGE_AXES, VOLUME_AXES};
 use brainmvp_core::pretext::contrastive::contrastive_loss;
 use brainmvp_core::pretext::views::StepViews;
 use brainmvp_core::pretrain::model::{Decoder, Encoder};
 use brainmvp_core::pretrain::LossWeights;
 use brainmvp_trainer::torch::export::{uniunet_state_dict, write_safetensors, OfficialTensor};
 use brainmvp_trainer::torch::import::{import_encoder, import_rec_model, import_uniunet};
-use brainmvp_trainer::torch::read::{read_state_dict, StateDict, StateTensor};
+use brainmvp_trainer::torch::read::{read_state_dict, StateTensor};
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 type B = Flex;
 type AB = Autodiff<Flex>;
 
-/// Largest error allowed, relative to the largest magnitude of the official output.
-const RELATIVE_TOLERANCE: f32 = 1e-5;
-
-/// The fixture folder: `tests/reference/fixtures`, or `BRAINMVP_GOLDEN_DIR` (for the full-size
-/// fixtures of `make_golden.py --full`, which are not committed).
-fn fixture(name: &str) -> PathBuf {
-    match std::env::var_os("BRAINMVP_GOLDEN_DIR") {
-        Some(dir) => PathBuf::from(dir).join(name),
-        None => committed(name),
-    }
-}
-
-/// A committed (tiny) fixture, whatever `BRAINMVP_GOLDEN_DIR` says.
-fn committed(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/reference/fixtures")
-        .join(name)
-}
-
-/// `golden.json`: the configuration the fixtures were made with.
-fn meta() -> serde_json::Value {
-    let text = std::fs::read_to_string(fixture("golden.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn meta_usizes(value: &serde_json::Value) -> Vec<usize> {
-    let values = value.as_array().unwrap().iter();
-    values.map(|v| v.as_u64().unwrap() as usize).collect()
-}
-
-fn golden() -> StateDict {
-    read_state_dict(&fixture("golden.safetensors")).unwrap()
-}
-
-fn official(golden: &StateDict, name: &str) -> StateTensor {
-    golden
-        .tensors
-        .get(name)
-        .unwrap_or_else(|| panic!("fixture has no {name}"))
-        .clone()
-}
-
-/// An official tensor in our layout (`axes`: the permutation from theirs, `None` for none).
-fn ours_layout(tensor: &StateTensor, axes: Option<&[usize]>) -> (Vec<usize>, Vec<f32>) {
-    match axes {
-        Some(axes) => permute(&tensor.shape, &tensor.values, axes).unwrap(),
-        None => (tensor.shape.clone(), tensor.values.clone()),
-    }
-}
-
-fn tensor<Bk: Backend, const D: usize>(
-    golden: &StateDict,
-    name: &str,
-    axes: Option<&[usize]>,
-) -> Tensor<Bk, D> {
-    let (shape, values) = ours_layout(&official(golden, name), axes);
-    Tensor::from_data(TensorData::new(values, shape), &Default::default())
-}
-
-/// Asserts ours matches the official output (after `axes`) and returns the relative error.
-fn assert_matches<Bk: Backend, const D: usize>(
-    what: &str,
-    ours: Tensor<Bk, D>,
-    expected: &StateTensor,
-    axes: Option<&[usize]>,
-) -> f32 {
-    let (shape, values) = ours_layout(expected, axes);
-    assert_eq!(ours.dims().to_vec(), shape, "{what}: shape");
-    let got = ours.into_data().convert::<f32>().into_vec::<f32>().unwrap();
-    let scale = values.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let error = got
-        .iter()
-        .zip(&values)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    let relative = error / scale.max(f32::MIN_POSITIVE);
-    eprintln!("{what}: max abs error {error:.3e}, scale {scale:.3e}, relative {relative:.3e}");
-    assert!(
-        relative <= RELATIVE_TOLERANCE,
-        "{what}: max abs error {error} against scale {scale} (relative {relative})"
-    );
-    relative
-}
+#[path = "common/golden.rs"]
+mod golden;
+use golden::*;
 
 #[test]
 fn pretraining_encoder_stages_and_reconstruction_match_the_official_model() {
@@ -430,39 +350,6 @@ fn a_wrong_checkpoint_is_refused_in_one_line_naming_the_file_and_tensor() {
         .unwrap()
         .to_string();
     assert!(err.contains("absent.pt: no such file"), "{err}");
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("brainmvp-golden-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn brainmvp(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_brainmvp"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    assert!(output.status.success(), "brainmvp {args:?}: {stderr}");
-    output
-}
-
-/// The file of `dir` (recursively) whose name ends with `suffix`.
-fn find(dir: &std::path::Path, suffix: &str) -> PathBuf {
-    search(dir, suffix).unwrap_or_else(|| panic!("no *{suffix} under {}", dir.display()))
-}
-
-fn search(dir: &std::path::Path, suffix: &str) -> Option<PathBuf> {
-    std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
-        let path = entry.path();
-        match path.is_dir() {
-            true => search(&path, suffix),
-            false => path.to_string_lossy().ends_with(suffix).then_some(path),
-        }
-    })
 }
 
 #[test]

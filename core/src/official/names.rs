@@ -2,13 +2,13 @@
 //!
 //! For a given configuration the tables list every tensor of the official class
 //! (`models/uniformer_blocks.py::UniFormer`, `models/Uniformer.py::RecModel`,
-//! `Downstream/model/Uni_unet.py::UniUnet`) that our model holds, its burn path (`.`-joined module
+//! `models/Unet.py::RecModel`, `Downstream/model/Uni_unet.py::UniUnet`) that our model holds, its burn path (`.`-joined module
 //! path, enum variants left out) and how its axes change ([`Transform`]). Import and export both
 //! read these tables, so the two directions cannot disagree. Tensors of the official classes that
 //! our models do not hold are named by [`ignored_in_uniunet`] and [`ignored_in_rec_model`].
 
 use super::layout::Transform;
-use crate::model::{EncoderPreset, UniUnetConfig, UniformerConfig};
+use crate::model::{EncoderPreset, Unet3dConfig, UniUnetConfig, UniformerConfig};
 
 /// One tensor: its official name, our burn path, and the layout change between them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,6 +249,70 @@ pub fn rec_model_pairs(encoder: &UniformerConfig) -> Vec<TensorPair> {
     pairs
 }
 
+/// The official UNet3D's residual blocks per level (`conv1b`; `conv2a-b`; `conv3a-b`;
+/// `conv4a-d`): the official class has these depths whatever its width.
+pub const UNET_LEVEL_BLOCKS: [&[&str]; 4] = [
+    &["conv1b"],
+    &["conv2a", "conv2b"],
+    &["conv3a", "conv3b"],
+    &["conv4a", "conv4b", "conv4c", "conv4d"],
+];
+
+/// The official UNet3D pre-training decoder's stages in our order: (1×1×1 conv, residual block).
+pub const UNET_DECODER_STAGES: [(&str, &str); 3] = [
+    ("up4conva", "up4convb"),
+    ("up3conva", "up3convb"),
+    ("up2conva", "up2convb"),
+];
+
+/// A `BasicBlock` of the official UNet (GroupNorm `gn1`/`gn2`, convolutions `conv1`/`conv2`) as
+/// our [`ResBlock`](crate::model::unet3d::ResBlock).
+fn unet_block(pairs: &mut Vec<TensorPair>, official: &str, ours: &str) {
+    for (from, to) in [("gn1", "norm1"), ("gn2", "norm2")] {
+        let (from, to) = (format!("{official}.{from}"), format!("{ours}.{to}"));
+        norm(pairs, &from, &to, false);
+    }
+    for name in ["conv1", "conv2"] {
+        let (from, to) = (format!("{official}.{name}"), format!("{ours}.{name}"));
+        conv(pairs, &from, &to, Transform::DecoderKernel, true);
+    }
+}
+
+/// Every tensor of the official UNet3D pre-training `RecModel` (`models/Unet.py`, `--use_Unet`)
+/// that our [`BrainMvp`](crate::pretrain::BrainMvp) with a UNet3D of `encoder` holds. The UNet
+/// does not permute its input, so all its kernels run over `(X, Y, Z)`
+/// ([`Transform::DecoderKernel`]). `encoder.depths` must be the official `[1, 2, 2, 4]`.
+pub fn unet_rec_model_pairs(encoder: &Unet3dConfig) -> Vec<TensorPair> {
+    let kernel = Transform::DecoderKernel;
+    let mut pairs = Vec::new();
+    conv(&mut pairs, "conv1a", "encoder.stem", kernel, true);
+    for (level, blocks) in UNET_LEVEL_BLOCKS.iter().enumerate() {
+        if level > 0 {
+            let ours = format!("encoder.downs.{}", level - 1);
+            conv(&mut pairs, &format!("ds{level}"), &ours, kernel, true);
+        }
+        for (index, block) in blocks.iter().take(encoder.depths[level]).enumerate() {
+            unet_block(
+                &mut pairs,
+                block,
+                &format!("encoder.levels.{level}.{index}"),
+            );
+        }
+    }
+    for (index, (reduce, block)) in UNET_DECODER_STAGES.iter().enumerate() {
+        let ours = format!("decoder.stages.{index}");
+        conv(&mut pairs, reduce, &format!("{ours}.reduce"), kernel, true);
+        unet_block(&mut pairs, block, &format!("{ours}.block"));
+    }
+    conv(&mut pairs, "up1conv", "decoder.head", kernel, true);
+    pairs.push(TensorPair::new(
+        "rep_template".into(),
+        "templates.volumes".into(),
+        Transform::Template,
+    ));
+    pairs
+}
+
 /// Why BatchNorm's step counter is not imported.
 const STEP_COUNTER: &str = "BatchNorm step counter (burn keeps none; momentum 0.1 does not use it)";
 
@@ -324,6 +388,29 @@ mod tests {
         // UniUnet uses proj1 and the conv blocks.
         assert!(ignored_in_uniunet("decoder.proj1.norm.weight").is_none());
         assert!(ignored_in_uniunet("decoder.decoder4.conv_block.conv1.conv.weight").is_none());
+    }
+
+    #[test]
+    fn unet_rec_model_names_cover_every_block_once() {
+        let pairs = unet_rec_model_pairs(&Unet3dConfig::official(1));
+        let find = |name: &str| pairs.iter().find(|p| p.official == name).cloned();
+        assert_eq!(
+            find("conv4d.gn2.weight").unwrap().ours,
+            "encoder.levels.3.3.norm2.gamma"
+        );
+        assert_eq!(find("ds3.weight").unwrap().ours, "encoder.downs.2.weight");
+        assert_eq!(
+            find("up2convb.conv1.bias").unwrap().ours,
+            "decoder.stages.2.block.conv1.bias"
+        );
+        assert_eq!(
+            find("up4conva.weight").unwrap().transform,
+            Transform::DecoderKernel
+        );
+        // 1 stem + 3 downs + 3 reduces + head: weight and bias; 9 + 3 blocks of 8 tensors.
+        assert_eq!(pairs.len(), 2 * 8 + 8 * 12 + 1);
+        let ours: BTreeSet<_> = pairs.iter().map(|p| p.ours.as_str()).collect();
+        assert_eq!(ours.len(), pairs.len());
     }
 
     #[test]

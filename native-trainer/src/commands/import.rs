@@ -1,4 +1,4 @@
-//! `brainmvp import --torch FILE --arch uniunet|rec-model|uniformer-s|uniformer-tiny --out X`:
+//! `brainmvp import --torch FILE --arch uniunet|rec-model|unet3d|uniformer-s|uniformer-tiny --out X`:
 //! an official BrainMVP PyTorch checkpoint as a brainmvp model (see `crate::torch`).
 
 use brainmvp_core::inference::SlidingWindowConfig;
@@ -19,7 +19,8 @@ pub struct ImportArgs {
     #[arg(long, value_enum)]
     pub arch: OfficialArch,
     /// Output: a model folder or `X.bmvp` (uniunet), an export folder usable as
-    /// `finetune --init` (rec-model, uniformer-s, uniformer-tiny).
+    /// `finetune --init` (rec-model, uniformer-s, uniformer-tiny), an export folder with the
+    /// UNet3D encoder and the templates (unet3d).
     #[arg(long)]
     pub out: PathBuf,
     /// Refuse the file unless its first layer takes this many channels.
@@ -28,7 +29,7 @@ pub struct ImportArgs {
     /// uniunet: the modality of each input channel, in order (official BraTS order by default).
     #[arg(long, value_delimiter = ',')]
     pub modalities: Option<Vec<Modality>>,
-    /// rec-model: the modality of each template, in order (default: flair,t1,t1c,t2 for four
+    /// rec-model, unet3d: the modality of each template, in order (default: flair,t1,t1c,t2 for four
     /// templates, all eight for eight, as the official code).
     #[arg(long, value_delimiter = ',')]
     pub template_modalities: Option<Vec<Modality>>,

@@ -6,6 +6,7 @@
 //! min–max normalised templates on the 1 mm canvas, centred on the world origin (RAS).
 
 use anyhow::{Context, Result};
+use brainmvp_core::model::{Unet3d, Unet3dConfig};
 use brainmvp_core::pretrain::model::Encoder;
 use brainmvp_core::pretrain::{Architecture, BrainMvp};
 use burn::module::Module;
@@ -81,6 +82,18 @@ pub fn write_encoder_export<B: Backend>(
     Ok(())
 }
 
+/// The config of a built UNet3D (its base width and depths may differ from the official ones,
+/// e.g. a small imported checkpoint).
+fn unet_config<B: Backend>(unet: &Unet3d<B>) -> Unet3dConfig {
+    let mut depths = [0; 4];
+    for (depth, level) in depths.iter_mut().zip(&unet.levels) {
+        *depth = level.len();
+    }
+    Unet3dConfig::official(unet.in_channels)
+        .with_base_width(unet.base_width)
+        .with_depths(depths)
+}
+
 fn save_encoder<B: Backend>(
     encoder: &Encoder<B>,
     arch: Architecture,
@@ -89,17 +102,19 @@ fn save_encoder<B: Backend>(
 ) -> Result<EncoderManifest> {
     let recorder = CheckpointRecorder::new();
     let temp = export.join("encoder.partial");
-    let backbone = match encoder {
+    let (backbone, config) = match encoder {
         Encoder::Uniformer(uniformer) => {
             uniformer.clone().save_file(&temp, &recorder)?;
-            "uniformer"
+            ("uniformer", arch.encoder_config_json(in_channels))
         }
         Encoder::Unet3d(unet) => {
             unet.clone().save_file(&temp, &recorder)?;
-            "unet3d"
+            (
+                "unet3d",
+                serde_json::from_str(&unet_config(unet).to_string())?,
+            )
         }
     };
-    let config = arch.encoder_config_json(in_channels);
     std::fs::rename(temp.with_extension("mpk"), export.join("encoder.mpk"))
         .with_context(|| format!("{}: cannot write encoder.mpk", export.display()))?;
     Ok(EncoderManifest {

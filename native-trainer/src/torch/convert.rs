@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use super::export::{uniunet_state_dict, write_safetensors};
 use super::import::{
-    architecture_of, import_encoder, import_rec_model, import_uniunet, ImportReport,
+    architecture_of, import_encoder, import_rec_model, import_unet_rec_model, import_uniunet,
+    ImportReport,
 };
 use super::read::read_state_dict;
 use crate::finetune::bundle::{bundle_of, is_bundle_file, save_segmenter, write_bundle};
@@ -38,6 +39,9 @@ pub enum OfficialArch {
     /// `models/Uniformer.py::RecModel` (the released pre-training checkpoints): an export folder
     /// with the encoder and every template.
     RecModel,
+    /// `models/Unet.py::RecModel` (pre-training with `--use_Unet`): an export folder with the
+    /// UNet3D encoder (any base width) and every template.
+    Unet3d,
 }
 
 /// One import job (printed at start and saved as `import.json` beside folder outputs).
@@ -120,6 +124,14 @@ pub fn import_checkpoint(job: &ImportJob) -> Result<ImportReport> {
             let (model, arch, report) = import_rec_model::<Flex>(&dict, modalities, &device)?;
             check_channels(job, 1)?;
             write_export(&model, arch, &job.out)?;
+            report
+        }
+        OfficialArch::Unet3d => {
+            refuse_bundle(job)?;
+            let modalities = job.template_modalities.clone();
+            let (model, _, report) = import_unet_rec_model::<Flex>(&dict, modalities, &device)?;
+            check_channels(job, 1)?;
+            write_export(&model, Architecture::Unet3d, &job.out)?;
             report
         }
         OfficialArch::UniformerS | OfficialArch::UniformerTiny => {

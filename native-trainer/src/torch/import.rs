@@ -4,12 +4,15 @@
 //! first such tensor; what is left out on purpose is listed in the report.
 
 use anyhow::{bail, Result};
-use brainmvp_core::model::{EncoderPreset, UniUnet, UniUnetConfig, Uniformer};
+use brainmvp_core::model::{
+    EncoderPreset, Unet3dConfig, UnetDecoderConfig, UniUnet, UniUnetConfig, Uniformer,
+};
 use brainmvp_core::official::names::{
     self, ignored_in_rec_model, ignored_in_uniunet, TensorPair, UNIFORMER_IN_REC_MODEL,
     UNIFORMER_IN_UNIUNET,
 };
 use brainmvp_core::pretext::templates::TemplateConfig;
+use brainmvp_core::pretrain::model::{Decoder, Encoder};
 use brainmvp_core::pretrain::{Architecture, BrainMvp, BrainMvpConfig};
 use brainmvp_core::Modality;
 use burn::module::{Module, ParamId};
@@ -27,8 +30,8 @@ pub struct ImportReport {
     pub source: String,
     /// How the state dict was reached ("nested under `state_dict`, DDP `module.` prefix removed").
     pub unwrapping: String,
-    /// The encoder preset recognised.
-    pub preset: EncoderPreset,
+    /// The backbone recognised (`UniFormer-S`, `UniFormer tiny`, `UNet3D, base width 32`).
+    pub backbone: String,
     /// Tensors loaded into our model.
     pub loaded_tensors: usize,
     /// Values loaded (parameters and BatchNorm statistics).
@@ -49,10 +52,10 @@ impl ImportReport {
             .map(|(reason, count)| format!("{count} × {reason}"))
             .collect();
         format!(
-            "{}: {}; {:?} UniFormer; loaded {} tensors ({} values); ignored {}",
+            "{}: {}; {}; loaded {} tensors ({} values); ignored {}",
             self.source,
             self.unwrapping,
-            self.preset,
+            self.backbone,
             self.loaded_tensors,
             self.loaded_values,
             match ignored.is_empty() {
@@ -76,9 +79,13 @@ pub fn import_uniunet<B: Backend>(
         .with_deep_supervision(dict.tensors.contains_key("ms_out.0.weight"));
     let model = config.init::<B>(device)?;
     let pairs = names::uniunet_pairs(&config);
-    let (model, report) = load_pairs(model, &pairs, dict, encoder.preset, &|name| {
-        ignored_in_uniunet(name)
-    })?;
+    let (model, report) = load_pairs(
+        model,
+        &pairs,
+        dict,
+        backbone_name(encoder.preset),
+        &|name| ignored_in_uniunet(name),
+    )?;
     Ok((model, config, report))
 }
 
@@ -90,6 +97,12 @@ pub fn import_rec_model<B: Backend>(
     modalities: Option<Vec<Modality>>,
     device: &B::Device,
 ) -> Result<(BrainMvp<B>, Architecture, ImportReport)> {
+    if dict.tensors.contains_key("conv1a.weight") {
+        bail!(
+            "{}: holds the official UNet3D, not a UniFormer (try --arch unet3d)",
+            dict.source
+        );
+    }
     let encoder = infer_encoder(dict, UNIFORMER_IN_REC_MODEL)?;
     if encoder.in_channels != 1 {
         bail!(
@@ -98,6 +111,72 @@ pub fn import_rec_model<B: Backend>(
             encoder.in_channels
         );
     }
+    let arch = architecture_of(encoder.preset);
+    let config = BrainMvpConfig {
+        arch,
+        templates: template_config(dict, modalities)?,
+        temperature: 1.0,
+    };
+    let model = config.init::<B>(device)?;
+    let pairs = names::rec_model_pairs(&encoder.preset.encoder_config(1));
+    let (model, report) = load_pairs(
+        model,
+        &pairs,
+        dict,
+        backbone_name(encoder.preset),
+        &|name| ignored_in_rec_model(name),
+    )?;
+    Ok((model, arch, report))
+}
+
+/// The official UNet3D pre-training `RecModel` of `dict` (`models/Unet.py`, `--use_Unet`:
+/// encoder, up-sampling decoder, templates) as our [`BrainMvp`] with a UNet3D backbone of the
+/// checkpoint's base width. `modalities` as for [`import_rec_model`].
+pub fn import_unet_rec_model<B: Backend>(
+    dict: &StateDict,
+    modalities: Option<Vec<Modality>>,
+    device: &B::Device,
+) -> Result<(BrainMvp<B>, Unet3dConfig, ImportReport)> {
+    if dict
+        .tensors
+        .keys()
+        .any(|name| name.contains("patch_embed1."))
+    {
+        bail!(
+            "{}: holds a UniFormer, not the official UNet3D (try --arch rec-model)",
+            dict.source
+        );
+    }
+    let stem = shape_of(dict, "conv1a.weight")?;
+    let (base_width, in_channels) = (stem[0], stem[1]);
+    if in_channels != 1 {
+        bail!(
+            "{}: the pre-training UNet3D takes {in_channels} channels, BrainMVP pre-trains on 1",
+            dict.source
+        );
+    }
+    let encoder = Unet3dConfig::official(1).with_base_width(base_width);
+    encoder
+        .validate()
+        .map_err(|error| anyhow::anyhow!("{}: conv1a.weight {stem:?}: {error}", dict.source))?;
+    let templates = template_config(dict, modalities)?;
+    let decoder = UnetDecoderConfig::for_unet3d(&encoder);
+    let model = BrainMvp {
+        encoder: Encoder::Unet3d(encoder.init(device)?),
+        decoder: Decoder::Unet(decoder.init(device)?),
+        templates: templates.init(device)?,
+        temperature: 1.0,
+    };
+    let pairs = names::unet_rec_model_pairs(&encoder);
+    let backbone = format!("UNet3D, base width {base_width}");
+    let (model, report) = load_pairs(model, &pairs, dict, backbone, &|name| {
+        ignored_in_uniunet(name)
+    })?;
+    Ok((model, encoder, report))
+}
+
+/// The templates of an official `RecModel`'s `rep_template` `[modalities, x, y, z]`.
+fn template_config(dict: &StateDict, modalities: Option<Vec<Modality>>) -> Result<TemplateConfig> {
     let template_shape = shape_of(dict, "rep_template")?;
     let [count, x, y, z] = template_shape[..] else {
         bail!(
@@ -105,23 +184,19 @@ pub fn import_rec_model<B: Backend>(
             dict.source
         );
     };
-    let modalities = template_modalities(modalities, count, &dict.source)?;
-    let arch = architecture_of(encoder.preset);
-    let config = BrainMvpConfig {
-        arch,
-        templates: TemplateConfig {
-            canvas: [x, y, z],
-            modalities,
-            learn: true,
-        },
-        temperature: 1.0,
-    };
-    let model = config.init::<B>(device)?;
-    let pairs = names::rec_model_pairs(&encoder.preset.encoder_config(1));
-    let (model, report) = load_pairs(model, &pairs, dict, encoder.preset, &|name| {
-        ignored_in_rec_model(name)
-    })?;
-    Ok((model, arch, report))
+    Ok(TemplateConfig {
+        canvas: [x, y, z],
+        modalities: template_modalities(modalities, count, &dict.source)?,
+        learn: true,
+    })
+}
+
+/// How the report names a UniFormer preset.
+fn backbone_name(preset: EncoderPreset) -> String {
+    match preset {
+        EncoderPreset::Small => "UniFormer-S".into(),
+        EncoderPreset::Tiny => "UniFormer tiny".into(),
+    }
 }
 
 /// The pre-training architecture of a UniFormer preset.
@@ -152,7 +227,7 @@ pub fn import_encoder<B: Backend>(
         true => ignored_in_uniunet(name),
         false => Some("not part of the encoder"),
     };
-    let (model, report) = load_pairs(model, &pairs, dict, encoder.preset, &outside)?;
+    let (model, report) = load_pairs(model, &pairs, dict, backbone_name(encoder.preset), &outside)?;
     Ok((model, encoder.preset, report))
 }
 
@@ -234,7 +309,7 @@ fn load_pairs<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
     mut model: M,
     pairs: &[TensorPair],
     dict: &StateDict,
-    preset: EncoderPreset,
+    backbone: String,
     ignored: &dyn Fn(&str) -> Option<&'static str>,
 ) -> Result<(M, ImportReport)> {
     let source = &dict.source;
@@ -270,7 +345,7 @@ fn load_pairs<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
     let report = ImportReport {
         source: source.clone(),
         unwrapping: dict.unwrapping(),
-        preset,
+        backbone,
         loaded_tensors,
         loaded_values,
         ignored: left_out,

@@ -14,7 +14,7 @@ use brainmvp_core::pretrain::model::{Decoder, Encoder};
 use brainmvp_core::pretrain::LossWeights;
 use brainmvp_trainer::pretrain::checkpoint::CheckpointRecorder;
 use brainmvp_trainer::torch::import::{import_rec_model, import_unet_rec_model};
-use brainmvp_trainer::torch::read::read_state_dict;
+use brainmvp_trainer::torch::read::{read_state_dict, StateDict};
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
@@ -106,7 +106,7 @@ fn unet_pretraining_loss_and_gradients_match_the_official_step() {
     ];
     for (name, weight) in kernels {
         let grad = weight.grad(&gradients).unwrap();
-        assert_matches(name, grad, &official(&golden, name), kernel_axes.as_deref());
+        check_gradient(&golden, name, grad, kernel_axes.as_deref());
     }
     let vectors: [(&str, Tensor<AB, 1>); 2] = [
         (
@@ -120,7 +120,28 @@ fn unet_pretraining_loss_and_gradients_match_the_official_step() {
     ];
     for (name, parameter) in vectors {
         let grad = parameter.grad(&gradients).unwrap();
-        assert_matches(name, grad, &official(&golden, name), None);
+        check_gradient(&golden, name, grad, None);
+    }
+}
+
+/// Compares a gradient with the official one; at full size (where the fixture holds the official
+/// float64 result too) with the float64 one, as close as the official f32 result is: the early
+/// layers' gradients sum 2 × 64³ voxels through GroupNorm and PyTorch's own f32 result is ~2e-3
+/// off its float64 one for conv1a.
+fn check_gradient<const D: usize>(
+    golden: &StateDict,
+    name: &str,
+    grad: Tensor<B, D>,
+    axes: Option<&[usize]>,
+) {
+    let expected = official(golden, name);
+    match golden.tensors.get(&format!("{name}.f64")) {
+        Some(reference64) => {
+            assert_as_close_to_f64_as_official(name, grad, &expected, reference64, axes);
+        }
+        None => {
+            assert_matches(name, grad, &expected, axes);
+        }
     }
 }
 

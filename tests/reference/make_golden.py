@@ -353,10 +353,36 @@ def golden_unet_rec_model(cfg, generator, out):
     out["unet.loss.target"] = (target, "f16")
     out["unet.loss.terms"] = (torch.stack([loss, loss_a, loss_b, loss_cons]).detach(), "f32")
     parameters = dict(model.named_parameters())
-    for name in ("conv1a.weight", "ds1.weight", "conv4d.gn2.weight", "up2convb.conv2.weight",
-                 "up1conv.bias"):
+    for name in UNET_GRADIENTS:
         out[f"unet.grad.{name}"] = (parameters[name].grad.detach().clone(), "f32")
+    if cfg.full:
+        unet_gradients_f64(model, (view_a, view_b, target), out)
     return state
+
+
+UNET_GRADIENTS = ("conv1a.weight", "ds1.weight", "conv4d.gn2.weight", "up2convb.conv2.weight",
+                  "up1conv.bias")
+
+
+def unet_gradients_f64(model, views, out):
+    """Full size only: the same step in float64 (`unet.grad.NAME.f64`). At 2 x 64^3 the early
+    layers' gradients are ill-conditioned in f32 (PyTorch's own f32 result is ~2e-3 off the f64
+    one for conv1a), so the test measures both f32 results against this one."""
+    model = model.double()
+    model.zero_grad()
+    view_a, view_b, target = (view.double() for view in views)
+    samples = view_a.shape[0]
+    feature = model.encoder(torch.cat((view_a, view_b), dim=0))
+    teacher, student = feature[-1][:samples], feature[-1][samples:]
+    loss_cons = model.kl_loss(student.flatten(1), teacher.flatten(1))
+    rec_x = model.decoder(feature)
+    loss = (model.recon_loss(rec_x[:samples], target) * 10
+            + model.recon_loss(rec_x[samples:], target) + loss_cons)
+    loss.backward()
+    parameters = dict(model.named_parameters())
+    for name in UNET_GRADIENTS:
+        out[f"unet.grad.{name}.f64"] = (parameters[name].grad.detach().clone(), "f32")
+    model.float()
 
 
 def save_fixtures(out_dir, cfg, rec_state, optimizer, uniunet_state, unet_state, out):

@@ -68,6 +68,16 @@ pub fn tensor<Bk: Backend, const D: usize>(
     Tensor::from_data(TensorData::new(values, shape), &Default::default())
 }
 
+/// Max |a − b| over two equally long value lists, and max |b|.
+fn max_error_and_scale(got: &[f32], reference: &[f32]) -> (f32, f32) {
+    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let error = got
+        .iter()
+        .zip(reference)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    (error, scale)
+}
+
 /// Asserts ours matches the official output (after `axes`) and returns the relative error.
 pub fn assert_matches<Bk: Backend, const D: usize>(
     what: &str,
@@ -78,11 +88,7 @@ pub fn assert_matches<Bk: Backend, const D: usize>(
     let (shape, values) = ours_layout(expected, axes);
     assert_eq!(ours.dims().to_vec(), shape, "{what}: shape");
     let got = ours.into_data().convert::<f32>().into_vec::<f32>().unwrap();
-    let scale = values.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let error = got
-        .iter()
-        .zip(&values)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let (error, scale) = max_error_and_scale(&got, &values);
     let relative = error / scale.max(f32::MIN_POSITIVE);
     eprintln!("{what}: max abs error {error:.3e}, scale {scale:.3e}, relative {relative:.3e}");
     assert!(
@@ -90,6 +96,41 @@ pub fn assert_matches<Bk: Backend, const D: usize>(
         "{what}: max abs error {error} against scale {scale} (relative {relative})"
     );
     relative
+}
+
+/// Tolerance against a float64 result: the 1e-4 relative (f32 rounding over millions of
+/// terms reaches 1e-5 on either side).
+pub const F64_RELATIVE_TOLERANCE: f32 = 1e-4;
+
+/// For an output that is ill-conditioned in f32 and has an official float64 result
+/// (`reference64`, after `axes`): asserts ours is within [`F64_RELATIVE_TOLERANCE`] of it, or no
+/// farther from it than twice the official f32 result (`official32`) is. Returns ours' relative
+/// error to f64.
+pub fn assert_as_close_to_f64_as_official<Bk: Backend, const D: usize>(
+    what: &str,
+    ours: Tensor<Bk, D>,
+    official32: &StateTensor,
+    reference64: &StateTensor,
+    axes: Option<&[usize]>,
+) -> f32 {
+    let (shape, truth) = ours_layout(reference64, axes);
+    assert_eq!(ours.dims().to_vec(), shape, "{what}: shape");
+    let got = ours.into_data().convert::<f32>().into_vec::<f32>().unwrap();
+    let (_, official) = ours_layout(official32, axes);
+    let (ours_error, scale) = max_error_and_scale(&got, &truth);
+    let (official_error, _) = max_error_and_scale(&official, &truth);
+    let relative = |error: f32| error / scale.max(f32::MIN_POSITIVE);
+    eprintln!(
+        "{what}: against float64, ours {:.3e}, official f32 {:.3e} (relative)",
+        relative(ours_error),
+        relative(official_error)
+    );
+    let allowed = (F64_RELATIVE_TOLERANCE * scale).max(2.0 * official_error);
+    assert!(
+        ours_error <= allowed,
+        "{what}: {ours_error} from float64, the official f32 result {official_error}"
+    );
+    relative(ours_error)
 }
 
 pub fn tempdir(name: &str) -> PathBuf {

@@ -2,7 +2,7 @@
 //! the first patch embedding when the channel counts differ (then it equals the target's); the
 //! running statistics travel too; another preset is refused; the counts add up.
 
-use brainmvp_core::finetune::init::{parameter_shapes, transfer_encoder};
+use brainmvp_core::finetune::init::{parameter_shapes, transfer_encoder, FirstEmbedding};
 use brainmvp_core::model::{Uniformer, UniformerConfig};
 use burn::backend::Flex;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
@@ -65,7 +65,7 @@ fn pretrained_tiny(in_channels: usize) -> Uniformer<B> {
 fn channel_change_keeps_the_fresh_first_embedding_and_loads_the_rest() {
     let (target, pretrained) = (tiny(4), pretrained_tiny(1));
     let (target_values, pretrained_values) = (values(&target), values(&pretrained));
-    let (encoder, report) = transfer_encoder(target, pretrained).unwrap();
+    let (encoder, report) = transfer_encoder(target, pretrained, FirstEmbedding::Fresh).unwrap();
     assert_eq!(encoder.in_channels, 4);
     let result = values(&encoder);
     assert_eq!(result.len(), pretrained_values.len());
@@ -125,7 +125,7 @@ fn channel_change_keeps_the_fresh_first_embedding_and_loads_the_rest() {
 fn equal_channels_load_everything() {
     let (target, pretrained) = (tiny(2), pretrained_tiny(2));
     let pretrained_values = values(&pretrained);
-    let (encoder, report) = transfer_encoder(target, pretrained).unwrap();
+    let (encoder, report) = transfer_encoder(target, pretrained, FirstEmbedding::Fresh).unwrap();
     assert_eq!(values(&encoder), pretrained_values);
     assert!(report.reinitialised.is_empty());
     assert_eq!(report.reinitialised_params, 0);
@@ -137,7 +137,7 @@ fn equal_channels_load_everything() {
 fn another_preset_is_refused_with_one_line() {
     let device = Default::default();
     let small: Uniformer<B> = UniformerConfig::small(4).init(&device).unwrap();
-    let err = transfer_encoder(small, pretrained_tiny(1)).unwrap_err();
+    let err = transfer_encoder(small, pretrained_tiny(1), FirstEmbedding::Fresh).unwrap_err();
     let message = err.to_string();
     assert!(message.starts_with("pre-trained encoder: "), "{message}");
     assert!(!message.contains('\n'));
@@ -147,7 +147,9 @@ fn another_preset_is_refused_with_one_line() {
         .with_widths([16, 16, 32, 64])
         .init(&device)
         .unwrap();
-    let err = transfer_encoder(wider, tiny(1)).unwrap_err().to_string();
+    let err = transfer_encoder(wider, tiny(1), FirstEmbedding::Fresh)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("shape"), "{err}");
 }
 
@@ -162,4 +164,67 @@ fn shapes_are_listed_by_path() {
         .map(|(_, shape)| shape.iter().product::<usize>())
         .sum();
     assert_eq!(learnable, tiny(3).num_learnable_params());
+}
+
+#[test]
+fn an_inflated_first_embedding_computes_on_identical_channels_what_the_pretrained_one_did_on_one() {
+    let pretrained = pretrained_tiny(1);
+    let device = Default::default();
+    let single = Tensor::<B, 5>::random(
+        [1, 1, 16, 16, 16],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let expected = pretrained.forward(single.clone());
+    let (encoder, report) =
+        transfer_encoder(tiny(4), pretrained.clone(), FirstEmbedding::Inflate).unwrap();
+    assert!(report.inflated && report.reinitialised.is_empty());
+    assert_eq!(report.loaded_params, encoder.num_learnable_params());
+    assert!(
+        report.summary().contains("inflated"),
+        "{}",
+        report.summary()
+    );
+    let stacked = single.repeat_dim(1, 4);
+    for (stage, (ours, theirs)) in encoder.forward(stacked).iter().zip(&expected).enumerate() {
+        let difference = (ours.clone() - theirs.clone()).abs().max().into_scalar();
+        let scale = theirs.clone().abs().max().into_scalar();
+        assert!(
+            difference <= 1e-5 * scale,
+            "stage {stage}: max difference {difference}, scale {scale}"
+        );
+    }
+    // The kernel of each channel is the pre-trained one / 4, the bias the pre-trained one.
+    let pretrained_values = values(&pretrained);
+    let inflated = values(&encoder);
+    let kernel = &pretrained_values["patch_embeds.0.proj.weight"];
+    let per_out = kernel.len() / 8;
+    let first_out: Vec<f32> = inflated["patch_embeds.0.proj.weight"][..4 * per_out].to_vec();
+    for channel in 0..4 {
+        for (index, value) in first_out[channel * per_out..(channel + 1) * per_out]
+            .iter()
+            .enumerate()
+        {
+            assert!((value - kernel[index] / 4.0).abs() < 1e-7);
+        }
+    }
+    assert_eq!(
+        inflated["patch_embeds.0.proj.bias"],
+        pretrained_values["patch_embeds.0.proj.bias"]
+    );
+}
+
+#[test]
+fn inflating_needs_a_single_channel_pretrained_encoder() {
+    let err = transfer_encoder(tiny(4), pretrained_tiny(2), FirstEmbedding::Inflate)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cannot inflate a first embedding of 2 input channels to 4"),
+        "{err}"
+    );
+    // Equal channels: nothing to inflate, everything loaded.
+    let (_, report) =
+        transfer_encoder(tiny(2), pretrained_tiny(2), FirstEmbedding::Inflate).unwrap();
+    assert!(!report.inflated);
 }

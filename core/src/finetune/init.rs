@@ -7,12 +7,18 @@
 //! segmentation model all of them stacked); that convolution keeps the downstream model's fresh
 //! initialisation, while the embedding's LayerNorm is the pre-trained one. The BatchNorm running
 //! statistics travel with the weights. Any other difference in the architecture is refused.
+//!
+//! [`FirstEmbedding::Inflate`] is the alternative the official code does not offer: the
+//! pre-trained 1-channel kernel copied to each of the `C` input channels and divided by `C` (the
+//! bias kept), so that on `C` identical channels the downstream encoder computes exactly what the
+//! pre-trained one computed on one, and nothing the pre-training learnt in its first layer is lost.
 
 use std::collections::BTreeMap;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::Uniformer;
@@ -25,6 +31,19 @@ const FIRST_EMBEDDING_WEIGHT: &str = "patch_embeds.0.proj.weight";
 
 /// The convolution holding it (re-initialised with its bias when the channels differ).
 const FIRST_EMBEDDING_CONV: &str = "patch_embeds.0.proj";
+
+/// What becomes of the first patch embedding's convolution when the pre-trained encoder takes
+/// another number of input channels than the downstream model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FirstEmbedding {
+    /// Keep the downstream model's fresh initialisation (the official fine-tuning).
+    #[default]
+    Fresh,
+    /// The pre-trained kernel repeated over the `C` input channels and scaled by `1/C`, the
+    /// pre-trained bias kept (needs a 1-channel pre-trained encoder, as BrainMVP's).
+    Inflate,
+}
 
 /// What [`transfer_encoder`] loaded and what it left freshly initialised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +61,8 @@ pub struct EncoderTransfer {
     pub pretrained_channels: usize,
     /// Input channels of the downstream encoder.
     pub target_channels: usize,
+    /// The first embedding was inflated from the pre-trained one (then `reinitialised` is empty).
+    pub inflated: bool,
 }
 
 impl EncoderTransfer {
@@ -53,6 +74,13 @@ impl EncoderTransfer {
             format_count(self.loaded_params),
             self.loaded.join(", ")
         );
+        if self.inflated {
+            return format!(
+                "{loaded}; patch_embeds.0.proj inflated from the pre-trained kernel \
+                 ({} → {} input channels, kernel / {})",
+                self.pretrained_channels, self.target_channels, self.target_channels
+            );
+        }
         if self.reinitialised.is_empty() {
             return format!("{loaded}; nothing re-initialised");
         }
@@ -76,15 +104,29 @@ fn format_count(count: usize) -> String {
 }
 
 /// Loads `pretrained` into `target`: the result is `pretrained` (moved to `target`'s device),
-/// except `patch_embeds[0].proj`, which stays `target`'s when the input channel counts differ.
+/// except `patch_embeds[0].proj` when the input channel counts differ: it stays `target`'s
+/// ([`FirstEmbedding::Fresh`]) or is inflated from the pre-trained one
+/// ([`FirstEmbedding::Inflate`]).
 ///
 /// Errors (one line naming the first difference) when the two encoders differ in anything else:
-/// a parameter missing on one side or of another shape, or other attention heads.
+/// a parameter missing on one side or of another shape, or other attention heads; and when
+/// inflating from an encoder of more than one input channel.
 pub fn transfer_encoder<B: Backend>(
     target: Uniformer<B>,
     pretrained: Uniformer<B>,
+    first_embedding: FirstEmbedding,
 ) -> Result<(Uniformer<B>, EncoderTransfer)> {
     let channels_differ = target.in_channels != pretrained.in_channels;
+    let inflate = channels_differ && first_embedding == FirstEmbedding::Inflate;
+    if inflate && pretrained.in_channels != 1 {
+        return Err(Error::new(
+            CONTEXT,
+            format!(
+                "cannot inflate a first embedding of {} input channels to {} (needs 1)",
+                pretrained.in_channels, target.in_channels
+            ),
+        ));
+    }
     let target_shapes = parameter_shapes(&target);
     check_same_architecture(
         &target_shapes,
@@ -100,12 +142,25 @@ pub fn transfer_encoder<B: Backend>(
             ),
         ));
     }
-    let report = transfer_report(&target, &target_shapes, pretrained.in_channels);
+    let mut report = transfer_report(&target, &target_shapes, pretrained.in_channels);
     let mut encoder = match target.devices().first() {
         Some(device) => pretrained.to_device(device),
         None => pretrained,
     };
-    if channels_differ {
+    if inflate {
+        let channels = target.in_channels;
+        let proj = &mut encoder.patch_embeds[0].proj;
+        proj.weight = proj
+            .weight
+            .clone()
+            .map(|kernel| kernel.repeat_dim(1, channels).div_scalar(channels as f64));
+        encoder.in_channels = channels;
+        report.loaded_params += report.reinitialised_params;
+        report.reinitialised_params = 0;
+        report.loaded.insert(0, FIRST_EMBEDDING_CONV.to_string());
+        report.reinitialised.clear();
+        report.inflated = true;
+    } else if channels_differ {
         let mut target = target;
         encoder.patch_embeds[0].proj = target.patch_embeds.remove(0).proj;
         encoder.in_channels = target.in_channels;
@@ -186,6 +241,7 @@ fn transfer_report<B: Backend>(
         reinitialised_params,
         pretrained_channels,
         target_channels: target.in_channels,
+        inflated: false,
     }
 }
 

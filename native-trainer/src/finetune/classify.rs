@@ -509,7 +509,8 @@ fn build_classifier<B: AutodiffBackend>(
     let mut model = model_config.init::<B>(device)?;
     let mut report = None;
     if let Some((_, (_, pretrained_encoder))) = pretrained {
-        let (transferred, transfer) = transfer_encoder(model.encoder, pretrained_encoder)?;
+        let (transferred, transfer) =
+            transfer_encoder(model.encoder, pretrained_encoder, config.first_embedding)?;
         model.encoder = transferred;
         let summary = transfer.summary();
         log::info!("init: {summary}");

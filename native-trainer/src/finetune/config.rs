@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use brainmvp_core::finetune::cutmix::CutMixConfig;
+use brainmvp_core::finetune::init::FirstEmbedding;
 use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::inference::SlidingWindowConfig;
 use brainmvp_core::loader::LoaderConfig;
@@ -38,6 +39,10 @@ pub struct FinetuneConfig {
     pub init: Option<PathBuf>,
     /// Encoder preset when training from scratch (with `init`, the export's preset is used).
     pub encoder: EncoderPreset,
+    /// With `init` and more input channels than the pre-training's one: `fresh` (the official
+    /// fine-tuning) re-initialises the first patch embedding's convolution, `inflate` repeats the
+    /// pre-trained kernel over the channels scaled by 1/C.
+    pub first_embedding: FirstEmbedding,
     /// Input modalities in channel order; empty = every modality of the cache.
     pub modalities: Vec<Modality>,
     /// Segmentation labels; none = detected from the training label maps.
@@ -73,6 +78,7 @@ impl Default for FinetuneConfig {
             task: Task::Segment,
             init: None,
             encoder: EncoderPreset::Small,
+            first_embedding: FirstEmbedding::Fresh,
             modalities: Vec::new(),
             labels: None,
             deep_supervision: true,

@@ -151,7 +151,8 @@ fn build_model<B: AutodiffBackend>(
     let mut model = model_config.init::<B>(device)?;
     let mut report = None;
     if let Some((_, encoder)) = pretrained {
-        let (transferred, transfer) = transfer_encoder(model.encoder, encoder)?;
+        let (transferred, transfer) =
+            transfer_encoder(model.encoder, encoder, config.first_embedding)?;
         model.encoder = transferred;
         let summary = transfer.summary();
         log::info!("init: {summary}");

@@ -10,7 +10,6 @@
 use brainmvp_core::inference::{sliding_window, Blend, SlidingWindowConfig};
 use brainmvp_core::official::layout::{Transform, ENCODER_STAGE_AXES, VOLUME_AXES};
 use brainmvp_core::pretext::contrastive::contrastive_loss;
-use brainmvp_core::pretext::views::StepViews;
 use brainmvp_core::pretrain::model::{Decoder, Encoder};
 use brainmvp_core::pretrain::LossWeights;
 use brainmvp_trainer::torch::export::{uniunet_state_dict, write_safetensors, OfficialTensor};
@@ -110,21 +109,9 @@ fn pretraining_loss_and_gradients_in_training_mode_match_the_official_step() {
     let golden = golden();
     let dict = read_state_dict(&fixture("rec_model.pt")).unwrap();
     let (model, _, _) = import_rec_model::<AB>(&dict, None, &Default::default()).unwrap();
-    let views = StepViews {
-        view_a: tensor::<AB, 5>(&golden, "loss.view_a", Some(&VOLUME_AXES)),
-        view_b: tensor::<AB, 5>(&golden, "loss.view_b", Some(&VOLUME_AXES)),
-        target: tensor::<AB, 5>(&golden, "loss.target", Some(&VOLUME_AXES)),
-    };
+    let views = step_views::<AB>(&golden, "loss.");
     let losses = model.losses(views, &LossWeights::default()).unwrap();
-    let terms = Tensor::cat(
-        vec![
-            losses.total.clone(),
-            losses.mse_template.clone(),
-            losses.mse_cross_modal.clone(),
-            losses.contrastive.clone(),
-        ],
-        0,
-    );
+    let terms = loss_terms(&losses);
     assert_matches(
         "loss.terms [total, A, B, CL]",
         terms,

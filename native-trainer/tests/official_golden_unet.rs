@@ -9,7 +9,6 @@
 
 use brainmvp_core::model::{Unet3d, Unet3dConfig};
 use brainmvp_core::official::layout::{Transform, VOLUME_AXES};
-use brainmvp_core::pretext::views::StepViews;
 use brainmvp_core::pretrain::model::{Decoder, Encoder};
 use brainmvp_core::pretrain::LossWeights;
 use brainmvp_trainer::pretrain::checkpoint::CheckpointRecorder;
@@ -73,21 +72,9 @@ fn unet_pretraining_loss_and_gradients_match_the_official_step() {
     let golden = golden();
     let dict = read_state_dict(&fixture("unet_rec_model.pt")).unwrap();
     let (model, _, _) = import_unet_rec_model::<AB>(&dict, None, &Default::default()).unwrap();
-    let views = StepViews {
-        view_a: tensor::<AB, 5>(&golden, "unet.loss.view_a", Some(&VOLUME_AXES)),
-        view_b: tensor::<AB, 5>(&golden, "unet.loss.view_b", Some(&VOLUME_AXES)),
-        target: tensor::<AB, 5>(&golden, "unet.loss.target", Some(&VOLUME_AXES)),
-    };
+    let views = step_views::<AB>(&golden, "unet.loss.");
     let losses = model.losses(views, &LossWeights::default()).unwrap();
-    let terms = Tensor::cat(
-        vec![
-            losses.total.clone(),
-            losses.mse_template.clone(),
-            losses.mse_cross_modal.clone(),
-            losses.contrastive.clone(),
-        ],
-        0,
-    );
+    let terms = loss_terms(&losses);
     let expected = official(&golden, "unet.loss.terms");
     assert_matches("unet.loss.terms [total, A, B, CL]", terms, &expected, None);
     let gradients = losses.total.backward();

@@ -228,19 +228,11 @@ def golden_rec_model(cfg, generator, out):
     view_a = exact_input(cfg.loss_views, generator)
     view_b = exact_input(cfg.loss_views, generator)
     target = exact_input(cfg.loss_views, generator)
-    samples = cfg.loss_views[0]
-    feature = model.encoder(torch.cat((view_a, view_b), dim=0))
-    teacher, student = feature[-1][:samples], feature[-1][samples:]
-    loss_cons = model.kl_loss(student.flatten(1), teacher.flatten(1))
-    rec_x = model.decoder(*feature)
-    loss_a = model.recon_loss(rec_x[:samples], target)
-    loss_b = model.recon_loss(rec_x[samples:], target)
-    loss = loss_a * 10 + loss_b + loss_cons
-    loss.backward()
+    terms = pretraining_step(model, (view_a, view_b, target), lambda f: model.decoder(*f))
     out["loss.view_a"] = (view_a, "f16")
     out["loss.view_b"] = (view_b, "f16")
     out["loss.target"] = (target, "f16")
-    out["loss.terms"] = (torch.stack([loss, loss_a, loss_b, loss_cons]).detach(), "f32")
+    out["loss.terms"] = (terms, "f32")
     grads = {
         "encoder.uniformer.patch_embed1.proj.weight": "grad.patch_embed1",
         "encoder.uniformer.blocks3.0.attn.qkv.weight": "grad.blocks3_qkv",
@@ -339,25 +331,34 @@ def golden_unet_rec_model(cfg, generator, out):
     view_a = exact_input(cfg.unet_loss_views, generator)
     view_b = exact_input(cfg.unet_loss_views, generator)
     target = exact_input(cfg.unet_loss_views, generator)
-    samples = cfg.unet_loss_views[0]
-    feature = model.encoder(torch.cat((view_a, view_b), dim=0))
-    teacher, student = feature[-1][:samples], feature[-1][samples:]
-    loss_cons = model.kl_loss(student.flatten(1), teacher.flatten(1))
-    rec_x = model.decoder(feature)
-    loss_a = model.recon_loss(rec_x[:samples], target)
-    loss_b = model.recon_loss(rec_x[samples:], target)
-    loss = loss_a * 10 + loss_b + loss_cons
-    loss.backward()
+    terms = pretraining_step(model, (view_a, view_b, target), model.decoder)
     out["unet.loss.view_a"] = (view_a, "f16")
     out["unet.loss.view_b"] = (view_b, "f16")
     out["unet.loss.target"] = (target, "f16")
-    out["unet.loss.terms"] = (torch.stack([loss, loss_a, loss_b, loss_cons]).detach(), "f32")
+    out["unet.loss.terms"] = (terms, "f32")
     parameters = dict(model.named_parameters())
     for name in UNET_GRADIENTS:
         out[f"unet.grad.{name}"] = (parameters[name].grad.detach().clone(), "f32")
     if cfg.full:
         unet_gradients_f64(model, (view_a, view_b, target), out)
     return state
+
+
+def pretraining_step(model, views, decode):
+    """RecModel.forward's loss on given views (its masking is random), L = 10 MSE_A + MSE_B +
+    L_CL with kl_loss(student = view B, teacher = view A); backward run. Returns the detached
+    terms [L, MSE_A, MSE_B, L_CL]. `decode` maps the encoder's feature list to the output."""
+    view_a, view_b, target = views
+    samples = view_a.shape[0]
+    feature = model.encoder(torch.cat((view_a, view_b), dim=0))
+    teacher, student = feature[-1][:samples], feature[-1][samples:]
+    loss_cons = model.kl_loss(student.flatten(1), teacher.flatten(1))
+    rec_x = decode(feature)
+    loss_a = model.recon_loss(rec_x[:samples], target)
+    loss_b = model.recon_loss(rec_x[samples:], target)
+    loss = loss_a * 10 + loss_b + loss_cons
+    loss.backward()
+    return torch.stack([loss, loss_a, loss_b, loss_cons]).detach()
 
 
 UNET_GRADIENTS = ("conv1a.weight", "ds1.weight", "conv4d.gn2.weight", "up2convb.conv2.weight",
@@ -370,15 +371,7 @@ def unet_gradients_f64(model, views, out):
     one for conv1a), so the test measures both f32 results against this one."""
     model = model.double()
     model.zero_grad()
-    view_a, view_b, target = (view.double() for view in views)
-    samples = view_a.shape[0]
-    feature = model.encoder(torch.cat((view_a, view_b), dim=0))
-    teacher, student = feature[-1][:samples], feature[-1][samples:]
-    loss_cons = model.kl_loss(student.flatten(1), teacher.flatten(1))
-    rec_x = model.decoder(feature)
-    loss = (model.recon_loss(rec_x[:samples], target) * 10
-            + model.recon_loss(rec_x[samples:], target) + loss_cons)
-    loss.backward()
+    pretraining_step(model, tuple(view.double() for view in views), model.decoder)
     parameters = dict(model.named_parameters())
     for name in UNET_GRADIENTS:
         out[f"unet.grad.{name}.f64"] = (parameters[name].grad.detach().clone(), "f32")

@@ -3,7 +3,9 @@
 //! tolerance, and running the `brainmvp` binary.
 #![allow(dead_code)] // each test file uses a different part
 
-use brainmvp_core::official::layout::permute;
+use brainmvp_core::official::layout::{permute, VOLUME_AXES};
+use brainmvp_core::pretext::views::StepViews;
+use brainmvp_core::pretrain::StepLosses;
 use brainmvp_trainer::torch::read::{read_state_dict, StateDict, StateTensor};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
@@ -66,6 +68,27 @@ pub fn tensor<Bk: Backend, const D: usize>(
 ) -> Tensor<Bk, D> {
     let (shape, values) = ours_layout(&official(golden, name), axes);
     Tensor::from_data(TensorData::new(values, shape), &Default::default())
+}
+
+/// The fixture's pre-training views `{prefix}view_a`, `view_b`, `target` in our layout.
+pub fn step_views<Bk: Backend>(golden: &StateDict, prefix: &str) -> StepViews<Bk> {
+    let view = |name: &str| tensor::<Bk, 5>(golden, &format!("{prefix}{name}"), Some(&VOLUME_AXES));
+    StepViews {
+        view_a: view("view_a"),
+        view_b: view("view_b"),
+        target: view("target"),
+    }
+}
+
+/// `[total, MSE_A, MSE_B, L_CL]`, the order of the fixture's `loss.terms`.
+pub fn loss_terms<Bk: Backend>(losses: &StepLosses<Bk>) -> Tensor<Bk, 1> {
+    let terms = [
+        &losses.total,
+        &losses.mse_template,
+        &losses.mse_cross_modal,
+        &losses.contrastive,
+    ];
+    Tensor::cat(terms.into_iter().cloned().collect(), 0)
 }
 
 /// Max |a − b| over two equally long value lists, and max |b|.

@@ -31,6 +31,7 @@ fn model_config(arch: Architecture) -> BrainMvpConfig {
             canvas: CANVAS,
             modalities: MODALITIES.to_vec(),
             learn: true,
+            ..Default::default()
         },
         temperature: 1.0,
     }

@@ -26,6 +26,7 @@ fn config() -> TemplateConfig {
         canvas: CANVAS,
         modalities: MODALITIES.to_vec(),
         learn: true,
+        ..Default::default()
     }
 }
 
@@ -342,6 +343,7 @@ fn invalid_configs_are_refused() {
         canvas: CANVAS,
         modalities: vec![],
         learn: true,
+        ..Default::default()
     };
     assert!(empty.validate().is_err());
     for canvas in [[0, 20, 16], [1 << 12, 1 << 12, 1 << 12]] {
@@ -349,6 +351,7 @@ fn invalid_configs_are_refused() {
             canvas,
             modalities: vec![Modality::T1],
             learn: true,
+            ..Default::default()
         };
         assert!(config.validate().is_err(), "{canvas:?}");
     }
@@ -560,4 +563,51 @@ fn analytic_template_gradient(raw: &[f32], upstream: &[f64]) -> Vec<f64> {
     let last = gradient.len() - 1;
     gradient[last] += through_max;
     gradient
+}
+
+#[test]
+fn cohort_mean_templates_sit_under_the_crops_of_the_images_they_average() {
+    use brainmvp_core::pretext::template_init::MeanAccumulator;
+    let device = Default::default();
+    // Two subjects of one modality (T1) on a grid smaller than the canvas: a ramp and twice it.
+    let dims = [20, 16, 10];
+    let voxels: usize = dims.iter().product();
+    let ramp: Vec<f32> = (0..voxels).map(|i| 1.0 + i as f32).collect();
+    let doubled: Vec<f32> = ramp.iter().map(|v| 2.0 * v).collect();
+    let mut accumulator = MeanAccumulator::new(CANVAS, MODALITIES.len());
+    accumulator.add(1, dims, &ramp);
+    accumulator.add(1, dims, &doubled);
+    let means = accumulator.finish();
+    let templates = config()
+        .init::<B>(&device)
+        .unwrap()
+        .with_cohort_means(&means)
+        .unwrap();
+    // The mean is 1.5 × the ramp; min–max normalisation over the canvas (0 outside the volume)
+    // divides by its maximum, so the crop under an image crop is that crop of the ramp / max.
+    let (crop_start, crop_size) = ([3isize, 2, 1], [8usize, 8, 8]);
+    let start = templates.canvas_start(dims, crop_start, crop_size).unwrap();
+    let crop = read(
+        templates
+            .crop(Modality::T1, start, crop_size, [false; 3])
+            .unwrap(),
+    );
+    let max = 1.5 * ramp[voxels - 1] as f64;
+    let mut index = 0;
+    for z in 0..8 {
+        for y in 0..8 {
+            for x in 0..8 {
+                let source = ((z + 1) * dims[1] + y + 2) * dims[0] + x + 3;
+                let expected = 1.5 * ramp[source] as f64 / (max + NORMALISE_EPS);
+                assert_close(crop[index] as f64, expected, 1e-6, "template crop voxel");
+                index += 1;
+            }
+        }
+    }
+    // FLAIR and T2 have no image: they stay at zero; the canvas must match.
+    assert!(read(templates.normalised(0)).iter().all(|&v| v == 0.0));
+    let mut wrong = means.clone();
+    wrong.canvas = [8, 8, 8];
+    let fresh = config().init::<B>(&device).unwrap();
+    assert!(fresh.with_cohort_means(&wrong).is_err());
 }

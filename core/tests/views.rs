@@ -75,6 +75,7 @@ fn ramp_templates(modalities: &[Modality]) -> ModalityTemplates<B> {
         canvas: CANVAS,
         modalities: modalities.to_vec(),
         learn: true,
+        ..Default::default()
     };
     let device = Default::default();
     let mut templates = config.init::<B>(&device).unwrap();

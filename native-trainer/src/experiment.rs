@@ -27,8 +27,9 @@ pub struct LabelEfficiencyConfig {
     pub seeds: Vec<u64>,
     /// Whether to run the pre-training ablations.
     pub ablation: bool,
-    /// The label fraction of the ablation rows.
-    pub ablation_fraction: f64,
+    /// The label fractions of the ablation rows (each must also be in `fractions`, whose
+    /// pre-trained and scratch runs the ablation rows are compared with).
+    pub ablation_fractions: Vec<f64>,
     /// The pre-training job (its `out` is replaced by `<out>/pretrain-<variant>`).
     pub pretrain: PretrainConfig,
     /// The fine-tuning job (its `out`, `init`, `seed`, `label_fraction` are set per run).
@@ -42,7 +43,7 @@ impl Default for LabelEfficiencyConfig {
             fractions: vec![0.1, 0.2, 0.4, 1.0],
             seeds: vec![0, 1],
             ablation: true,
-            ablation_fraction: 0.2,
+            ablation_fractions: vec![0.1, 0.2],
             pretrain: PretrainConfig::default(),
             finetune: FinetuneConfig::default(),
         }
@@ -73,9 +74,17 @@ impl LabelEfficiencyConfig {
         if self.fractions.is_empty() || self.seeds.is_empty() {
             bail!("fractions and seeds must not be empty");
         }
-        for &fraction in self.fractions.iter().chain([&self.ablation_fraction]) {
+        for &fraction in self.fractions.iter().chain(&self.ablation_fractions) {
             if !(fraction > 0.0 && fraction <= 1.0) {
                 bail!("label fraction {fraction} is outside (0, 1]");
+            }
+        }
+        for &fraction in &self.ablation_fractions {
+            if !self.fractions.iter().any(|f| (f - fraction).abs() < 1e-9) {
+                bail!(
+                    "ablation fraction {fraction} is not one of fractions {:?}",
+                    self.fractions
+                );
             }
         }
         self.pretrain.validate()?;
@@ -122,6 +131,7 @@ impl Variant {
         }
         if self == Self::Reconstruction {
             config.model.templates.learn = false;
+            config.model.templates.init = brainmvp_core::pretext::templates::TemplateInit::Zero;
         }
         config
     }
@@ -139,6 +149,10 @@ pub struct RunResult {
     pub test_dice: f64,
     pub region_dice: Vec<(String, f64)>,
     pub best_step: u64,
+    /// Per test subject: its id and Dice per region (region order of `region_dice`), so that
+    /// runs can be compared pairwise on the same subjects.
+    #[serde(default)]
+    pub case_dice: Vec<(String, Vec<f64>)>,
 }
 
 /// Runs everything not yet done and writes the results; returns every run's result.
@@ -167,14 +181,16 @@ pub fn run_label_efficiency<B: AutodiffBackend>(
             }
         }
     }
-    for &variant in variants.iter().filter(|&&v| v != Variant::Full) {
-        for &seed in &config.seeds {
-            let init = format!("ablation-{}", variant.name());
-            let export = Some(export_of(config, variant));
-            let fraction = config.ablation_fraction;
-            results.push(finetune_run::<B>(
-                config, &init, export, fraction, seed, &device,
-            )?);
+    let ablation_fractions = config.ablation_fractions.iter().filter(|_| config.ablation);
+    for &fraction in ablation_fractions {
+        for &variant in variants.iter().filter(|&&v| v != Variant::Full) {
+            for &seed in &config.seeds {
+                let init = format!("ablation-{}", variant.name());
+                let export = Some(export_of(config, variant));
+                results.push(finetune_run::<B>(
+                    config, &init, export, fraction, seed, &device,
+                )?);
+            }
         }
     }
     crate::experiment_report::write_results(config, &results)?;
@@ -269,6 +285,15 @@ fn finetune_run<B: AutodiffBackend>(
             .map(|(index, region)| (region.clone(), summary.test.mean_dice(index)))
             .collect(),
         best_step: summary.best_step,
+        case_dice: summary
+            .test
+            .cases
+            .iter()
+            .map(|case| {
+                let dice = case.scores.iter().map(|score| score.dice).collect();
+                (case.id.clone(), dice)
+            })
+            .collect(),
     };
     let json = serde_json::to_string_pretty(&result)?;
     write_atomic(&summary_path, |file| file.write_all(json.as_bytes()))?;

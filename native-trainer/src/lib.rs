@@ -7,6 +7,7 @@
 //! - [`demo`]: the main job on embedded data;
 //! - [`finetune`]: fine-tuning (segmentation and classification), the model folder;
 //! - [`experiment`]: the label-efficiency experiment ([`experiment_report`]: its tables and plot);
+//! - [`paired`]: paired differences with 95 % intervals (the experiment's comparisons);
 //! - [`evaluate`]: Dice and HD95 of predicted label maps against the ground truth;
 //! - [`backend`]: `--device` parsing and backend dispatch;
 //! - [`report`]: metrics log, PNG plots, progress bar;
@@ -21,6 +22,7 @@ pub mod experiment;
 pub mod experiment_report;
 pub mod export;
 pub mod finetune;
+pub mod paired;
 pub mod pretrain;
 pub mod report;
 pub mod serve;

@@ -377,3 +377,106 @@ fn bad_input_fails_in_one_line_naming_the_file() {
         text(&output.stderr)
     );
 }
+
+/// `patch_embeds[1].proj.weight` of an encoder, as host values.
+fn second_embedding<B: burn::tensor::backend::Backend>(
+    encoder: &brainmvp_core::model::Uniformer<B>,
+) -> Vec<f32> {
+    encoder.patch_embeds[1]
+        .proj
+        .weight
+        .val()
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .unwrap()
+}
+
+/// The fine-tuned encoder's second patch embedding, and the pre-trained one.
+fn embeddings_after(run_dir: &Path, export: &Path) -> (Vec<f32>, Vec<f32>) {
+    use brainmvp_trainer::finetune::bundle::{load_pretrained_encoder, load_segmenter};
+    type Flex = burn::backend::Flex;
+    let device = Default::default();
+    let tuned = load_segmenter::<Flex>(&run_dir.join("model"), &device).unwrap();
+    let (_, pretrained) = load_pretrained_encoder::<Flex>(export, &device).unwrap();
+    (
+        second_embedding(&tuned.model.encoder),
+        second_embedding(&pretrained),
+    )
+}
+
+#[test]
+fn cohort_mean_templates_frozen_encoders_and_patience_do_what_they_say() {
+    let dir = scratch("recipe");
+    let pretrain = dir.join("pretrain.toml");
+    std::fs::write(
+        &pretrain,
+        format!(
+            "cache = \"{}\"\nout = \"{}\"\nsteps = 2\n[model]\narch = \"uniformer-tiny\"\n[model.templates]\ncanvas = [64, 64, 64]\nmodalities = [\"flair\", \"t1\", \"t1c\", \"t2\", \"pd\"]\ninit = \"cohort-mean\"\n[data]\ncrop_size = [32, 32, 32]\nbatch_size = 2\n[checkpoint]\nevery = 2\nlog_every = 1\n",
+            cohort().1.display(),
+            dir.join("pre").display()
+        ),
+    )
+    .unwrap();
+    let output = run(brainmvp().args(["pretrain", "--config"]).arg(&pretrain));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // Started from the cohort means, every template correlates perfectly with them at step 0.
+    let metrics = read_metrics(&dir.join("pre/metrics.jsonl")).unwrap();
+    let start = metrics
+        .iter()
+        .find(|r| r.kind == "templates" && r.step == 0)
+        .expect("template correlations at step 0");
+    assert_eq!(start.values.len(), 5, "{:?}", start.values);
+    for (name, r) in &start.values {
+        assert!((r - 1.0).abs() < 1e-5, "{name} = {r}");
+    }
+    assert!(metrics.iter().any(|r| r.kind == "templates" && r.step == 2));
+    assert!(dir.join("pre/templates/step-000000.png").is_file());
+    assert!(dir.join("pre/templates/step-000002.png").is_file());
+    assert!(dir.join("pre/templates.png").is_file());
+
+    let export = dir.join("pre/export");
+    // `optim` replaces the job's `lr = 1e-2` line of its [optim] table.
+    let tune = |name: &str, optim: &str, extra: &str, steps: u64| {
+        let run_dir = dir.join(name);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let config = job(&run_dir, steps, extra);
+        let body = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, body.replace("lr = 1e-2", optim)).unwrap();
+        let output = run(brainmvp()
+            .env("RUST_LOG", "info")
+            .args(["finetune", "--config"])
+            .arg(&config)
+            .arg("--init")
+            .arg(&export));
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        (run_dir.join("run"), text(&output.stderr))
+    };
+    let validation = "[validation]\nevery = 3\nat_start = false\n";
+    // The default recipe moves the pre-trained encoder; a frozen one stays bit-identical.
+    let (moved, _) = tune("moved", "lr = 1e-2", validation, 3);
+    let (tuned, pretrained) = embeddings_after(&moved, &export);
+    assert_ne!(tuned, pretrained);
+    let freeze = "lr = 1e-2\nfreeze_encoder_steps = 3";
+    let (frozen, _) = tune("frozen", freeze, validation, 3);
+    let (tuned, pretrained) = embeddings_after(&frozen, &export);
+    assert_eq!(tuned, pretrained);
+    let (scaled, _) = tune("scaled", "lr = 1e-2\nencoder_lr_scale = 0.0", validation, 3);
+    let (tuned, pretrained) = embeddings_after(&scaled, &export);
+    assert_eq!(tuned, pretrained);
+    // lr 1e-9 cannot improve on the step-0 validation: patience 1 stops at the first check.
+    let patience = "[validation]\nevery = 2\npatience = 1\n";
+    let (patient, log) = tune("patient", "lr = 1e-9", patience, 12);
+    let steps: Vec<u64> = read_metrics(&patient.join("metrics.jsonl"))
+        .unwrap()
+        .iter()
+        .filter(|r| r.kind == "train")
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(steps, vec![1, 2], "{log}");
+    assert!(
+        log.contains("stopping, 1 validations without improvement"),
+        "{log}"
+    );
+    assert!(patient.join("model/model.json").is_file());
+}

@@ -3,5 +3,6 @@
 
 pub mod contrastive;
 pub mod masking;
+pub mod template_init;
 pub mod templates;
 pub mod views;

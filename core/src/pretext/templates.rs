@@ -21,6 +21,9 @@ use crate::error::{Error, Result};
 use crate::modality::Modality;
 use crate::volume::Volume;
 
+use super::template_init::CohortMeans;
+pub use super::template_init::TemplateInit;
+
 /// Context named by the errors of this module.
 const CONTEXT: &str = "modality templates";
 
@@ -41,6 +44,9 @@ pub struct TemplateConfig {
     /// Whether the optimiser learns the templates (`false` keeps them at zero: masked blocks are
     /// then filled with 0, plain masked-image reconstruction, the ablation baseline).
     pub learn: bool,
+    /// Where the templates start: `zero` (the official code) or `cohort-mean` (each modality's
+    /// mean preprocessed image of the pre-training cohort, set by the trainer before step 1).
+    pub init: TemplateInit,
 }
 
 impl Default for TemplateConfig {
@@ -49,6 +55,7 @@ impl Default for TemplateConfig {
             canvas: [240, 240, 155],
             modalities: Modality::ALL.to_vec(),
             learn: true,
+            init: TemplateInit::Zero,
         }
     }
 }
@@ -111,6 +118,31 @@ impl<B: Backend> ModalityTemplates<B> {
     /// Storage index of `modality`'s template, if it has one.
     pub fn index_of(&self, modality: Modality) -> Option<usize> {
         self.modalities.iter().position(|&m| m == modality)
+    }
+
+    /// The templates set to the cohort's mean images (same parameter, so an optimiser or a
+    /// checkpoint still recognises it); a modality no subject has stays at zero.
+    pub fn with_cohort_means(self, cohort: &CohortMeans) -> Result<Self> {
+        let [_, z, y, x] = self.volumes.dims();
+        if cohort.canvas != self.canvas || cohort.means.len() != self.modalities.len() {
+            return Err(Error::new(
+                CONTEXT,
+                format!(
+                    "cohort means on {:?} for {} modalities do not fit the canvas {:?} of {} templates",
+                    cohort.canvas,
+                    cohort.means.len(),
+                    self.canvas,
+                    self.modalities.len()
+                ),
+            ));
+        }
+        let values: Vec<f32> = cohort.means.concat();
+        let volumes = self.volumes.map(|current| {
+            let device = current.device();
+            let data = burn::tensor::TensorData::new(values, [cohort.means.len(), z, y, x]);
+            Tensor::from_data(data, &device)
+        });
+        Ok(Self { volumes, ..self })
     }
 
     /// Template `index` min–max normalised over the whole canvas: `[z, y, x]` in `[0, 1]`.

@@ -123,6 +123,12 @@ pub struct FinetuneOptim {
     pub min_lr: f64,
     pub weight_decay: f64,
     pub warmup_fraction: f64,
+    /// With `init`: the pre-trained encoder's learning rate is `lr × encoder_lr_scale` (the
+    /// decoder, new heads and the re-initialised first embedding train at `lr`). 1 = official.
+    pub encoder_lr_scale: f64,
+    /// With `init`: the pre-trained encoder is frozen (no update; BatchNorm statistics still
+    /// follow the data) for this many first steps while the fresh decoder learns to read it.
+    pub freeze_encoder_steps: u64,
 }
 
 impl Default for FinetuneOptim {
@@ -132,6 +138,8 @@ impl Default for FinetuneOptim {
             min_lr: 0.0,
             weight_decay: 1e-4,
             warmup_fraction: 0.0,
+            encoder_lr_scale: 1.0,
+            freeze_encoder_steps: 0,
         }
     }
 }
@@ -188,6 +196,8 @@ pub struct ValidationConfig {
     pub keep: usize,
     /// Also validate the untouched model before the first step (the baseline Dice).
     pub at_start: bool,
+    /// Stop when this many validations in a row did not beat the best (0 = run every step).
+    pub patience: u64,
 }
 
 impl Default for ValidationConfig {
@@ -197,6 +207,7 @@ impl Default for ValidationConfig {
             log_every: 10,
             keep: 2,
             at_start: true,
+            patience: 0,
         }
     }
 }
@@ -257,6 +268,12 @@ impl FinetuneConfig {
         }
         if self.validation.every == 0 || self.validation.keep == 0 {
             bail!("validation.every and validation.keep must be at least 1");
+        }
+        if !(self.optim.encoder_lr_scale >= 0.0 && self.optim.encoder_lr_scale.is_finite()) {
+            bail!(
+                "optim.encoder_lr_scale {} must be a finite number ≥ 0",
+                self.optim.encoder_lr_scale
+            );
         }
         if !(self.label_fraction > 0.0 && self.label_fraction <= 1.0) {
             bail!("label_fraction {} is outside (0, 1]", self.label_fraction);

@@ -4,6 +4,7 @@
 //! (per-case scores and predictions on each subject's original grid).
 
 use anyhow::{bail, Context, Result};
+use brainmvp_core::finetune::init::FirstEmbedding;
 use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::finetune::segment::{predict_labels, SegmenterManifest};
 use brainmvp_core::finetune::segment::{SEGMENTER_FORMAT, SEGMENTER_VERSION};
@@ -96,9 +97,8 @@ pub fn run_finetune<B: AutodiffBackend>(
         if !loss_value.is_finite() {
             bail!("step {step}: the loss is not finite ({loss_value}); lower optim.lr");
         }
-        let gradients = GradientsParams::from_grads(loss.backward(), &model);
         let lr = config.schedule().lr(step);
-        model = optim.step(lr, model, gradients);
+        model = optimiser_step(config, &mut optim, model, loss.backward(), step, lr);
         let done = step + 1;
         let values = [
             ("loss", loss_value),
@@ -119,6 +119,14 @@ pub fn run_finetune<B: AutodiffBackend>(
             state
                 .progress
                 .suspend(|| checkpoints.save(&model, &optim, &train_state))?;
+            if out_of_patience(config, state.best, done) {
+                log::info!(
+                    "step {done}: stopping, {} validations without improvement (best at step {})",
+                    config.validation.patience,
+                    state.best.map_or(0, |best| best.step)
+                );
+                break;
+            }
         }
     }
     state.progress.finish();
@@ -126,6 +134,46 @@ pub fn run_finetune<B: AutodiffBackend>(
 }
 
 use burn::tensor::ElementConversion;
+
+/// One Adam step: with a pre-trained encoder, its parameters move at `lr × encoder_lr_scale`
+/// and not at all during the first `freeze_encoder_steps`; everything else (and a first patch
+/// embedding re-initialised because the channel count changed) at `lr`.
+fn optimiser_step<B: AutodiffBackend, O: Optimizer<UniUnet<B>, B>>(
+    config: &FinetuneConfig,
+    optim: &mut O,
+    model: UniUnet<B>,
+    mut gradients: B::Gradients,
+    step: u64,
+    lr: f64,
+) -> UniUnet<B> {
+    let scale = config.optim.encoder_lr_scale;
+    if config.init.is_none() || (scale == 1.0 && config.optim.freeze_encoder_steps == 0) {
+        let all = GradientsParams::from_grads(gradients, &model);
+        return optim.step(lr, model, all);
+    }
+    let fresh_first = config.first_embedding == FirstEmbedding::Fresh
+        && model.encoder.patch_embeds[0].proj.weight.dims()[1] != 1;
+    let first = fresh_first
+        .then(|| GradientsParams::from_module(&mut gradients, &model.encoder.patch_embeds[0].proj));
+    let encoder = GradientsParams::from_module(&mut gradients, &model.encoder);
+    let rest = GradientsParams::from_grads(gradients, &model);
+    let mut model = optim.step(lr, model, rest);
+    if let Some(first) = first {
+        model = optim.step(lr, model, first);
+    }
+    let frozen = step < config.optim.freeze_encoder_steps || scale == 0.0;
+    match frozen {
+        true => model,
+        false => optim.step(lr * scale, model, encoder),
+    }
+}
+
+/// Whether `patience` validations in a row (the last at `done`) missed the best.
+fn out_of_patience(config: &FinetuneConfig, best: Option<Best>, done: u64) -> bool {
+    let patience = config.validation.patience;
+    let since_best = best.map_or(0, |best| done.saturating_sub(best.step));
+    patience > 0 && since_best >= patience * config.validation.every && done < config.steps
+}
 
 /// Metrics, progress and the best validation of the running job.
 struct LoopState {

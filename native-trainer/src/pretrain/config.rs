@@ -137,6 +137,10 @@ pub struct CheckpointConfig {
     pub log_every: u64,
     /// Optimiser steps between refreshes of the loss plot.
     pub plot_every: u64,
+    /// Track the templates against the cohort's mean images: `template_r_<modality>` every
+    /// `log_every` steps (`templates.png`) and a mid-slice strip per checkpoint
+    /// (`templates/step-<step>.png`). Off, or with frozen zero templates, nothing is read.
+    pub watch_templates: bool,
 }
 
 impl Default for CheckpointConfig {
@@ -146,6 +150,7 @@ impl Default for CheckpointConfig {
             keep: 2,
             log_every: 10,
             plot_every: 50,
+            watch_templates: true,
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod export;
 pub mod run;
+pub mod template_watch;
 
 pub use config::PretrainConfig;
 pub use run::{run_pretrain, RunSummary};

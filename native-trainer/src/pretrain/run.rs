@@ -17,11 +17,15 @@ use std::time::{Duration, Instant};
 use super::checkpoint::{Checkpoints, TrainState};
 use super::config::PretrainConfig;
 use super::export::export_run;
+use super::template_watch::{
+    sampled_cohort_means, template_correlations, write_template_slices, MEAN_SUBJECTS,
+};
 use crate::distributed::{
     average_gradients, broadcast_module, finish, gather_features, start_peer, PeerHandle,
 };
 use crate::report::{plot_metrics, MetricsLog, TrainProgress};
 use brainmvp_core::pretext::contrastive::NegativeGather;
+use brainmvp_core::pretext::template_init::{CohortMeans, TemplateInit};
 use burn::tensor::Tensor;
 
 /// Loss terms written to the metrics log and plotted.
@@ -41,6 +45,8 @@ struct Shared<'a> {
     config: &'a PretrainConfig,
     reader: Arc<CacheReader>,
     resume: bool,
+    /// The cohort's mean images on the template canvas (template init and watch).
+    cohort: Option<CohortMeans>,
 }
 
 /// Runs (or resumes) the job on `devices`, one peer thread per device.
@@ -54,10 +60,12 @@ pub fn run_pretrain<B: AutodiffBackend>(
     config.validate()?;
     let reader = Arc::new(CacheReader::open(&config.cache)?);
     check_templates_cover_cache(&config, &reader)?;
+    let cohort = cohort_means_if_needed(&config, &reader)?;
     let shared = Shared {
         config: &config,
         reader,
         resume,
+        cohort,
     };
     if devices.len() <= 1 {
         let device = devices.into_iter().next().unwrap_or_default();
@@ -106,6 +114,24 @@ fn check_templates_cover_cache(config: &PretrainConfig, reader: &CacheReader) ->
     Ok(())
 }
 
+/// The cohort means, when the templates start from them or are watched.
+fn cohort_means_if_needed(
+    config: &PretrainConfig,
+    reader: &CacheReader,
+) -> Result<Option<CohortMeans>> {
+    let templates = &config.model.templates;
+    let from_mean = templates.init == TemplateInit::CohortMean;
+    let watched = config.checkpoint.watch_templates && (templates.learn || from_mean);
+    if !(from_mean || watched) {
+        return Ok(None);
+    }
+    log::info!(
+        "templates: averaging up to {MEAN_SUBJECTS} subjects of {} for the cohort means",
+        reader.len()
+    );
+    Ok(Some(sampled_cohort_means(reader, templates)?))
+}
+
 /// The main peer's run outputs.
 struct Reporter {
     metrics: MetricsLog,
@@ -121,7 +147,11 @@ fn train_peer<B: AutodiffBackend>(
     let config = shared.config;
     let peer = start_peer::<B>(local_index, device.clone(), &config.distributed)?;
     B::seed(&device, config.seed);
-    let model = config.model.init::<B>(&device)?;
+    let mut model = config.model.init::<B>(&device)?;
+    if let (TemplateInit::CohortMean, Some(cohort)) = (config.model.templates.init, &shared.cohort)
+    {
+        model.templates = model.templates.with_cohort_means(cohort)?;
+    }
     let optim = adamw(config).init::<B, BrainMvp<B>>();
     let checkpoints = Checkpoints::new(&config.out, config.checkpoint.keep);
     let (model, mut optim, start_step) = match shared.resume {
@@ -142,6 +172,9 @@ fn train_peer<B: AutodiffBackend>(
         world,
     )?;
     let mut last_losses = None;
+    if let (Some(reporter), 0) = (reporter.as_mut(), start_step) {
+        watch_templates(shared, reporter, &model, 0, true)?;
+    }
     for step in start_step..config.steps {
         let started = Instant::now();
         let (next_model, record) =
@@ -151,7 +184,12 @@ fn train_peer<B: AutodiffBackend>(
         if let Some(reporter) = reporter.as_mut() {
             let seconds = started.elapsed().as_secs_f64();
             report_step(config, reporter, step + 1, &record, seconds, world)?;
-            if (step + 1) % config.checkpoint.every == 0 || step + 1 == config.steps {
+            let checkpoint = (step + 1) % config.checkpoint.every == 0 || step + 1 == config.steps;
+            let logged = (step + 1) % config.checkpoint.log_every.max(1) == 0;
+            if logged || checkpoint {
+                watch_templates(shared, reporter, &model, step + 1, checkpoint)?;
+            }
+            if checkpoint {
                 let state = train_state(config, step + 1);
                 reporter
                     .progress
@@ -319,6 +357,40 @@ fn report_step(
     reporter.progress.update(done, &terms, cases_per_s);
     if done % config.checkpoint.plot_every.max(1) == 0 {
         plot_losses(&config.out)?;
+    }
+    Ok(())
+}
+
+/// Logs the templates' correlation with the cohort means (and plots it); with `image`, also
+/// writes the mid-slice strip of this step.
+fn watch_templates<B: AutodiffBackend>(
+    shared: &Shared<'_>,
+    reporter: &mut Reporter,
+    model: &BrainMvp<B>,
+    done: u64,
+    image: bool,
+) -> Result<()> {
+    let config = shared.config;
+    let Some(cohort) = shared
+        .cohort
+        .as_ref()
+        .filter(|_| config.checkpoint.watch_templates)
+    else {
+        return Ok(());
+    };
+    let correlations = template_correlations(&model.templates, cohort)?;
+    let values: Vec<(&str, f64)> = correlations.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    reporter.metrics.log_values(done, "templates", &values)?;
+    let keys: Vec<&str> = correlations.iter().map(|(k, _)| k.as_str()).collect();
+    let out = &config.out;
+    plot_metrics(
+        &out.join("metrics.jsonl"),
+        &out.join("templates.png"),
+        &keys,
+    )?;
+    if image {
+        let path = out.join("templates").join(format!("step-{done:06}.png"));
+        write_template_slices(&model.templates, cohort, &path)?;
     }
     Ok(())
 }

@@ -188,6 +188,7 @@ fn template_config(dict: &StateDict, modalities: Option<Vec<Modality>>) -> Resul
         canvas: [x, y, z],
         modalities: template_modalities(modalities, count, &dict.source)?,
         learn: true,
+        ..Default::default()
     })
 }
 

@@ -105,8 +105,10 @@ warmup_fraction = 0.05
     path
 }
 
+/// The training steps' records (not the `templates` watch rows).
 fn losses(out: &Path) -> Vec<MetricRecord> {
-    read_metrics(&out.join("metrics.jsonl")).unwrap()
+    let records = read_metrics(&out.join("metrics.jsonl")).unwrap();
+    records.into_iter().filter(|r| r.kind == "train").collect()
 }
 
 fn mean_of(records: &[MetricRecord], key: &str) -> f64 {

@@ -14,6 +14,7 @@ use brainmvp_core::pretext::templates::{ModalityTemplates, TemplateConfig};
 use burn::tensor::backend::Backend;
 use std::path::Path;
 
+use crate::report::plot::encode_png_image;
 use brainmvp_core::cache::files::write_atomic;
 
 /// Most subjects averaged into the cohort means.
@@ -85,22 +86,17 @@ pub fn write_template_slices<B: Backend>(
             }
         }
     }
-    let png = encode_grey(&pixels, (columns * width) as u32, (2 * height) as u32)?;
+    let (image_width, image_height) = ((columns * width) as u32, (2 * height) as u32);
+    let png = encode_png_image(
+        &pixels,
+        image_width,
+        image_height,
+        png::ColorType::Grayscale,
+    )?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
     }
     write_atomic(path, |file| file.write_all(&png))?;
     Ok(())
-}
-
-fn encode_grey(pixels: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
-    let mut png = Vec::new();
-    let mut encoder = png::Encoder::new(&mut png, width, height);
-    encoder.set_color(png::ColorType::Grayscale);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header()?;
-    writer.write_image_data(pixels)?;
-    writer.finish()?;
-    Ok(png)
 }

@@ -278,12 +278,22 @@ fn draw_curve(chart: &mut Chart, curve: &Curve, colour: RGBColor) -> Result<bool
 
 /// Encode an RGB buffer of the plot size as an 8-bit RGB PNG.
 fn encode_png(rgb: &[u8]) -> Result<Vec<u8>> {
+    encode_png_image(rgb, PLOT_WIDTH, PLOT_HEIGHT, png::ColorType::Rgb)
+}
+
+/// Encode 8-bit `pixels` (`width × height`, rows top to bottom) of `colour` as a PNG.
+pub fn encode_png_image(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    colour: png::ColorType,
+) -> Result<Vec<u8>> {
     let mut png = Vec::new();
-    let mut encoder = png::Encoder::new(&mut png, PLOT_WIDTH, PLOT_HEIGHT);
-    encoder.set_color(png::ColorType::Rgb);
+    let mut encoder = png::Encoder::new(&mut png, width, height);
+    encoder.set_color(colour);
     encoder.set_depth(png::BitDepth::Eight);
     let mut writer = encoder.write_header()?;
-    writer.write_image_data(rgb)?;
+    writer.write_image_data(pixels)?;
     writer.finish()?;
     Ok(png)
 }

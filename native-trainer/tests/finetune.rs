@@ -289,14 +289,14 @@ fn segment_writes_the_label_map_on_the_input_grid_in_any_orientation() {
     assert!(fine.data.iter().all(|&v| [0.0, 1.0, 2.0, 4.0].contains(&v)));
 }
 
-#[test]
-fn a_pretrained_encoder_is_transferred_and_templates_fill_missing_modalities() {
-    let dir = scratch("init");
+/// Pre-trains the tiny UniFormer for `steps` into `<dir>/pre`; `templates` adds keys to
+/// `[model.templates]`, `extra` appends tables.
+fn pretrain_tiny(dir: &Path, steps: u64, templates: &str, extra: &str) {
     let pretrain = dir.join("pretrain.toml");
     std::fs::write(
         &pretrain,
         format!(
-            "cache = \"{}\"\nout = \"{}\"\nsteps = 3\n[model]\narch = \"uniformer-tiny\"\n[model.templates]\ncanvas = [64, 64, 64]\nmodalities = [\"flair\", \"t1\", \"t1c\", \"t2\", \"pd\"]\n[data]\ncrop_size = [32, 32, 32]\nbatch_size = 2\n",
+            "cache = \"{}\"\nout = \"{}\"\nsteps = {steps}\n[model]\narch = \"uniformer-tiny\"\n[model.templates]\ncanvas = [64, 64, 64]\nmodalities = [\"flair\", \"t1\", \"t1c\", \"t2\", \"pd\"]\n{templates}[data]\ncrop_size = [32, 32, 32]\nbatch_size = 2\n{extra}",
             cohort().1.display(),
             dir.join("pre").display()
         ),
@@ -304,6 +304,12 @@ fn a_pretrained_encoder_is_transferred_and_templates_fill_missing_modalities() {
     .unwrap();
     let output = run(brainmvp().args(["pretrain", "--config"]).arg(&pretrain));
     assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+#[test]
+fn a_pretrained_encoder_is_transferred_and_templates_fill_missing_modalities() {
+    let dir = scratch("init");
+    pretrain_tiny(dir.as_path(), 3, "", "");
     let config = job(&dir, 4, "[validation]\nevery = 4\nat_start = false\n");
     let output = run(brainmvp()
         .args(["finetune", "--mix-template", "--config"])
@@ -408,18 +414,8 @@ fn embeddings_after(run_dir: &Path, export: &Path) -> (Vec<f32>, Vec<f32>) {
 #[test]
 fn cohort_mean_templates_frozen_encoders_and_patience_do_what_they_say() {
     let dir = scratch("recipe");
-    let pretrain = dir.join("pretrain.toml");
-    std::fs::write(
-        &pretrain,
-        format!(
-            "cache = \"{}\"\nout = \"{}\"\nsteps = 2\n[model]\narch = \"uniformer-tiny\"\n[model.templates]\ncanvas = [64, 64, 64]\nmodalities = [\"flair\", \"t1\", \"t1c\", \"t2\", \"pd\"]\ninit = \"cohort-mean\"\n[data]\ncrop_size = [32, 32, 32]\nbatch_size = 2\n[checkpoint]\nevery = 2\nlog_every = 1\n",
-            cohort().1.display(),
-            dir.join("pre").display()
-        ),
-    )
-    .unwrap();
-    let output = run(brainmvp().args(["pretrain", "--config"]).arg(&pretrain));
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    let checkpoint = "[checkpoint]\nevery = 2\nlog_every = 1\n";
+    pretrain_tiny(dir.as_path(), 2, "init = \"cohort-mean\"\n", checkpoint);
     // Started from the cohort means, every template correlates perfectly with them at step 0.
     let metrics = read_metrics(&dir.join("pre/metrics.jsonl")).unwrap();
     let start = metrics

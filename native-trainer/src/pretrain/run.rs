@@ -18,7 +18,8 @@ use super::checkpoint::{Checkpoints, TrainState};
 use super::config::PretrainConfig;
 use super::export::export_run;
 use super::template_watch::{
-    sampled_cohort_means, template_correlations, write_template_slices, MEAN_SUBJECTS,
+    normalised_values, sampled_cohort_means, template_correlations, write_template_slices,
+    MEAN_SUBJECTS,
 };
 use crate::distributed::{
     average_gradients, broadcast_module, finish, gather_features, start_peer, PeerHandle,
@@ -378,19 +379,19 @@ fn watch_templates<B: AutodiffBackend>(
     else {
         return Ok(());
     };
-    let correlations = template_correlations(&model.templates, cohort)?;
+    let templates = normalised_values(&model.templates)?;
+    let correlations = template_correlations(&model.templates, &templates, cohort);
     let values: Vec<(&str, f64)> = correlations.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     reporter.metrics.log_values(done, "templates", &values)?;
     let keys: Vec<&str> = correlations.iter().map(|(k, _)| k.as_str()).collect();
     let out = &config.out;
-    plot_metrics(
-        &out.join("metrics.jsonl"),
-        &out.join("templates.png"),
-        &keys,
-    )?;
+    if image || done % config.checkpoint.plot_every.max(1) == 0 {
+        let log = out.join("metrics.jsonl");
+        plot_metrics(&log, &out.join("templates.png"), &keys)?;
+    }
     if image {
         let path = out.join("templates").join(format!("step-{done:06}.png"));
-        write_template_slices(&model.templates, cohort, &path)?;
+        write_template_slices(&model.templates, &templates, cohort, &path)?;
     }
     Ok(())
 }

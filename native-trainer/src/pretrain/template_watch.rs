@@ -27,7 +27,7 @@ pub fn sampled_cohort_means(reader: &CacheReader, config: &TemplateConfig) -> Re
 }
 
 /// Every normalised template as host values (`[z, y, x]`, x fastest).
-fn normalised_values<B: Backend>(templates: &ModalityTemplates<B>) -> Result<Vec<Vec<f32>>> {
+pub fn normalised_values<B: Backend>(templates: &ModalityTemplates<B>) -> Result<Vec<Vec<f32>>> {
     (0..templates.modalities.len())
         .map(|index| {
             templates
@@ -43,10 +43,10 @@ fn normalised_values<B: Backend>(templates: &ModalityTemplates<B>) -> Result<Vec
 /// `("template_r_<modality>", r)` for every template whose modality the cohort has.
 pub fn template_correlations<B: Backend>(
     templates: &ModalityTemplates<B>,
+    values: &[Vec<f32>],
     cohort: &CohortMeans,
-) -> Result<Vec<(String, f64)>> {
-    let values = normalised_values(templates)?;
-    Ok(templates
+) -> Vec<(String, f64)> {
+    templates
         .modalities
         .iter()
         .zip(values.iter().zip(&cohort.means))
@@ -55,21 +55,21 @@ pub fn template_correlations<B: Backend>(
             let r = template_correlation(template, mean, &cohort.coverage);
             (format!("template_r_{}", modality.name()), r)
         })
-        .collect())
+        .collect()
 }
 
 /// Writes the axial mid-slice strip of the templates (top) and the cohort means (bottom).
 pub fn write_template_slices<B: Backend>(
     templates: &ModalityTemplates<B>,
+    values: &[Vec<f32>],
     cohort: &CohortMeans,
     path: &Path,
 ) -> Result<()> {
-    let values = normalised_values(templates)?;
     let [width, height, depth] = templates.canvas;
     let slice = depth / 2 * width * height;
     let columns = values.len();
     let mut pixels = vec![0u8; columns * width * 2 * height];
-    let rows: [&[Vec<f32>]; 2] = [&values, &cohort.means];
+    let rows: [&[Vec<f32>]; 2] = [values, &cohort.means];
     for (row, volumes) in rows.iter().enumerate() {
         for (column, volume) in volumes.iter().enumerate() {
             let plane = &volume[slice..slice + width * height];

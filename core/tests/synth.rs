@@ -458,3 +458,79 @@ fn locate_templates_checks_the_folder_and_says_where_it_looked() {
     assert_eq!(locate_templates(Some(&templates())).unwrap(), templates());
     std::fs::remove_dir_all(bogus).unwrap();
 }
+
+/// Mean lesion / healthy-WM intensity minus 1 of `label` in `modality` (the lesion's excess
+/// contrast), over the whole subject.
+fn lesion_excess(
+    files: &SubjectFiles,
+    tissue: &[Volume<f32>; 3],
+    modality: &str,
+    label: f32,
+) -> f64 {
+    let seg = &files.seg.data;
+    let (lesion, count) = masked_mean(&files.images[modality], |i| seg[i] == label);
+    let (wm, _) = masked_mean(&files.images[modality], |i| {
+        tissue[1].data[i] > 0.9 && seg[i] == 0.0
+    });
+    assert!(count > 0, "no voxel of label {label}");
+    lesion / wm - 1.0
+}
+
+#[test]
+fn secondary_contrast_fades_each_lesion_outside_its_key_modality_only() {
+    let cohort = |secondary_contrast: f64, name: &str| {
+        let cfg = SynthConfig {
+            no_tumour_fraction: 0.0,
+            low_grade_fraction: 0.0,
+            missing_modality_fraction: 0.0,
+            secondary_contrast,
+            ..config(1, 11, 2.0)
+        };
+        let out = temp_dir(name);
+        let records = write_with_threads(&cfg, &out, 2);
+        let files = read_subject(&out, &records[0].id, &shared(2.0).anatomy.channel(WM));
+        std::fs::remove_dir_all(out).unwrap();
+        files
+    };
+    let usual = cohort(1.0, "contrast-usual");
+    let subtle = cohort(0.2, "contrast-subtle");
+    assert_eq!(
+        usual.seg.data, subtle.seg.data,
+        "same subjects, same labels"
+    );
+    let tissue = tissue_maps(shared(2.0));
+    // (modality, label, is it the label's key modality)
+    let cases = [
+        ("flair", 2.0, true),
+        ("t2", 2.0, false),
+        ("t1ce", 4.0, true),
+        ("t1", 4.0, false),
+        ("flair", 4.0, false),
+        ("t2", 1.0, true),
+        ("t1", 1.0, false),
+    ];
+    for (modality, label, key) in cases {
+        let before = lesion_excess(&usual, &tissue, modality, label);
+        let after = lesion_excess(&subtle, &tissue, modality, label);
+        if key {
+            assert!(
+                (after - before).abs() < 0.05 * before.abs() + 0.01,
+                "{modality} label {label}: key contrast {before:.3} became {after:.3}"
+            );
+        } else {
+            assert!(
+                after.abs() < 0.4 * before.abs() + 0.02,
+                "{modality} label {label}: contrast {before:.3} should fade, got {after:.3}"
+            );
+        }
+    }
+    let invalid = SynthConfig {
+        secondary_contrast: 1.5,
+        ..config(1, 0, 2.0)
+    };
+    assert!(invalid
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("secondary_contrast"));
+}

@@ -611,3 +611,32 @@ fn cohort_mean_templates_sit_under_the_crops_of_the_images_they_average() {
     let fresh = config().init::<B>(&device).unwrap();
     assert!(fresh.with_cohort_means(&wrong).is_err());
 }
+
+#[test]
+fn cohort_mean_templates_keep_learning_and_frozen_ones_stay_frozen() {
+    use brainmvp_core::pretext::template_init::MeanAccumulator;
+    let device = Default::default();
+    let dims = [12, 10, 8];
+    let image: Vec<f32> = (0..dims.iter().product::<usize>())
+        .map(|i| (i % 7) as f32)
+        .collect();
+    let mut accumulator = MeanAccumulator::new(CANVAS, MODALITIES.len());
+    accumulator.add(1, dims, &image);
+    let means = accumulator.finish();
+    for learn in [true, false] {
+        let templates = TemplateConfig { learn, ..config() }
+            .init::<AD>(&device)
+            .unwrap()
+            .with_cohort_means(&means)
+            .unwrap();
+        assert_eq!(templates.volumes.is_require_grad(), learn, "learn = {learn}");
+        let loss = templates.normalised(1).powf_scalar(2.0).sum();
+        let gradients = loss.backward();
+        let gradient = templates.volumes.val().grad(&gradients);
+        assert_eq!(gradient.is_some(), learn, "learn = {learn}: gradient present");
+        if let Some(gradient) = gradient {
+            let values = read(gradient.narrow(0, 1, 1));
+            assert!(values.iter().any(|&g| g != 0.0), "T1 template gets a gradient");
+        }
+    }
+}

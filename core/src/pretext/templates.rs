@@ -137,10 +137,13 @@ impl<B: Backend> ModalityTemplates<B> {
             ));
         }
         let values: Vec<f32> = cohort.means.concat();
+        // `Param::map` takes `require_grad` from the new tensor: carry the old one's over, or
+        // learnt templates would silently stop learning.
         let volumes = self.volumes.map(|current| {
             let device = current.device();
+            let learnt = current.is_require_grad();
             let data = burn::tensor::TensorData::new(values, [cohort.means.len(), z, y, x]);
-            Tensor::from_data(data, &device)
+            Tensor::from_data(data, &device).set_require_grad(learnt)
         });
         Ok(Self { volumes, ..self })
     }

@@ -39,6 +39,11 @@ pub struct SynthConfig {
     /// 0.5 at the deformed position, and not tumour) are exactly 0 in every image. Off keeps
     /// the whole head with a Rayleigh noise floor in the background.
     pub skull_strip: bool,
+    /// Lesion contrast outside each label's key modality (necrosis: T2, oedema: FLAIR,
+    /// enhancing rim: T1ce) as a share of the typical contrast: 1 keeps every modality's usual
+    /// contrast; 0.2 makes each lesion subtle everywhere but in its key modality, so that
+    /// segmenting it needs the right channel (a harder, cross-modal fine-tuning task).
+    pub secondary_contrast: f64,
 }
 
 impl Default for SynthConfig {
@@ -56,6 +61,7 @@ impl Default for SynthConfig {
             noise_min: 0.02,
             noise_max: 0.05,
             skull_strip: true,
+            secondary_contrast: 1.0,
         }
     }
 }
@@ -97,6 +103,7 @@ impl SynthConfig {
             ("bias_strength", self.bias_strength, 1.0),
             ("noise_min", self.noise_min, 1.0),
             ("noise_max", self.noise_max, 1.0),
+            ("secondary_contrast", self.secondary_contrast, 1.0),
         ];
         for (name, value, limit) in amplitudes {
             if !(value.is_finite() && (0.0..=limit).contains(&value)) {

@@ -28,6 +28,21 @@ const LESION_RATIO: [[f32; MODALITIES]; 3] = [
     [0.92, 1.55, 1.3, 1.35, 1.1],
 ];
 
+/// The modality (file order) in which each lesion label (necrosis, oedema, enhancing) shows
+/// most clearly and keeps its full contrast under [`crate::synth::SynthConfig::secondary_contrast`]:
+/// necrosis on T2, oedema on FLAIR, the enhancing rim on T1ce.
+pub const KEY_MODALITY: [usize; 3] = [2, 3, 1];
+
+/// Lesion / white-matter ratio of `label_row` in `modality` with the contrast outside the
+/// label's key modality scaled by `secondary` (1 keeps [`LESION_RATIO`] exactly).
+fn lesion_ratio(label_row: usize, modality: usize, secondary: f32) -> f32 {
+    let typical = LESION_RATIO[label_row][modality];
+    if secondary == 1.0 || KEY_MODALITY[label_row] == modality {
+        return typical;
+    }
+    1.0 + secondary * (typical - 1.0)
+}
+
 /// The base (lesion-free) intensity of `modality` for template values `tissue`.
 #[inline]
 pub fn base_intensity(modality: usize, tissue: &[f32; CHANNELS]) -> f32 {
@@ -74,13 +89,14 @@ pub struct SubjectContrast {
 }
 
 impl SubjectContrast {
-    /// Draw gains (±10 %) and lesion contrasts (±10 %) around the typical values.
-    pub fn random(rng: &mut Rng, reference: &[f32; MODALITIES]) -> Self {
+    /// Draw gains (±10 %) and lesion contrasts (±10 %) around the typical values, the lesion
+    /// contrast outside each label's key modality scaled by `secondary` (1 = typical).
+    pub fn random(rng: &mut Rng, reference: &[f32; MODALITIES], secondary: f32) -> Self {
         let gain =
             std::array::from_fn(|m| WM_TARGET[m] / reference[m] * rng.range_f64(0.9, 1.1) as f32);
         let lesion = std::array::from_fn(|label| {
             std::array::from_fn(|m| {
-                LESION_RATIO[label][m] * reference[m] * rng.range_f64(0.9, 1.1) as f32
+                lesion_ratio(label, m, secondary) * reference[m] * rng.range_f64(0.9, 1.1) as f32
             })
         });
         Self { gain, lesion }

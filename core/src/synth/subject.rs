@@ -76,7 +76,11 @@ impl SubjectModel {
         );
         let tumour =
             (plan.grade != Grade::None).then(|| Tumour::random(&mut rng, anatomy, plan.grade));
-        let contrast = SubjectContrast::random(&mut rng, &shared.reference);
+        let contrast = SubjectContrast::random(
+            &mut rng,
+            &shared.reference,
+            config.secondary_contrast as f32,
+        );
         let bias = (0..MODALITIES)
             .map(|_| BiasField::random(&mut rng, anatomy.dims, config.bias_strength))
             .collect();

@@ -38,6 +38,11 @@ pub struct SynthArgs {
     /// Keep the whole head with a noise floor instead of skull-stripping as BraTS does.
     #[arg(long)]
     pub keep_skull: bool,
+    /// Lesion contrast outside each label's key modality (necrosis: T2, oedema: FLAIR,
+    /// enhancing: T1ce) as a share of the usual one; e.g. 0.2 for a task that needs the right
+    /// modality.
+    #[arg(long, default_value_t = SynthConfig::default().secondary_contrast)]
+    pub secondary_contrast: f64,
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
@@ -52,6 +57,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
         template_dir: Some(template_dir.display().to_string()),
         spacing_mm: args.spacing_mm,
         skull_strip: !args.keep_skull,
+        secondary_contrast: args.secondary_contrast,
         ..SynthConfig::default()
     };
     let records = synthesise(&config, &args.out)?;

@@ -299,3 +299,34 @@ fn finetune_run<B: AutodiffBackend>(
     write_atomic(&summary_path, |file| file.write_all(json.as_bytes()))?;
     Ok(result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every label-efficiency job shipped in `configs/` loads and validates (their headers are
+    /// the documented re-run commands of docs/results.md).
+    #[test]
+    fn shipped_study_configs_load() {
+        let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut loaded = Vec::new();
+        for entry in std::fs::read_dir(&configs).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with("label-efficiency") && name.ends_with(".toml") {
+                let config = LabelEfficiencyConfig::load(&path).unwrap();
+                loaded.push((name, config));
+            }
+        }
+        assert!(loaded.len() >= 4, "{loaded:?}");
+        let (_, cross_modal) = loaded
+            .iter()
+            .find(|(name, _)| name.contains("cross-modal"))
+            .unwrap();
+        assert_eq!(cross_modal.finetune.optim.encoder_lr_scale, 0.1);
+        assert_eq!(
+            cross_modal.pretrain.model.templates.init,
+            brainmvp_core::pretext::templates::TemplateInit::CohortMean
+        );
+    }
+}

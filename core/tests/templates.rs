@@ -629,14 +629,25 @@ fn cohort_mean_templates_keep_learning_and_frozen_ones_stay_frozen() {
             .unwrap()
             .with_cohort_means(&means)
             .unwrap();
-        assert_eq!(templates.volumes.is_require_grad(), learn, "learn = {learn}");
+        assert_eq!(
+            templates.volumes.is_require_grad(),
+            learn,
+            "learn = {learn}"
+        );
         let loss = templates.normalised(1).powf_scalar(2.0).sum();
         let gradients = loss.backward();
         let gradient = templates.volumes.val().grad(&gradients);
-        assert_eq!(gradient.is_some(), learn, "learn = {learn}: gradient present");
+        assert_eq!(
+            gradient.is_some(),
+            learn,
+            "learn = {learn}: gradient present"
+        );
         if let Some(gradient) = gradient {
             let values = read(gradient.narrow(0, 1, 1));
-            assert!(values.iter().any(|&g| g != 0.0), "T1 template gets a gradient");
+            assert!(
+                values.iter().any(|&g| g != 0.0),
+                "T1 template gets a gradient"
+            );
         }
     }
 }

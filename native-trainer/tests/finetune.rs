@@ -433,7 +433,11 @@ fn cohort_mean_templates_frozen_encoders_and_patience_do_what_they_say() {
         .find(|r| r.kind == "templates" && r.step == 2)
         .expect("template correlations at step 2");
     assert!(
-        later.values.iter().zip(&start.values).any(|(a, b)| a.1 != b.1),
+        later
+            .values
+            .iter()
+            .zip(&start.values)
+            .any(|(a, b)| a.1 != b.1),
         "templates did not move: {:?}",
         later.values
     );

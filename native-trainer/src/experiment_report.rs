@@ -217,7 +217,31 @@ pub fn results_markdown(config: &LabelEfficiencyConfig, results: &[RunResult]) -
             ablation_markdown(fraction, results, &mut text);
         }
     }
+    text.push_str(&capped_markdown(config.finetune.steps, results));
     text
+}
+
+/// How many runs of each arm had their best validation at the step cap (still improving when
+/// stopped, so "trained until validation stops improving" does not hold for them).
+fn capped_markdown(steps: u64, results: &[RunResult]) -> String {
+    let mut arms: Vec<&str> = Vec::new();
+    for result in results {
+        if !arms.contains(&result.init.as_str()) {
+            arms.push(&result.init);
+        }
+    }
+    let counts: Vec<String> = arms
+        .iter()
+        .map(|&arm| {
+            let runs: Vec<&RunResult> = results.iter().filter(|r| r.init == arm).collect();
+            let capped = runs.iter().filter(|r| r.best_step >= steps).count();
+            format!("{arm} {capped}/{}", runs.len())
+        })
+        .collect();
+    format!(
+        "\nRuns whose best validation was at the {steps}-step cap (still improving when stopped): {}.\n",
+        counts.join(", ")
+    )
 }
 
 /// The ablation rows at `fraction`, each against scratch.
@@ -397,13 +421,26 @@ mod tests {
                 [0.4 + gain, 0.5 + gain, 0.6 + gain],
             ));
         }
-        let config = LabelEfficiencyConfig {
+        for result in results
+            .iter_mut()
+            .filter(|r| r.init == "scratch" && r.seed < 2)
+        {
+            result.best_step = 150;
+        }
+        let mut config = LabelEfficiencyConfig {
             fractions: vec![0.2],
             seeds: (0..5).collect(),
             ablation: false,
             ..Default::default()
         };
+        config.finetune.steps = 150;
         let text = results_markdown(&config, &results);
+        assert!(
+            text.contains(
+                "at the 150-step cap (still improving when stopped): scratch 2/5, pretrained 0/5."
+            ),
+            "{text}"
+        );
         assert!(text.contains("3 test subjects"), "{text}");
         // Seed means 0.10 … 0.14: mean 0.12, sd 0.0158, half-width 2.776 · 0.0158 / √5 = 0.0196.
         assert!(text.contains("+0.120 [+0.100, +0.140]"), "{text}");

@@ -10,6 +10,7 @@ use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::inference::SlidingWindowConfig;
 use brainmvp_core::loader::{Loader, LoaderConfig};
 use brainmvp_core::model::EncoderPreset;
+use brainmvp_core::pretext::template_init::TemplateInit;
 use brainmvp_core::pretrain::Architecture;
 use brainmvp_core::synth::SynthConfig;
 use brainmvp_core::Modality;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use crate::commands::prepare::prepare;
 use crate::commands::synth::synthesise;
 use crate::finetune::{run_finetune, FinetuneConfig, FinetuneSummary};
+use crate::paired::PairedDifference;
 use crate::pretrain::{run_pretrain, PretrainConfig};
 use brainmvp_core::cache::files::write_atomic;
 
@@ -59,6 +61,9 @@ pub fn demo_config(
     pretrain.model.arch = Architecture::UniformerTiny;
     pretrain.model.templates.canvas = [96, 112, 96];
     pretrain.model.templates.modalities = [modalities.clone(), vec![Modality::Pd]].concat();
+    // The recipe of the label-efficiency study (docs/results.md, second round): templates start
+    // from the cohort's mean images, so template-filled channels look like brains from step 1.
+    pretrain.model.templates.init = TemplateInit::CohortMean;
     pretrain.data.crop_size = crop;
     pretrain.data.batch_size = 2;
     pretrain.optim.lr = 2e-3;
@@ -85,6 +90,10 @@ pub fn demo_config(
     finetune.data.crop_size = crop;
     finetune.data.foreground_fraction = 0.7;
     finetune.optim.lr = 1e-2;
+    // The study's recipe for a pre-trained encoder (scratch ignores both): the decoder alone for
+    // the first sixth of the steps, then the encoder at a tenth of the learning rate.
+    finetune.optim.encoder_lr_scale = 0.1;
+    finetune.optim.freeze_encoder_steps = steps[1] / 6;
     finetune.deep_supervision = false;
     finetune.validation.every = (steps[1] / 2).max(1);
     finetune.validation.log_every = 25;
@@ -148,7 +157,11 @@ pub fn run_demo<B: AutodiffBackend>(
         "== [5/6] evaluate on the {} test subjects",
         pretrained.test.cases.len()
     );
-    let table = final_table(&pretrained, &scratch);
+    let table = format!(
+        "{}\n{}\n",
+        final_table(&pretrained, &scratch),
+        verdict(&pretrained, &scratch)
+    );
     let better = match mean(&pretrained) >= mean(&scratch) {
         true => &pretrained,
         false => &scratch,
@@ -204,17 +217,71 @@ pub fn final_table(pretrained: &FinetuneSummary, scratch: &FinetuneSummary) -> S
     regions
         .iter()
         .for_each(|r| text.push_str(&format!(" Dice {r} |")));
-    text.push_str(" mean Dice | best validation step |\n|---|");
+    text.push_str(" mean Dice | best validation step | test cases |\n|---|");
     regions.iter().for_each(|_| text.push_str("---|"));
-    text.push_str("---|---|\n");
+    text.push_str("---|---|---|\n");
     for (name, summary) in [("pre-trained encoder", pretrained), ("scratch", scratch)] {
         let _ = write!(text, "| {name} |");
         for index in 0..regions.len() {
             let _ = write!(text, " {:.3} |", summary.test.mean_dice(index));
         }
-        let _ = writeln!(text, " {:.3} | {} |", mean(summary), summary.best_step);
+        let _ = writeln!(
+            text,
+            " {:.3} | {} | {} |",
+            mean(summary),
+            summary.best_step,
+            summary.test.cases.len()
+        );
     }
     text
+}
+
+/// The headline region's (whole tumour's) Dice per test subject, by id.
+fn headline_by_case(summary: &FinetuneSummary) -> (String, Vec<(String, f64)>) {
+    let regions = &summary.test.regions;
+    let index = regions.iter().position(|name| name == "WT");
+    let name = index.map_or("mean Dice".to_string(), |i| format!("{} Dice", regions[i]));
+    let values = summary
+        .test
+        .cases
+        .iter()
+        .map(|case| {
+            let dice: Vec<f64> = case.scores.iter().map(|s| s.dice).collect();
+            let value = match index {
+                Some(i) => dice[i],
+                None => dice.iter().sum::<f64>() / dice.len().max(1) as f64,
+            };
+            (case.id.clone(), value)
+        })
+        .collect();
+    (name, values)
+}
+
+/// Pre-trained − scratch on the headline Dice, paired by test subject, with its 95 % interval,
+/// and in plain words whether these test subjects can tell the two apart.
+pub fn verdict(pretrained: &FinetuneSummary, scratch: &FinetuneSummary) -> String {
+    let (region, values) = headline_by_case(pretrained);
+    let (_, others) = headline_by_case(scratch);
+    let diffs: Vec<f64> = values
+        .iter()
+        .filter_map(|(id, value)| {
+            let (_, other) = others.iter().find(|(other_id, _)| other_id == id)?;
+            Some(value - other)
+        })
+        .collect();
+    let difference = PairedDifference::over_pairs(&[diffs]);
+    let cases = difference.pairs;
+    let reading = match (difference.resolved(), difference.mean > 0.0) {
+        (false, _) => format!("within the noise: {cases} test subjects and one training seed cannot tell pre-trained from scratch apart"),
+        (true, true) => format!("pre-trained ahead on these {cases} test subjects (one training seed; other seeds may differ)"),
+        (true, false) => format!("scratch ahead on these {cases} test subjects (one training seed; other seeds may differ)"),
+    };
+    format!(
+        "{region}, pre-trained − scratch, paired by test subject: {} (95 % t-interval over {cases} subjects; pre-trained better on {}, worse on {}) — {reading}. The label-efficiency study (`brainmvp experiment label-efficiency`, docs/results.md) is the experiment that can answer it.",
+        difference.cell(),
+        difference.wins,
+        difference.losses
+    )
 }
 
 /// Segments the first test-like raw subject with the exported model (shows `segment` works).
@@ -290,4 +357,75 @@ fn summarise(out: &Path, cache_dir: &Path, loader_config: &LoaderConfig) -> Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evaluate::{CaseScores, EvaluationReport};
+    use brainmvp_core::metrics::RegionScores;
+
+    /// A summary whose test subjects `s0, s1, …` have the whole-tumour Dice `wt` (TC, ET 0.5).
+    fn summary(wt: &[f64]) -> FinetuneSummary {
+        let score = |dice| RegionScores { dice, hd95: None };
+        let cases = wt
+            .iter()
+            .enumerate()
+            .map(|(index, &dice)| CaseScores {
+                id: format!("s{index}"),
+                scores: vec![score(0.5), score(dice), score(0.5)],
+            })
+            .collect();
+        FinetuneSummary {
+            best_step: 10,
+            best_dice: 0.5,
+            test: EvaluationReport {
+                regions: vec!["TC".into(), "WT".into(), "ET".into()],
+                cases,
+            },
+            model_dir: PathBuf::from("model"),
+            init_report: None,
+            train_subjects: 4,
+        }
+    }
+
+    #[test]
+    fn the_verdict_pairs_test_subjects_on_the_whole_tumour_and_says_when_it_is_noise() {
+        let scratch = summary(&[0.50, 0.60, 0.40, 0.55]);
+        // Differences +0.1, −0.1, +0.2, −0.12: the interval spans zero.
+        let mixed = verdict(&summary(&[0.60, 0.50, 0.60, 0.43]), &scratch);
+        assert!(mixed.starts_with("WT Dice"), "{mixed}");
+        assert!(mixed.contains("+0.020 ["), "{mixed}");
+        assert!(
+            mixed.contains("within the noise: 4 test subjects"),
+            "{mixed}"
+        );
+        assert!(mixed.contains("better on 2, worse on 2"), "{mixed}");
+        // +0.1 on every subject but one (+0.12): resolved in favour of pre-training.
+        let ahead = verdict(&summary(&[0.60, 0.70, 0.50, 0.67]), &scratch);
+        assert!(ahead.contains("pre-trained ahead on these 4"), "{ahead}");
+        let behind = verdict(&scratch, &summary(&[0.60, 0.70, 0.50, 0.67]));
+        assert!(behind.contains("scratch ahead on these 4"), "{behind}");
+    }
+
+    #[test]
+    fn the_table_names_the_number_of_test_cases() {
+        let table = final_table(&summary(&[0.6, 0.5, 0.4]), &summary(&[0.5, 0.5, 0.5]));
+        assert!(table.contains("| test cases |"), "{table}");
+        assert!(
+            table.contains("| pre-trained encoder | 0.500 | 0.500 | 0.500 | 0.500 | 10 | 3 |"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn the_demo_uses_the_studys_recipe() {
+        let config = demo_config(Path::new("out"), 12, 0, Path::new("icbm"), [120, 150]);
+        assert_eq!(
+            config.pretrain.model.templates.init,
+            TemplateInit::CohortMean
+        );
+        assert_eq!(config.finetune.optim.encoder_lr_scale, 0.1);
+        assert_eq!(config.finetune.optim.freeze_encoder_steps, 25);
+    }
 }

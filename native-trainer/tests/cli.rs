@@ -192,5 +192,16 @@ fn demo_runs_the_whole_main_job() {
         stdout.contains("| pre-trained encoder |") && stdout.contains("| scratch |"),
         "{stdout}"
     );
+    // The closing table counts the test cases and says whether the paired difference resolves.
+    let results = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(results.contains("| test cases |"), "{results}");
+    assert!(
+        results.contains("pre-trained − scratch, paired by test subject")
+            && results.contains("95 % t-interval over 2 subjects"),
+        "{results}"
+    );
+    // The study's recipe: cohort-mean templates, the encoder frozen for a sixth of the steps.
+    let config = std::fs::read_to_string(out.join("demo-config.toml")).unwrap();
+    assert!(config.contains("init = \"cohort-mean\""), "{config}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::commands::prepare::prepare;
 use crate::commands::synth::synthesise;
 use crate::finetune::{run_finetune, FinetuneConfig, FinetuneSummary};
-use crate::paired::PairedDifference;
+use crate::paired::{differences_by_id, headline_of, headline_region, PairedDifference};
 use crate::pretrain::{run_pretrain, PretrainConfig};
 use brainmvp_core::cache::files::write_atomic;
 
@@ -236,10 +236,10 @@ pub fn final_table(pretrained: &FinetuneSummary, scratch: &FinetuneSummary) -> S
     text
 }
 
-/// The headline region's (whole tumour's) Dice per test subject, by id.
+/// The headline region's name and its Dice per test subject, by id (see [`headline_region`]).
 fn headline_by_case(summary: &FinetuneSummary) -> (String, Vec<(String, f64)>) {
     let regions = &summary.test.regions;
-    let index = regions.iter().position(|name| name == "WT");
+    let index = headline_region(regions.iter().map(String::as_str));
     let name = index.map_or("mean Dice".to_string(), |i| format!("{} Dice", regions[i]));
     let values = summary
         .test
@@ -247,11 +247,7 @@ fn headline_by_case(summary: &FinetuneSummary) -> (String, Vec<(String, f64)>) {
         .iter()
         .map(|case| {
             let dice: Vec<f64> = case.scores.iter().map(|s| s.dice).collect();
-            let value = match index {
-                Some(i) => dice[i],
-                None => dice.iter().sum::<f64>() / dice.len().max(1) as f64,
-            };
-            (case.id.clone(), value)
+            (case.id.clone(), headline_of(&dice, index))
         })
         .collect();
     (name, values)
@@ -262,14 +258,7 @@ fn headline_by_case(summary: &FinetuneSummary) -> (String, Vec<(String, f64)>) {
 pub fn verdict(pretrained: &FinetuneSummary, scratch: &FinetuneSummary) -> String {
     let (region, values) = headline_by_case(pretrained);
     let (_, others) = headline_by_case(scratch);
-    let diffs: Vec<f64> = values
-        .iter()
-        .filter_map(|(id, value)| {
-            let (_, other) = others.iter().find(|(other_id, _)| other_id == id)?;
-            Some(value - other)
-        })
-        .collect();
-    let difference = PairedDifference::over_pairs(&[diffs]);
+    let difference = PairedDifference::over_pairs(&[differences_by_id(&values, &others)]);
     let cases = difference.pairs;
     let reading = match (difference.resolved(), difference.mean > 0.0) {
         (false, _) => format!("within the noise: {cases} test subjects and one training seed cannot tell pre-trained from scratch apart"),

@@ -6,7 +6,7 @@ use anyhow::Result;
 use std::fmt::Write as _;
 
 use crate::experiment::{LabelEfficiencyConfig, RunResult, Variant};
-use crate::paired::PairedDifference;
+use crate::paired::{differences_by_id, headline_of, headline_region, PairedDifference};
 use crate::report::plot_curves;
 use brainmvp_core::cache::files::write_atomic;
 
@@ -63,7 +63,7 @@ pub fn spread_of(results: &[RunResult], init: &str, fraction: f64) -> Spread {
 
 /// The headline region: `WT` when the labels have it, else the mean over regions.
 fn headline_index(result: &RunResult) -> Option<usize> {
-    result.region_dice.iter().position(|(name, _)| name == "WT")
+    headline_region(result.region_dice.iter().map(|(name, _)| name.as_str()))
 }
 
 /// A run's headline test Dice (whole tumour, or the mean over regions).
@@ -80,13 +80,7 @@ fn case_headlines(result: &RunResult) -> Vec<(String, f64)> {
     result
         .case_dice
         .iter()
-        .map(|(id, dice)| {
-            let value = match index {
-                Some(index) => dice[index],
-                None => dice.iter().sum::<f64>() / dice.len().max(1) as f64,
-            };
-            (id.clone(), value)
-        })
+        .map(|(id, dice)| (id.clone(), headline_of(dice, index)))
         .collect()
 }
 
@@ -106,14 +100,7 @@ pub fn paired_differences(results: &[RunResult], a: &str, b: &str, fraction: f64
         .into_iter()
         .filter_map(|run_a| {
             let run_b = others.iter().find(|r| r.seed == run_a.seed)?;
-            let cases_b = case_headlines(run_b);
-            let diffs = case_headlines(run_a)
-                .into_iter()
-                .filter_map(|(id, value)| {
-                    let (_, other) = cases_b.iter().find(|(other_id, _)| *other_id == id)?;
-                    Some(value - other)
-                })
-                .collect::<Vec<f64>>();
+            let diffs = differences_by_id(&case_headlines(run_a), &case_headlines(run_b));
             (!diffs.is_empty()).then_some(diffs)
         })
         .collect()

@@ -24,6 +24,30 @@ pub struct PairedDifference {
     pub pairs: usize,
 }
 
+/// The headline region's index among `regions`: `WT` when the labels have it; `None` means the
+/// headline is the mean over regions.
+pub fn headline_region<'a>(regions: impl IntoIterator<Item = &'a str>) -> Option<usize> {
+    regions.into_iter().position(|name| name == "WT")
+}
+
+/// One case's headline Dice from its Dice per region (see [`headline_region`]).
+pub fn headline_of(dice: &[f64], region: Option<usize>) -> f64 {
+    match region {
+        Some(index) => dice[index],
+        None => dice.iter().sum::<f64>() / dice.len().max(1) as f64,
+    }
+}
+
+/// `a − b` for every subject id both lists score, in the order of `a`.
+pub fn differences_by_id(a: &[(String, f64)], b: &[(String, f64)]) -> Vec<f64> {
+    a.iter()
+        .filter_map(|(id, value)| {
+            let (_, other) = b.iter().find(|(other_id, _)| other_id == id)?;
+            Some(value - other)
+        })
+        .collect()
+}
+
 /// Two-sided 97.5 % quantile of Student's t with `df` degrees of freedom.
 pub fn t_quantile_975(df: usize) -> f64 {
     const TABLE: [f64; 30] = [

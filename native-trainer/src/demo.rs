@@ -260,10 +260,13 @@ pub fn verdict(pretrained: &FinetuneSummary, scratch: &FinetuneSummary) -> Strin
     let (_, others) = headline_by_case(scratch);
     let difference = PairedDifference::over_pairs(&[differences_by_id(&values, &others)]);
     let cases = difference.pairs;
-    let reading = match (difference.resolved(), difference.mean > 0.0) {
-        (false, _) => format!("within the noise: {cases} test subjects and one training seed cannot tell pre-trained from scratch apart"),
-        (true, true) => format!("pre-trained ahead on these {cases} test subjects (one training seed; other seeds may differ)"),
-        (true, false) => format!("scratch ahead on these {cases} test subjects (one training seed; other seeds may differ)"),
+    let leader = match difference.mean > 0.0 {
+        true => "pre-trained",
+        false => "scratch",
+    };
+    let reading = match difference.resolved() {
+        false => format!("within the noise: {cases} test subjects and one training seed cannot tell pre-trained from scratch apart"),
+        true => format!("{leader} ahead on these {cases} test subjects (one training seed; other seeds may differ)"),
     };
     format!(
         "{region}, pre-trained − scratch, paired by test subject: {} (95 % t-interval over {cases} subjects; pre-trained better on {}, worse on {}) — {reading}. The label-efficiency study (`brainmvp experiment label-efficiency`, docs/results.md) is the experiment that can answer it.",

@@ -200,7 +200,7 @@ fn demo_runs_the_whole_main_job() {
             && results.contains("95 % t-interval over 2 subjects"),
         "{results}"
     );
-    // The study's recipe: cohort-mean templates, the encoder frozen for a sixth of the steps.
+    // The study's recipe: cohort-mean templates (the frozen-encoder steps are checked in demo.rs).
     let config = std::fs::read_to_string(out.join("demo-config.toml")).unwrap();
     assert!(config.contains("init = \"cohort-mean\""), "{config}");
     std::fs::remove_dir_all(dir).unwrap();

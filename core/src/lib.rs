@@ -11,6 +11,7 @@ pub mod crops;
 pub mod error;
 pub mod finetune;
 pub mod inference;
+pub mod kernels;
 pub mod losses;
 pub mod metrics;
 pub mod modality;

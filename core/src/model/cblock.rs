@@ -1,6 +1,7 @@
 //! The convolutional block of UniFormer stages 1 and 2 ("CBlock"): local token mixing with a
 //! depthwise 5³ convolution instead of attention.
 
+use crate::kernels::conv3d_module;
 use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::nn::PaddingConfig3d;
@@ -54,7 +55,7 @@ impl<B: Backend> ConvMlp<B> {
 
     /// `[N, C, D, H, W] → [N, C, D, H, W]`.
     pub fn forward(&self, input: Tensor<B, 5>) -> Tensor<B, 5> {
-        self.fc2.forward(gelu(self.fc1.forward(input)))
+        conv3d_module(&self.fc2, gelu(conv3d_module(&self.fc1, input)))
     }
 }
 
@@ -93,9 +94,9 @@ impl<B: Backend> CBlock<B> {
 
     /// `[N, C, D, H, W] → [N, C, D, H, W]`.
     pub fn forward(&self, input: Tensor<B, 5>) -> Tensor<B, 5> {
-        let x = input.clone() + self.pos_embed.forward(input);
-        let mixed = self.conv1.forward(self.norm1.forward(x.clone()));
-        let x = x + self.conv2.forward(self.attn.forward(mixed));
+        let x = input.clone() + conv3d_module(&self.pos_embed, input);
+        let mixed = conv3d_module(&self.conv1, self.norm1.forward(x.clone()));
+        let x = x + conv3d_module(&self.conv2, conv3d_module(&self.attn, mixed));
         x.clone() + self.mlp.forward(self.norm2.forward(x))
     }
 }

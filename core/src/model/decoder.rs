@@ -10,6 +10,7 @@
 //!   of `models/Unet.py`): per level a 1×1×1 convolution halving the channels, nearest-neighbour
 //!   ×2 up-sampling and a [`ResBlock`], then a 1×1×1 convolution.
 
+use crate::kernels::{conv3d_module, conv_transpose3d_module};
 use burn::config::Config;
 use burn::module::{Initializer, Module};
 use burn::nn::conv::{Conv3d, Conv3dConfig, ConvTranspose3d, ConvTranspose3dConfig};
@@ -155,8 +156,11 @@ impl<B: Backend> PretrainDecoder<B> {
     /// `[N, in_channels, d, h, w] → [N, out_channels, d·s, h·s, w·s]` with
     /// `s = `[`upsampling`](Self::upsampling)`()` (16 for the UniFormer presets).
     pub fn forward(&self, features: Tensor<B, 5>) -> Tensor<B, 5> {
-        let upsampled = self.upsamples.iter().fold(features, |x, up| up.forward(x));
-        self.head.forward(upsampled)
+        let upsampled = self
+            .upsamples
+            .iter()
+            .fold(features, |x, up| conv_transpose3d_module(up, x));
+        conv3d_module(&self.head, upsampled)
     }
 }
 
@@ -243,7 +247,7 @@ impl<B: Backend> UnetUpStage<B> {
     /// `[N, C_in, d, h, w] → [N, C_out, 2d, 2h, 2w]`.
     pub fn forward(&self, input: Tensor<B, 5>) -> Tensor<B, 5> {
         self.block
-            .forward(upsample_nearest2(self.reduce.forward(input)))
+            .forward(upsample_nearest2(conv3d_module(&self.reduce, input)))
     }
 }
 
@@ -295,7 +299,7 @@ impl<B: Backend> UnetDecoder<B> {
             .stages
             .iter()
             .fold(features, |x, stage| stage.forward(x));
-        self.head.forward(upsampled)
+        conv3d_module(&self.head, upsampled)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Patch embedding of a UniFormer stage: a strided 2×2×2 convolution followed by a LayerNorm
 //! over the channels.
 
+use crate::kernels::conv3d_module;
 use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig};
@@ -29,7 +30,7 @@ impl<B: Backend> PatchEmbed<B> {
 
     /// `[N, C_in, D, H, W] → [N, C_out, D/2, H/2, W/2]`.
     pub fn forward(&self, input: Tensor<B, 5>) -> Tensor<B, 5> {
-        let projected = self.proj.forward(input);
+        let projected = conv3d_module(&self.proj, input);
         channel_layer_norm(&self.norm, projected)
     }
 }

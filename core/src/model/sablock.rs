@@ -1,6 +1,7 @@
 //! The self-attention block of UniFormer stages 3 and 4 ("SABlock"): global multi-head
 //! self-attention over all voxels of the feature map.
 
+use crate::kernels::conv3d_module;
 use burn::module::Module;
 use burn::nn::conv::Conv3d;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
@@ -123,7 +124,7 @@ impl<B: Backend> SABlock<B> {
 
     /// `[N, C, D, H, W] → [N, C, D, H, W]`.
     pub fn forward(&self, input: Tensor<B, 5>) -> Tensor<B, 5> {
-        let x = input.clone() + self.pos_embed.forward(input);
+        let x = input.clone() + conv3d_module(&self.pos_embed, input);
         let [batch, channels, depth, height, width] = x.dims();
         let tokens: Tensor<B, 3> = x
             .reshape([batch, channels, depth * height * width])

@@ -12,6 +12,7 @@
 //! which are also burn's defaults: Kaiming-uniform with gain 1/√3 for weights and biases,
 //! GroupNorm scale 1 and shift 0.
 
+use crate::kernels::conv3d_module;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig};
@@ -159,8 +160,8 @@ impl<B: Backend> ResBlock<B> {
 
     /// `[N, C, D, H, W] → [N, C, D, H, W]`.
     pub fn forward(&self, input: Tensor<B, 5>) -> Tensor<B, 5> {
-        let x = self.conv1.forward(relu(self.norm1.forward(input.clone())));
-        let x = self.conv2.forward(relu(self.norm2.forward(x)));
+        let x = conv3d_module(&self.conv1, relu(self.norm1.forward(input.clone())));
+        let x = conv3d_module(&self.conv2, relu(self.norm2.forward(x)));
         x + input
     }
 }
@@ -225,12 +226,12 @@ impl<B: Backend> Unet3d<B> {
     /// The input must satisfy [`check_input`](Self::check_input) (use
     /// [`try_forward`](Self::try_forward) on unchecked input).
     pub fn forward(&self, input: Tensor<B, 5>) -> [Tensor<B, 5>; 4] {
-        let level1 = self.run_level(0, self.stem.forward(input));
-        let c1d = self.downs[0].forward(level1);
+        let level1 = self.run_level(0, conv3d_module(&self.stem, input));
+        let c1d = conv3d_module(&self.downs[0], level1);
         let level2 = self.run_level(1, c1d.clone());
-        let c2d = self.downs[1].forward(level2);
+        let c2d = conv3d_module(&self.downs[1], level2);
         let level3 = self.run_level(2, c2d.clone());
-        let c3d = self.downs[2].forward(level3);
+        let c3d = conv3d_module(&self.downs[2], level3);
         let c4d = self.run_level(3, c3d.clone());
         [c1d, c2d, c3d, c4d]
     }

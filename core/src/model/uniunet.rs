@@ -17,6 +17,7 @@
 //! Inputs are `[N, C, D, H, W]` with `D, H, W` multiples of 16; the official model permutes its
 //! `[N, C, H, W, D]` input itself, here the caller supplies `[N, C, D, H, W]` directly.
 
+use crate::kernels::{conv3d_module, conv_transpose3d_module};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig, ConvTranspose3d, ConvTranspose3dConfig};
@@ -200,12 +201,13 @@ impl<B: Backend> UnetResBlock<B> {
     /// `[N, in, D, H, W] → [N, out, D, H, W]`.
     pub fn forward(&self, input: Tensor<B, 5>) -> Tensor<B, 5> {
         let hidden = leaky_relu(
-            self.norm1.forward(self.conv1.forward(input.clone())),
+            self.norm1
+                .forward(conv3d_module(&self.conv1, input.clone())),
             LEAKY_SLOPE,
         );
-        let out = self.norm2.forward(self.conv2.forward(hidden));
+        let out = self.norm2.forward(conv3d_module(&self.conv2, hidden));
         let residual = match (&self.conv3, &self.norm3) {
-            (Some(conv), Some(norm)) => norm.forward(conv.forward(input)),
+            (Some(conv), Some(norm)) => norm.forward(conv3d_module(conv, input)),
             _ => input,
         };
         leaky_relu(out + residual, LEAKY_SLOPE)
@@ -238,7 +240,7 @@ impl<B: Backend> UnetrUpBlock<B> {
 
     /// `[N, in, d, h, w]` and skip `[N, out, 2d, 2h, 2w]` → `[N, out, 2d, 2h, 2w]`.
     pub fn forward(&self, input: Tensor<B, 5>, skip: Tensor<B, 5>) -> Tensor<B, 5> {
-        let upsampled = self.transp_conv.forward(input);
+        let upsampled = conv_transpose3d_module(&self.transp_conv, input);
         self.conv_block
             .forward(Tensor::cat(vec![upsampled, skip], 1))
     }
@@ -321,10 +323,10 @@ impl<B: Backend> UniUnet<B> {
     pub fn forward(&self, input: Tensor<B, 5>) -> Vec<Tensor<B, 5>> {
         let levels = self.decode(input);
         let full = self.up_blocks[3].forward(levels.stride2.clone(), levels.skip);
-        let mut outputs = vec![self.head.forward(full)];
+        let mut outputs = vec![conv3d_module(&self.head, full)];
         let deep_levels = [(levels.stride2, 2), (levels.stride4, 4)];
         for (head, (level, scale)) in self.deep_heads.iter().zip(deep_levels) {
-            outputs.push(upsample_trilinear(head.forward(level), scale, true));
+            outputs.push(upsample_trilinear(conv3d_module(head, level), scale, true));
         }
         outputs
     }
@@ -335,7 +337,7 @@ impl<B: Backend> UniUnet<B> {
     pub fn forward_inference(&self, input: Tensor<B, 5>) -> Tensor<B, 5> {
         let levels = self.decode(input);
         let full = self.up_blocks[3].forward(levels.stride2, levels.skip);
-        self.head.forward(full)
+        conv3d_module(&self.head, full)
     }
 
     /// The encoder, the full-resolution skip and the three deepest up-blocks.

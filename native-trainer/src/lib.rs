@@ -13,6 +13,8 @@
 //! - [`report`]: metrics log, PNG plots, progress bar;
 //! - [`torch`]: official PyTorch checkpoints in (`import`) and PyTorch-loadable weights out.
 
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+pub mod allocator;
 pub mod backend;
 pub mod commands;
 pub mod demo;

@@ -5,6 +5,15 @@ use brainmvp_trainer::commands;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: brainmvp_trainer::allocator::Allocator = brainmvp_trainer::allocator::Allocator;
+
+/// jemalloc's `malloc_conf` (see `brainmvp_trainer::allocator`).
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[export_name = "_rjem_malloc_conf"]
+pub static JEMALLOC_CONF: &u8 = &brainmvp_trainer::allocator::JEMALLOC_CONF[0];
+
 #[derive(Parser)]
 #[command(
     name = "brainmvp",

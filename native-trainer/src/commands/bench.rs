@@ -22,6 +22,8 @@ pub enum BenchCommand {
     Pretrain(PretrainBenchArgs),
     /// Seconds per case of UniUnet sliding-window inference (official: 240×240×155, 4 modalities).
     Segment(SegmentBenchArgs),
+    /// Milliseconds and GFLOP/s of each UniFormer-S UniUnet convolution on the CPU backend.
+    Kernels(super::bench_kernels::KernelBenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -47,6 +49,9 @@ pub struct PretrainBenchArgs {
     /// Template canvas `x,y,z` (the official four templates flair, t1, t1c, t2 are used).
     #[arg(long, default_value = "240,240,155")]
     pub canvas: String,
+    /// Also write the timings, threads and peak resident memory as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 pub use segment_bench::SegmentBenchArgs;
@@ -79,6 +84,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Data(args) => bench_data(args),
         BenchCommand::Pretrain(args) => bench_pretrain(args),
         BenchCommand::Segment(args) => segment_bench::bench_segment(args),
+        BenchCommand::Kernels(args) => super::bench_kernels::bench_kernels(args),
     }
 }
 
@@ -207,7 +213,54 @@ fn bench_pretrain(args: PretrainBenchArgs) -> anyhow::Result<ExitCode> {
         "encoder + decoder forward + backward: mean {:.4} s, best {:.4} s",
         times.network_mean, times.network_best
     );
+    let peak = print_peak_memory();
+    if let Some(path) = &args.json {
+        let record = serde_json::json!({
+            "bench": "pretrain",
+            "arch": arch.name(),
+            "device": args.device,
+            "crop": args.crop,
+            "subjects": args.subjects,
+            "canvas": [x, y, z],
+            "threads": rayon::current_num_threads(),
+            "step_seconds": times.step_seconds,
+            "network_seconds": times.network_seconds,
+            "peak_rss_bytes": peak,
+        });
+        write_json(path, &record)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Peak resident memory of this process in bytes (`VmHWM` of `/proc/self/status`; `None` where
+/// the system has no such file).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Prints the peak resident memory (when known) and returns it.
+fn print_peak_memory() -> Option<u64> {
+    let peak = peak_rss_bytes();
+    if let Some(bytes) = peak {
+        println!(
+            "peak resident memory: {:.2} GiB",
+            bytes as f64 / (1u64 << 30) as f64
+        );
+    }
+    peak
+}
+
+/// Writes a benchmark record (one JSON object) atomically to `path`.
+fn write_json(path: &std::path::Path, record: &serde_json::Value) -> anyhow::Result<()> {
+    brainmvp_core::cache::files::write_atomic(path, |out| {
+        serde_json::to_writer_pretty(&mut *out, record)?;
+        writeln!(out)
+    })?;
+    println!("timings written to {}", path.display());
+    Ok(())
 }
 
 /// `bench segment`: UniUnet sliding-window inference of one case, inference only.
@@ -217,6 +270,7 @@ mod segment_bench {
     use brainmvp_core::model::uniunet::{EncoderPreset, UniUnet, UniUnetConfig};
     use burn::tensor::backend::{AutodiffBackend, Backend};
     use burn::tensor::{Distribution, Tensor};
+    use std::path::PathBuf;
     use std::process::ExitCode;
     use std::time::Instant;
 
@@ -257,6 +311,9 @@ mod segment_bench {
         /// `cpu`, `cuda[:i]`, `wgpu[:i]` (the first device is used).
         #[arg(long, default_value = "cpu")]
         pub device: String,
+        /// Also write the timings, threads and peak resident memory as JSON to this file.
+        #[arg(long)]
+        pub json: Option<PathBuf>,
     }
 
     fn parse_encoder(name: &str) -> Result<EncoderPreset, String> {
@@ -300,6 +357,26 @@ mod segment_bench {
             time_case::<<B as AutodiffBackend>::InnerBackend>(&settings, &device)?
         });
         print_timings(&args, &settings, &timings);
+        let peak = super::print_peak_memory();
+        if let Some(path) = &args.json {
+            let record = serde_json::json!({
+                "bench": "segment",
+                "encoder": format!("{:?}", settings.model.encoder).to_lowercase(),
+                "device": args.device,
+                "size": settings.size,
+                "modalities": settings.model.in_channels,
+                "roi": args.roi,
+                "overlap": args.overlap,
+                "sw_batch": args.sw_batch,
+                "threads": rayon::current_num_threads(),
+                "parameters": timings.parameters,
+                "windows": timings.windows,
+                "warmup_seconds": timings.warmup,
+                "seconds": timings.runs,
+                "peak_rss_bytes": peak,
+            });
+            super::write_json(path, &record)?;
+        }
         Ok(ExitCode::SUCCESS)
     }
 

@@ -1,6 +1,7 @@
 //! One file per verb: argument struct (clap) and a `run` that calls into `brainmvp-core`.
 
 pub mod bench;
+pub mod bench_kernels;
 pub mod demo;
 pub mod evaluate;
 pub mod experiment;

@@ -28,8 +28,8 @@ pub struct BenchSettings {
     pub warmup: usize,
 }
 
-/// Mean and best seconds of each timed phase.
-#[derive(Debug, Clone, Copy)]
+/// Mean and best seconds of each timed phase, and every timed run.
+#[derive(Debug, Clone)]
 pub struct BenchTimes {
     /// Whole step: views, forward, three losses, backward, AdamW.
     pub step_mean: f64,
@@ -37,6 +37,10 @@ pub struct BenchTimes {
     /// Encoder + decoder forward and backward of the same batch (MSE only, no optimiser).
     pub network_mean: f64,
     pub network_best: f64,
+    /// Seconds of each timed step.
+    pub step_seconds: Vec<f64>,
+    /// Seconds of each timed encoder + decoder forward + backward.
+    pub network_seconds: Vec<f64>,
 }
 
 /// Synthetic multi-modal crops: four modalities, smooth random values in `[0, 1]`.
@@ -100,6 +104,8 @@ pub fn bench_pretrain<B: AutodiffBackend>(
         step_best: best(&step_times),
         network_mean: mean(&network_times),
         network_best: best(&network_times),
+        step_seconds: step_times,
+        network_seconds: network_times,
     })
 }
 

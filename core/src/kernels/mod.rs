@@ -17,15 +17,21 @@
 //! | transposed, kernel = stride (decoder up-sampling) | [`patch`]: one matrix product + rearrangement |
 //!
 //! Each has its forward pass, input gradient and weight gradient, and the tests hold each to
-//! burn's own operation. They run when the backend is `Flex` (inference) or `Autodiff<Flex>`
+//! burn's own operation. Beside them, [`gelu`], [`instance_norm`] and [`channel_layer_norm`]
+//! replace burn's multi-pass (and, for the channel LayerNorm, transposing) versions of the
+//! other memory-heavy layers ([`activation`], [`norm`]). They run when the backend is `Flex` (inference) or `Autodiff<Flex>`
 //! (training; see [`autodiff`]) and the values are `f32`; any other case or backend (the GPU
 //! backends, whose own kernels are fast) goes to burn's operation unchanged.
 //! [`set_enabled`]`(false)` sends everything to burn's operations, for comparisons.
 
+mod activation;
+mod attention;
 mod autodiff;
 mod dense;
 mod depthwise;
 mod gemm;
+mod layers;
+mod norm;
 mod parallel;
 mod patch;
 mod plan;
@@ -43,6 +49,10 @@ use burn::tensor::module;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::Tensor;
 
+pub use layers::{
+    attention_qkv, batch_norm_training, channel_layer_norm, gelu, gelu_conv, instance_norm,
+    BatchStatistics, LAYER_NORM_EPS,
+};
 pub use plan::{ConvKind, ConvPlan};
 pub use route::{route, Route};
 
@@ -144,8 +154,11 @@ fn run<B: Backend>(
             if !route::all_f32([&x, &weight].into_iter().chain(bias.as_ref())) {
                 return Err(declined(x, weight, bias));
             }
-            let out = autodiff::forward_flex(&plan, &x, &weight, bias.as_ref());
-            Ok(route::tensor(out))
+            Ok(route::tensor(plan.forward_tensor(
+                &x,
+                &weight,
+                bias.as_ref(),
+            )))
         }
         Route::AutodiffFlex => {
             let x: autodiff::AutodiffTensor = route::primitive(x);
@@ -159,7 +172,16 @@ fn run<B: Backend>(
             ) {
                 return Err(declined(x, weight, bias));
             }
-            Ok(route::tensor(autodiff::conv(plan, x, weight, bias)))
+            let output = plan.forward_tensor(
+                &x.primitive,
+                &weight.primitive,
+                bias.as_ref().map(|b| &b.primitive),
+            );
+            let tracked = match &bias {
+                Some(bias) => autodiff::track(plan, [&x, &weight, bias], &[&x, &weight], output),
+                None => autodiff::track(plan, [&x, &weight], &[&x, &weight], output),
+            };
+            Ok(route::tensor(tracked))
         }
         Route::Burn => Err((x, weight, bias)),
     }

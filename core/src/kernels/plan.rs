@@ -1,8 +1,11 @@
 //! Which kernel serves a convolution, decided from its shapes and options; `None` leaves it to
 //! burn's own operation.
 
+use burn::backend::flex::FlexTensor;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
+use super::autodiff::KernelBackward;
+use super::route::{flex_tensor, values};
 use super::shape::{bias_gradient, ConvShape};
 use super::{dense, depthwise, patch};
 
@@ -150,5 +153,48 @@ impl ConvPlan {
     pub fn backward_bias(&self, grad: &[f32]) -> Vec<f32> {
         let [batch, channels, d, h, w] = self.output_dims();
         bias_gradient(grad, batch, channels, d * h * w)
+    }
+}
+
+impl ConvPlan {
+    /// The forward pass on the CPU backend's tensors.
+    pub fn forward_tensor(
+        &self,
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        bias: Option<&FlexTensor>,
+    ) -> FlexTensor {
+        let bias_values = bias.map(values);
+        let out = self.forward(&values(x), &values(weight), bias_values.as_deref());
+        flex_tensor(out, &self.output_dims())
+    }
+}
+
+/// Kept: `[input, weight]`; parents: `[input, weight]` or `[input, weight, bias]`.
+impl KernelBackward for ConvPlan {
+    fn gradients(
+        &self,
+        kept: &[FlexTensor],
+        grad: &FlexTensor,
+        wanted: &[bool],
+    ) -> Vec<Option<FlexTensor>> {
+        let [x, weight] = kept else {
+            unreachable!("a convolution keeps its input and weight")
+        };
+        let grad_values = values(grad);
+        let input = wanted[0].then(|| {
+            let dx = self.backward_input(&values(weight), &grad_values);
+            flex_tensor(dx, x.layout().shape())
+        });
+        let weight_grad = wanted[1].then(|| {
+            let dw = self.backward_weight(&values(x), &grad_values);
+            flex_tensor(dw, weight.layout().shape())
+        });
+        let bias = wanted.get(2).is_some_and(|&want| want).then(|| {
+            let db = self.backward_bias(&grad_values);
+            let channels = db.len();
+            flex_tensor(db, &[channels])
+        });
+        vec![input, weight_grad, bias]
     }
 }

@@ -173,8 +173,9 @@ pub fn correlate_gradient_plane(sums: &mut [f32], grad: &[f32], src: &[f32], geo
     correlate_gradient_plane_body::<false>(sums, grad, src, geometry)
 }
 
+/// Whether the CPU has AVX2 and FMA (checked once).
 #[cfg(target_arch = "x86_64")]
-fn has_fma() -> bool {
+pub fn has_fma() -> bool {
     use std::sync::OnceLock;
     static DETECTED: OnceLock<bool> = OnceLock::new();
     *DETECTED.get_or_init(|| {

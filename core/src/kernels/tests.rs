@@ -311,3 +311,271 @@ fn a_network_input_without_gradient_still_gives_the_weight_gradient() {
     let grads = out.sum().backward();
     assert!(w.grad(&grads).is_some());
 }
+
+/// `Σ out · r` gradients of `op` for the given parameters (each with its gradient).
+fn layer_gradients<const D: usize>(
+    op: impl Fn(Tensor<Ad, D>) -> Tensor<Ad, D>,
+    x: Tensor<Ad, D>,
+) -> Tensor<Flex, D> {
+    let x = x.require_grad();
+    let out = op(x.clone());
+    let weights = tensor::<Ad, D>(out.dims(), 77);
+    let grads = (out * weights).sum().backward();
+    x.grad(&grads).expect("input gradient")
+}
+
+#[test]
+fn gelu_forward_and_gradient_equal_burn() {
+    let dims = [2, 5, 40_000];
+    let x = tensor::<Flex, 3>(dims, 5).mul_scalar(4.0);
+    let difference = relative_difference(gelu(x.clone()), burn::tensor::activation::gelu(x));
+    assert!(difference < 2e-6, "forward differs by {difference}");
+    let x = tensor::<Ad, 3>(dims, 5).mul_scalar(4.0);
+    let ours = layer_gradients(gelu, x.clone());
+    let plain = layer_gradients(burn::tensor::activation::gelu, x);
+    let difference = relative_difference(ours, plain);
+    assert!(difference < 2e-6, "gradient differs by {difference}");
+}
+
+#[test]
+fn instance_norm_forward_and_gradient_equal_burn() {
+    use burn::nn::InstanceNormConfig;
+    let dims = [2, 3, 5, 6, 7];
+    let norm_flex = InstanceNormConfig::new(3)
+        .with_affine(false)
+        .init::<Flex>(&Default::default());
+    let x = tensor::<Flex, 5>(dims, 8).mul_scalar(3.0).add_scalar(1.5);
+    let difference =
+        relative_difference(instance_norm(&norm_flex, x.clone()), norm_flex.forward(x));
+    assert!(difference < 1e-5, "forward differs by {difference}");
+    let norm = InstanceNormConfig::new(3)
+        .with_affine(false)
+        .init::<Ad>(&Default::default());
+    let x = tensor::<Ad, 5>(dims, 8).mul_scalar(3.0).add_scalar(1.5);
+    let ours = layer_gradients(|x| instance_norm(&norm, x), x.clone());
+    let plain = layer_gradients(|x| norm.forward(x), x);
+    let difference = relative_difference(ours, plain);
+    assert!(difference < 1e-5, "gradient differs by {difference}");
+}
+
+#[test]
+fn channel_layer_norm_forward_and_gradients_equal_burn() {
+    use burn::module::{AutodiffModule, Param};
+    use burn::nn::LayerNormConfig;
+    let dims = [2, 6, 3, 4, 5];
+    let plain = |norm: &burn::nn::LayerNorm<Ad>, x: Tensor<Ad, 5>| {
+        norm.forward(x.permute([0, 2, 3, 4, 1]))
+            .permute([0, 4, 1, 2, 3])
+    };
+    let mut norm = LayerNormConfig::new(6)
+        .with_epsilon(LAYER_NORM_EPS)
+        .init::<Ad>(&Default::default());
+    norm.gamma = Param::from_tensor(tensor::<Ad, 1>([6], 11).add_scalar(1.0));
+    norm.beta = Some(Param::from_tensor(tensor::<Ad, 1>([6], 12)));
+    let x = tensor::<Ad, 5>(dims, 13).mul_scalar(2.0);
+    let forward = relative_difference(
+        channel_layer_norm(&norm, x.clone()).inner(),
+        plain(&norm, x.clone()).inner(),
+    );
+    assert!(forward < 1e-5, "forward differs by {forward}");
+    let flex_norm = norm.valid();
+    let flex_x = x.clone().inner();
+    let flex_plain = flex_norm
+        .forward(flex_x.clone().permute([0, 2, 3, 4, 1]))
+        .permute([0, 4, 1, 2, 3]);
+    assert!(relative_difference(channel_layer_norm(&flex_norm, flex_x), flex_plain) < 1e-5);
+
+    let gradients = |op: &dyn Fn(Tensor<Ad, 5>) -> Tensor<Ad, 5>| {
+        let x = x.clone().require_grad();
+        let out = op(x.clone());
+        let grads = (out.clone() * tensor::<Ad, 5>(out.dims(), 14))
+            .sum()
+            .backward();
+        let gamma = norm
+            .gamma
+            .grad(&grads)
+            .expect("gamma gradient")
+            .reshape([1, 1, 1, 1, 6]);
+        let beta = norm
+            .beta
+            .as_ref()
+            .and_then(|b| b.grad(&grads))
+            .expect("beta gradient")
+            .reshape([1, 1, 1, 1, 6]);
+        [x.grad(&grads).expect("input gradient"), gamma, beta]
+    };
+    let ours = gradients(&|x| channel_layer_norm(&norm, x));
+    let theirs = gradients(&|x| plain(&norm, x));
+    for (part, (a, b)) in ["input", "gamma", "beta"]
+        .iter()
+        .zip(ours.into_iter().zip(theirs))
+    {
+        let difference = relative_difference(a, b);
+        assert!(difference < 1e-5, "{part} gradient differs by {difference}");
+    }
+}
+
+#[test]
+fn training_batch_norm_output_statistics_and_gradients_equal_the_formula() {
+    let dims = [3, 4, 5, 2, 6];
+    let eps = 1e-5;
+    let plain = |x: Tensor<Ad, 5>, gamma: Tensor<Ad, 1>, beta: Tensor<Ad, 1>| {
+        let rows = x.clone().swap_dims(0, 1).reshape([4, 3 * 5 * 2 * 6]);
+        let mean = rows.clone().mean_dim(1);
+        let var = (rows - mean.clone()).square().mean_dim(1);
+        let shape = [1, 4, 1, 1, 1];
+        let normalised =
+            (x - mean.clone().reshape(shape)) / var.clone().add_scalar(eps).sqrt().reshape(shape);
+        (
+            normalised * gamma.reshape(shape) + beta.reshape(shape),
+            mean,
+            var,
+        )
+    };
+    let inputs = || {
+        let x = tensor::<Ad, 5>(dims, 21)
+            .mul_scalar(2.0)
+            .add_scalar(0.7)
+            .require_grad();
+        let gamma = tensor::<Ad, 1>([4], 22).add_scalar(1.0).require_grad();
+        let beta = tensor::<Ad, 1>([4], 23).require_grad();
+        (x, gamma, beta)
+    };
+    let (x, gamma, beta) = inputs();
+    let (ours, statistics) =
+        batch_norm_training(x.clone(), gamma.clone(), beta.clone(), eps).expect("kernel route");
+    let ours_grads = (ours.clone() * tensor::<Ad, 5>(dims, 24)).sum().backward();
+    let (x2, gamma2, beta2) = inputs();
+    let (theirs, mean, var) = plain(x2.clone(), gamma2.clone(), beta2.clone());
+    let their_grads = (theirs.clone() * tensor::<Ad, 5>(dims, 24))
+        .sum()
+        .backward();
+    assert!(
+        relative_difference(ours.inner(), theirs.inner()) < 1e-5,
+        "output"
+    );
+    let host = |t: Tensor<Ad, 2>| t.inner().into_data().to_vec::<f32>().unwrap();
+    for (a, b) in statistics
+        .mean
+        .iter()
+        .zip(host(mean))
+        .chain(statistics.var.iter().zip(host(var)))
+    {
+        assert!((a - b).abs() < 1e-5, "statistics {a} vs {b}");
+    }
+    let pairs = [
+        (x.grad(&ours_grads).unwrap(), x2.grad(&their_grads).unwrap()),
+        (
+            gamma.grad(&ours_grads).unwrap().reshape([1, 1, 1, 1, 4]),
+            gamma2.grad(&their_grads).unwrap().reshape([1, 1, 1, 1, 4]),
+        ),
+        (
+            beta.grad(&ours_grads).unwrap().reshape([1, 1, 1, 1, 4]),
+            beta2.grad(&their_grads).unwrap().reshape([1, 1, 1, 1, 4]),
+        ),
+    ];
+    for (part, (a, b)) in ["input", "gamma", "beta"].iter().zip(pairs) {
+        let difference = relative_difference(a, b);
+        assert!(difference < 1e-5, "{part} gradient differs by {difference}");
+    }
+    assert!(batch_norm_training(
+        tensor::<Flex, 5>(dims, 1),
+        tensor([4], 2),
+        tensor([4], 3),
+        eps
+    )
+    .is_err());
+}
+
+/// Attention in burn's operations, as the UniFormer's `Attention` composes it.
+fn attention_reference<B: Backend>(qkv: Tensor<B, 3>, heads: usize) -> Tensor<B, 3> {
+    let [batch, length, width] = qkv.dims();
+    let head_dim = width / 3 / heads;
+    let qkv = qkv.reshape([batch, length, 3, heads, head_dim]);
+    let part = |index: usize| -> Tensor<B, 4> {
+        qkv.clone()
+            .narrow(2, index, 1)
+            .reshape([batch, length, heads, head_dim])
+            .swap_dims(1, 2)
+    };
+    let scores = part(0)
+        .matmul(part(1).swap_dims(2, 3))
+        .mul_scalar((head_dim as f64).powf(-0.5));
+    burn::tensor::activation::softmax(scores, 3)
+        .matmul(part(2))
+        .swap_dims(1, 2)
+        .reshape([batch, length, width / 3])
+}
+
+#[test]
+fn attention_forward_and_gradient_equal_burn() {
+    for (tokens, heads, head_dim) in [(37, 2, 8), (150, 3, 4)] {
+        let dims = [2, tokens, 3 * heads * head_dim];
+        let qkv = tensor::<Flex, 3>(dims, 31).mul_scalar(2.0);
+        let ours = attention_qkv(qkv.clone(), heads, |qkv| attention_reference(qkv, heads));
+        let difference = relative_difference(ours, attention_reference(qkv, heads));
+        assert!(
+            difference < 1e-5,
+            "{tokens} tokens: forward differs by {difference}"
+        );
+        let qkv = tensor::<Ad, 3>(dims, 31).mul_scalar(2.0);
+        let ours = layer_gradients(
+            |qkv| attention_qkv(qkv, heads, |qkv| attention_reference(qkv, heads)),
+            qkv.clone(),
+        );
+        let theirs = layer_gradients(|qkv| attention_reference(qkv, heads), qkv);
+        let difference = relative_difference(ours, theirs);
+        assert!(
+            difference < 1e-5,
+            "{tokens} tokens: gradient differs by {difference}"
+        );
+    }
+}
+
+#[test]
+fn fused_gelu_convolution_equals_burn() {
+    use burn::module::Param;
+    use burn::nn::conv::Conv3dConfig;
+    let mut conv = Conv3dConfig::new([6, 4], [1, 1, 1]).init::<Ad>(&Default::default());
+    conv.weight = Param::from_tensor(tensor::<Ad, 5>([4, 6, 1, 1, 1], 41));
+    conv.bias = Some(Param::from_tensor(tensor::<Ad, 1>([4], 42)));
+    let dims = [2, 6, 3, 4, 5];
+    let plain = |h: Tensor<Ad, 5>| {
+        let bias = conv.bias.as_ref().map(|b| b.val());
+        module::conv3d(
+            burn::tensor::activation::gelu(h),
+            conv.weight.val(),
+            bias,
+            ConvOptions::new([1; 3], [0; 3], [1; 3], 1),
+        )
+    };
+    let gradients = |op: &dyn Fn(Tensor<Ad, 5>) -> Tensor<Ad, 5>| {
+        let h = tensor::<Ad, 5>(dims, 43).mul_scalar(2.0).require_grad();
+        let out = op(h.clone());
+        let grads = (out.clone() * tensor::<Ad, 5>(out.dims(), 44))
+            .sum()
+            .backward();
+        let weight = conv.weight.grad(&grads).expect("weight gradient");
+        let bias = conv
+            .bias
+            .as_ref()
+            .and_then(|b| b.grad(&grads))
+            .expect("bias gradient")
+            .reshape([1, 1, 1, 1, 4]);
+        [
+            out.inner(),
+            h.grad(&grads).expect("input gradient"),
+            weight,
+            bias,
+        ]
+    };
+    let ours = gradients(&|h| gelu_conv(h, &conv));
+    let theirs = gradients(&plain);
+    for (part, (a, b)) in ["output", "input", "weight", "bias"]
+        .iter()
+        .zip(ours.into_iter().zip(theirs))
+    {
+        let difference = relative_difference(a, b);
+        assert!(difference < 2e-6, "{part} differs by {difference}");
+    }
+}

@@ -10,7 +10,9 @@
 use burn::config::Config;
 use burn::module::{Initializer, Module, Param, RunningState};
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
+
+use crate::kernels::batch_norm_training;
 
 /// [`BatchNorm`] configuration (PyTorch's defaults: eps 1e-5, momentum 0.1).
 #[derive(Config, Debug)]
@@ -75,25 +77,51 @@ impl<B: Backend> BatchNorm<B> {
             );
         }
         let per_channel: usize = input.dims().iter().skip(2).product::<usize>() * input.dims()[0];
+        let unbiased = per_channel as f64 / (per_channel.max(2) - 1) as f64;
+        let gamma = self.gamma.val();
+        let input = match batch_norm_training(input, gamma, self.beta.val(), self.epsilon) {
+            Ok((output, statistics)) => {
+                let stat = |values: Vec<f32>| {
+                    Tensor::<B, 1>::from_data(TensorData::new(values, [channels]), &device)
+                };
+                self.update_running(
+                    stat(statistics.mean),
+                    stat(statistics.var).mul_scalar(unbiased),
+                );
+                return output;
+            }
+            Err(input) => input,
+        };
         let rows = |x: Tensor<B, D>| x.swap_dims(0, 1).reshape([channels, per_channel]);
         let mean = rows(input.clone()).mean_dim(1).reshape(channel_shape);
         let var = rows(input.clone().sub(mean.clone()).square())
             .mean_dim(1)
             .reshape(channel_shape);
-        let unbiased = per_channel as f64 / (per_channel.max(2) - 1) as f64;
-        let update = |running: &RunningState<Tensor<B, 1>>, batch: Tensor<B, D>, scale: f64| {
-            let old = running.value_sync().to_device(&device);
-            let new = batch
+        self.update_running(
+            mean.clone().detach().reshape([channels]),
+            var.clone()
                 .detach()
                 .reshape([channels])
-                .mul_scalar(self.momentum * scale);
-            running.update(old.mul_scalar(1.0 - self.momentum).add(new).detach());
-        };
-        update(&self.running_mean, mean.clone(), 1.0);
-        update(&self.running_var, var.clone(), unbiased);
+                .mul_scalar(unbiased),
+        );
         self.normalise(input, mean, var)
     }
 
+    /// `running ← (1 − momentum)·running + momentum·batch` for the mean and the unbiased
+    /// variance.
+    fn update_running(&self, mean: Tensor<B, 1>, unbiased_var: Tensor<B, 1>) {
+        for (running, batch) in [
+            (&self.running_mean, mean),
+            (&self.running_var, unbiased_var),
+        ] {
+            let old = running.value_sync().to_device(&batch.device());
+            let new = batch.detach().mul_scalar(self.momentum);
+            running.update(old.mul_scalar(1.0 - self.momentum).add(new).detach());
+        }
+    }
+
+    /// `(input − mean) / √(var + eps) · γ + β`, applied as one scale and one shift per channel
+    /// (two passes over the input instead of four).
     fn normalise<const D: usize>(
         &self,
         input: Tensor<B, D>,
@@ -102,11 +130,16 @@ impl<B: Backend> BatchNorm<B> {
     ) -> Tensor<B, D> {
         let mut channel_shape = [1; D];
         channel_shape[1] = input.dims()[1];
-        let std = var.add_scalar(self.epsilon).sqrt();
-        input
-            .sub(mean)
-            .div(std)
-            .mul(self.gamma.val().reshape(channel_shape))
-            .add(self.beta.val().reshape(channel_shape))
+        let scale = var
+            .add_scalar(self.epsilon)
+            .sqrt()
+            .recip()
+            .mul(self.gamma.val().reshape(channel_shape));
+        let shift = self
+            .beta
+            .val()
+            .reshape(channel_shape)
+            .sub(mean.mul(scale.clone()));
+        input.mul(scale).add(shift)
     }
 }

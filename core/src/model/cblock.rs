@@ -1,13 +1,12 @@
 //! The convolutional block of UniFormer stages 1 and 2 ("CBlock"): local token mixing with a
 //! depthwise 5³ convolution instead of attention.
 
-use crate::kernels::conv3d_module;
+use crate::kernels::{conv3d_module, gelu_conv};
 use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::nn::PaddingConfig3d;
 
 use super::batch_norm::{BatchNorm, BatchNormConfig};
-use burn::tensor::activation::gelu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
@@ -55,7 +54,7 @@ impl<B: Backend> ConvMlp<B> {
 
     /// `[N, C, D, H, W] → [N, C, D, H, W]`.
     pub fn forward(&self, input: Tensor<B, 5>) -> Tensor<B, 5> {
-        conv3d_module(&self.fc2, gelu(conv3d_module(&self.fc1, input)))
+        gelu_conv(conv3d_module(&self.fc1, input), &self.fc2)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Patch embedding of a UniFormer stage: a strided 2×2×2 convolution followed by a LayerNorm
 //! over the channels.
 
-use crate::kernels::conv3d_module;
+use crate::kernels::{channel_layer_norm, conv3d_module, LAYER_NORM_EPS};
 use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig};
@@ -24,7 +24,9 @@ impl<B: Backend> PatchEmbed<B> {
         let config =
             Conv3dConfig::new([in_channels, out_channels], [2, 2, 2]).with_stride([2, 2, 2]);
         let proj = super::init::official_conv3d(config, device);
-        let norm = LayerNormConfig::new(out_channels).init(device);
+        let norm = LayerNormConfig::new(out_channels)
+            .with_epsilon(LAYER_NORM_EPS)
+            .init(device);
         Self { proj, norm }
     }
 
@@ -33,10 +35,4 @@ impl<B: Backend> PatchEmbed<B> {
         let projected = conv3d_module(&self.proj, input);
         channel_layer_norm(&self.norm, projected)
     }
-}
-
-/// Applies `norm` over the channel dimension of an `[N, C, D, H, W]` tensor.
-pub fn channel_layer_norm<B: Backend>(norm: &LayerNorm<B>, input: Tensor<B, 5>) -> Tensor<B, 5> {
-    let channels_last = input.permute([0, 2, 3, 4, 1]);
-    norm.forward(channels_last).permute([0, 4, 1, 2, 3])
 }

@@ -1,11 +1,11 @@
 //! The self-attention block of UniFormer stages 3 and 4 ("SABlock"): global multi-head
 //! self-attention over all voxels of the feature map.
 
-use crate::kernels::conv3d_module;
+use crate::kernels::{attention_qkv, conv3d_module, gelu};
 use burn::module::Module;
 use burn::nn::conv::Conv3d;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
@@ -40,12 +40,18 @@ impl<B: Backend> Attention<B> {
 
     /// `[N, L, C] → [N, L, C]`.
     pub fn forward(&self, tokens: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [batch, length, channels] = tokens.dims();
+        let qkv = self.qkv.forward(tokens);
+        let mixed = attention_qkv(qkv, self.num_heads, |qkv| self.mix(qkv));
+        self.proj.forward(mixed)
+    }
+
+    /// `softmax(Q·Kᵀ/√d)·V` per head from `qkv` (`[N, L, 3C]`) in burn's operations (what
+    /// [`attention_qkv`] runs on backends without the CPU kernel).
+    fn mix(&self, qkv: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [batch, length, width] = qkv.dims();
+        let channels = width / 3;
         let head_dim = channels / self.num_heads;
-        let qkv = self
-            .qkv
-            .forward(tokens)
-            .reshape([batch, length, 3, self.num_heads, head_dim]);
+        let qkv = qkv.reshape([batch, length, 3, self.num_heads, head_dim]);
         let part = |index: usize| -> Tensor<B, 4> {
             qkv.clone()
                 .narrow(2, index, 1)
@@ -56,11 +62,10 @@ impl<B: Backend> Attention<B> {
         let scale = (head_dim as f64).powf(-0.5);
         let scores = query.matmul(key.swap_dims(2, 3)).mul_scalar(scale);
         let weights = softmax(scores, 3);
-        let mixed = weights
+        weights
             .matmul(value)
             .swap_dims(1, 2)
-            .reshape([batch, length, channels]);
-        self.proj.forward(mixed)
+            .reshape([batch, length, channels])
     }
 }
 

@@ -17,7 +17,7 @@
 //! Inputs are `[N, C, D, H, W]` with `D, H, W` multiples of 16; the official model permutes its
 //! `[N, C, H, W, D]` input itself, here the caller supplies `[N, C, D, H, W]` directly.
 
-use crate::kernels::{conv3d_module, conv_transpose3d_module};
+use crate::kernels::{conv3d_module, conv_transpose3d_module, instance_norm, LAYER_NORM_EPS};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig, ConvTranspose3d, ConvTranspose3dConfig};
@@ -123,7 +123,9 @@ impl UniUnetConfig {
         );
         let input_proj = PatchEmbed {
             proj: input_conv,
-            norm: LayerNormConfig::new(w0).init(device),
+            norm: LayerNormConfig::new(w0)
+                .with_epsilon(LAYER_NORM_EPS)
+                .init(device),
         };
         let up_blocks = [(w3, w2), (w2, w1), (w1, w0), (w0, w0)]
             .into_iter()
@@ -201,13 +203,12 @@ impl<B: Backend> UnetResBlock<B> {
     /// `[N, in, D, H, W] → [N, out, D, H, W]`.
     pub fn forward(&self, input: Tensor<B, 5>) -> Tensor<B, 5> {
         let hidden = leaky_relu(
-            self.norm1
-                .forward(conv3d_module(&self.conv1, input.clone())),
+            instance_norm(&self.norm1, conv3d_module(&self.conv1, input.clone())),
             LEAKY_SLOPE,
         );
-        let out = self.norm2.forward(conv3d_module(&self.conv2, hidden));
+        let out = instance_norm(&self.norm2, conv3d_module(&self.conv2, hidden));
         let residual = match (&self.conv3, &self.norm3) {
-            (Some(conv), Some(norm)) => norm.forward(conv3d_module(conv, input)),
+            (Some(conv), Some(norm)) => instance_norm(norm, conv3d_module(conv, input)),
             _ => input,
         };
         leaky_relu(out + residual, LEAKY_SLOPE)

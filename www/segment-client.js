@@ -80,7 +80,8 @@ export function templates(model) {
   return request({ type: 'templates', modelName: model.name, model: model.bytes });
 }
 
-/** Milliseconds per roi³ window of a random tiny or full (small) UniUnet: {msPerWindow, backend}. */
-export function bench({ preset = 'tiny', roi = 96, repeats = 2, forceCpu = false } = {}) {
-  return request({ type: 'bench', preset, roi, repeats, forceCpu });
+/** Milliseconds per roi³ window of a random tiny or full (small) UniUnet: {msPerWindow, backend,
+ * kernels}; `kernels: false` times the CPU backend with burn's own operations (before/after). */
+export function bench({ preset = 'tiny', roi = 96, repeats = 2, forceCpu = false, kernels = true } = {}) {
+  return request({ type: 'bench', preset, roi, repeats, forceCpu, kernels });
 }

@@ -5,7 +5,7 @@
 // Messages in:  {type: 'segment', id, modelName, model, files: [{name, modality, bytes}]}
 //               {type: 'finetune', id, modelName, model, cases: [{images: [...], label: {name, bytes}}], steps, lr}
 //               {type: 'templates', id, modelName, model}
-//               {type: 'bench', id, preset: 'tiny' | 'small', roi, repeats}
+//               {type: 'bench', id, preset: 'tiny' | 'small', roi, repeats, kernels}
 //               {type: 'stop'}   (ends a fine-tuning run after its current step)
 // Messages out: {type: 'progress', id, done, total}, {type: 'loss', id, step, loss},
 //               {type: 'result', id, result}, {type: 'error', id, message}
@@ -68,7 +68,8 @@ async function handle(message) {
     case 'templates':
       return wasm.worker_templates(message.modelName, model);
     case 'bench':
-      return note(await wasm.worker_bench(message.preset, message.roi, message.repeats, gpu.ok));
+      return note(await wasm.worker_bench(message.preset, message.roi, message.repeats, gpu.ok,
+        message.kernels !== false));
     default:
       throw new Error(`unknown request ${message.type}`);
   }

@@ -217,27 +217,44 @@ pub fn worker_templates(model_name: String, model: Vec<u8>) -> Result<JsValue, J
 }
 
 /// Milliseconds per `roi`³ window of a randomly initialised UniUnet (`tiny` or `small`) with 4
-/// channels: one warm-up window, then the mean of `repeats`. Resolves to `{msPerWindow, backend}`.
+/// channels: one warm-up window, then the mean of `repeats`. `kernels: false` times the CPU
+/// backend with burn's own operations instead of `brainmvp_core::kernels` (for before/after
+/// figures; WebGPU never uses them). Resolves to `{msPerWindow, backend, kernels}`.
 #[wasm_bindgen]
 pub async fn worker_bench(
     preset: String,
     roi: u32,
     repeats: u32,
     use_webgpu: bool,
+    kernels: bool,
 ) -> Result<JsValue, JsError> {
-    let (ms, backend) = if use_webgpu {
-        let device = webgpu_device().await;
-        let timing = time_windows::<burn::backend::WebGpu>(&preset, roi, repeats, &device);
-        (timing.await, "WebGPU")
-    } else {
-        let device = Default::default();
-        let timing = time_windows::<Flex>(&preset, roi, repeats, &device);
-        (timing.await, "CPU")
-    };
+    brainmvp_core::kernels::set_enabled(kernels);
+    let timed = bench_on_backend(&preset, roi, repeats, use_webgpu).await;
+    brainmvp_core::kernels::set_enabled(true);
+    let (ms, backend) = timed;
     let result = Object::new();
     set(&result, "msPerWindow", ms.map_err(error)?);
     set(&result, "backend", backend);
+    set(&result, "kernels", kernels && !use_webgpu);
     Ok(result.into())
+}
+
+/// `(milliseconds per window, backend name)` on WebGPU or the CPU backend.
+async fn bench_on_backend(
+    preset: &str,
+    roi: u32,
+    repeats: u32,
+    use_webgpu: bool,
+) -> (Result<f64, String>, &'static str) {
+    if use_webgpu {
+        let device = webgpu_device().await;
+        let timing = time_windows::<burn::backend::WebGpu>(preset, roi, repeats, &device);
+        (timing.await, "WebGPU")
+    } else {
+        let device = Default::default();
+        let timing = time_windows::<Flex>(preset, roi, repeats, &device);
+        (timing.await, "CPU")
+    }
 }
 
 async fn time_windows<B: burn::tensor::backend::Backend>(

@@ -11,7 +11,7 @@
 use core::f32::consts::{FRAC_1_SQRT_2, LOG2_E};
 
 use super::parallel::{self, SharedOut};
-use super::simd::has_fma;
+use super::simd::{has_fma, madd};
 
 /// `ln 2 = LN_2_HIGH + LN_2_LOW`, the high part with few enough bits that `k·LN_2_HIGH` is exact.
 const LN_2_HIGH: f32 = 0.693_359_4;
@@ -22,15 +22,6 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 
 /// Values per task.
 const CHUNK: usize = 1 << 16;
-
-#[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
-}
 
 /// `eˣ` for `x ≤ 0` (relative error about 10⁻⁷; inputs below −87 give `e⁻⁸⁷`).
 #[inline(always)]

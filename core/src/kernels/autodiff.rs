@@ -80,3 +80,17 @@ pub fn track<O: KernelBackward, const N: usize>(
         OpsKind::UnTracked(prep) => prep.finish(output),
     }
 }
+
+/// [`track`] for an operation of `[input, weight]` and an optional bias (parents `[input,
+/// weight]` or `[input, weight, bias]`), keeping the input and the weight.
+pub fn track_with_bias<O: KernelBackward>(
+    op: O,
+    [input, weight]: [&AutodiffTensor; 2],
+    bias: Option<&AutodiffTensor>,
+    output: FlexTensor,
+) -> AutodiffTensor {
+    match bias {
+        Some(bias) => track(op, [input, weight, bias], &[input, weight], output),
+        None => track(op, [input, weight], &[input, weight], output),
+    }
+}

@@ -59,6 +59,36 @@ fn rows_per_run(padded_width: usize, rows: usize) -> usize {
     (RUN_POSITIONS / padded_width).clamp(1, rows.max(1))
 }
 
+/// One matrix product's worth of output positions: `rows` whole padded rows (`len` positions)
+/// from output row `row` of slab plane `plane`, starting at `start` in the padded copy.
+struct Run {
+    plane: usize,
+    row: usize,
+    rows: usize,
+    len: usize,
+    start: usize,
+}
+
+/// The runs covering `planes` output planes of a slab whose padded copy is `copy`.
+fn runs(shape: &ConvShape, copy: &PaddedPlanes, planes: usize) -> impl Iterator<Item = Run> {
+    let [_, rows_out, _] = shape.stride_one_output();
+    let [hp, wp] = copy.plane;
+    let run_rows = rows_per_run(wp, rows_out);
+    (0..planes).flat_map(move |plane| {
+        (0..rows_out).step_by(run_rows).map(move |row| {
+            let rows = run_rows.min(rows_out - row);
+            let start = plane * hp * wp + row * wp;
+            Run {
+                plane,
+                row,
+                rows,
+                len: rows * wp,
+                start,
+            }
+        })
+    })
+}
+
 /// `[N, C_out, D', H', W']` from `x` `[N, C_in, D, H, W]`, `weight` `[C_out, C_in, k…]` and
 /// an optional bias `[C_out]`.
 pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
@@ -94,45 +124,46 @@ fn forward_slab(
     let [_, rows_out, cols_out] = shape.stride_one_output();
     let out_volume = shape.stride_one_output().iter().product::<usize>();
     let (cout, cin) = (shape.out_channels, shape.in_channels);
-    let [hp, wp] = copy.plane;
+    let wp = copy.plane[1];
     let offsets = copy.tap_offsets(shape.kernel);
-    let run_rows = rows_per_run(wp, rows_out);
-    let mut acc = vec![0.0f32; cout * run_rows * wp];
-    for plane in 0..planes {
-        for row in (0..rows_out).step_by(run_rows) {
-            let rows = run_rows.min(rows_out - row);
-            let len = rows * wp;
-            let start = plane * hp * wp + row * wp;
-            for (tap, &offset) in offsets.iter().enumerate() {
-                gemm(
-                    MatMut::new(&mut acc, 0, [cout, len], [len, 1]),
-                    MatRef::new(taps, tap * cout * cin, [cout, cin], [cin, 1]),
-                    MatRef::new(
-                        &copy.values,
-                        start + offset,
-                        [cin, len],
-                        [copy.channel_stride(), 1],
-                    ),
-                    tap > 0,
-                    false,
-                );
-            }
-            for channel in 0..cout {
-                let shift = bias.map_or(0.0, |b| b[channel]);
-                let plane_start = ((sample * cout + channel) * out_volume)
-                    + (first + plane) * rows_out * cols_out
-                    + row * cols_out;
-                // SAFETY: each task owns planes [first, first + planes) of its sample, and within
-                // the task these rows are written once.
-                let dst = unsafe { target.part(plane_start, rows * cols_out) };
-                for r in 0..rows {
-                    let src = &acc[channel * len + r * wp..][..cols_out];
-                    let out_row = &mut dst[r * cols_out..][..cols_out];
-                    out_row
-                        .iter_mut()
-                        .zip(src)
-                        .for_each(|(o, s)| *o = s + shift);
-                }
+    let mut acc = vec![0.0f32; cout * rows_per_run(wp, rows_out) * wp];
+    for Run {
+        plane,
+        row,
+        rows,
+        len,
+        start,
+    } in runs(shape, copy, planes)
+    {
+        for (tap, &offset) in offsets.iter().enumerate() {
+            gemm(
+                MatMut::new(&mut acc, 0, [cout, len], [len, 1]),
+                MatRef::new(taps, tap * cout * cin, [cout, cin], [cin, 1]),
+                MatRef::new(
+                    &copy.values,
+                    start + offset,
+                    [cin, len],
+                    [copy.channel_stride(), 1],
+                ),
+                tap > 0,
+                false,
+            );
+        }
+        for channel in 0..cout {
+            let shift = bias.map_or(0.0, |b| b[channel]);
+            let plane_start = ((sample * cout + channel) * out_volume)
+                + (first + plane) * rows_out * cols_out
+                + row * cols_out;
+            // SAFETY: each task owns planes [first, first + planes) of its sample, and within
+            // the task these rows are written once.
+            let dst = unsafe { target.part(plane_start, rows * cols_out) };
+            for r in 0..rows {
+                let src = &acc[channel * len + r * wp..][..cols_out];
+                let out_row = &mut dst[r * cols_out..][..cols_out];
+                out_row
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(o, s)| *o = s + shift);
             }
         }
     }
@@ -182,41 +213,42 @@ fn weight_gradient_slab(
     let [_, rows_out, cols_out] = shape.stride_one_output();
     let out_volume = shape.stride_one_output().iter().product::<usize>();
     let (cout, cin) = (shape.out_channels, shape.in_channels);
-    let [hp, wp] = copy.plane;
+    let wp = copy.plane[1];
     let offsets = copy.tap_offsets(shape.kernel);
-    let run_rows = rows_per_run(wp, rows_out);
     // The output gradient of a run, in the padded row layout (zeros past each row's end).
-    let mut run = vec![0.0f32; cout * run_rows * wp];
-    for plane in 0..planes {
-        for row in (0..rows_out).step_by(run_rows) {
-            let rows = run_rows.min(rows_out - row);
-            let len = rows * wp;
-            for channel in 0..cout {
-                let grad_start = (sample * cout + channel) * out_volume
-                    + (first + plane) * rows_out * cols_out
-                    + row * cols_out;
-                for r in 0..rows {
-                    let src = &grad[grad_start + r * cols_out..][..cols_out];
-                    let dst = &mut run[channel * len + r * wp..][..wp];
-                    dst[..cols_out].copy_from_slice(src);
-                    dst[cols_out..].fill(0.0);
-                }
+    let mut run_grad = vec![0.0f32; cout * rows_per_run(wp, rows_out) * wp];
+    for Run {
+        plane,
+        row,
+        rows,
+        len,
+        start,
+    } in runs(shape, copy, planes)
+    {
+        for channel in 0..cout {
+            let grad_start = (sample * cout + channel) * out_volume
+                + (first + plane) * rows_out * cols_out
+                + row * cols_out;
+            for r in 0..rows {
+                let src = &grad[grad_start + r * cols_out..][..cols_out];
+                let dst = &mut run_grad[channel * len + r * wp..][..wp];
+                dst[..cols_out].copy_from_slice(src);
+                dst[cols_out..].fill(0.0);
             }
-            let start = plane * hp * wp + row * wp;
-            for (tap, &offset) in offsets.iter().enumerate() {
-                gemm(
-                    MatMut::new(sums, tap * cout * cin, [cout, cin], [cin, 1]),
-                    MatRef::new(&run, 0, [cout, len], [len, 1]),
-                    MatRef::new(
-                        &copy.values,
-                        start + offset,
-                        [len, cin],
-                        [1, copy.channel_stride()],
-                    ),
-                    true,
-                    false,
-                );
-            }
+        }
+        for (tap, &offset) in offsets.iter().enumerate() {
+            gemm(
+                MatMut::new(sums, tap * cout * cin, [cout, cin], [cin, 1]),
+                MatRef::new(&run_grad, 0, [cout, len], [len, 1]),
+                MatRef::new(
+                    &copy.values,
+                    start + offset,
+                    [len, cin],
+                    [1, copy.channel_stride()],
+                ),
+                true,
+                false,
+            );
         }
     }
 }

@@ -27,18 +27,18 @@ pub struct MatMut<'a> {
     col_stride: usize,
 }
 
-/// Index of the last element of a `rows × cols` view, or `None` for an empty view.
-fn last_index(
+/// Panics unless every element of a `rows × cols` view at `offset` lies inside a slice of
+/// `len` values (a view past its slice is a bug in the caller).
+fn check_view(
+    len: usize,
     offset: usize,
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-) -> Option<usize> {
-    if rows == 0 || cols == 0 {
-        return None;
+    [rows, cols]: [usize; 2],
+    [row_stride, col_stride]: [usize; 2],
+) {
+    if rows > 0 && cols > 0 {
+        let last = offset + (rows - 1) * row_stride + (cols - 1) * col_stride;
+        assert!(last < len, "matrix view past the end of its slice");
     }
-    Some(offset + (rows - 1) * row_stride + (cols - 1) * col_stride)
 }
 
 impl<'a> MatRef<'a> {
@@ -49,9 +49,7 @@ impl<'a> MatRef<'a> {
         [rows, cols]: [usize; 2],
         [row_stride, col_stride]: [usize; 2],
     ) -> Self {
-        if let Some(last) = last_index(offset, rows, cols, row_stride, col_stride) {
-            assert!(last < data.len(), "matrix view past the end of its slice");
-        }
+        check_view(data.len(), offset, [rows, cols], [row_stride, col_stride]);
         Self {
             data,
             offset,
@@ -87,9 +85,7 @@ impl<'a> MatMut<'a> {
         [rows, cols]: [usize; 2],
         [row_stride, col_stride]: [usize; 2],
     ) -> Self {
-        if let Some(last) = last_index(offset, rows, cols, row_stride, col_stride) {
-            assert!(last < data.len(), "matrix view past the end of its slice");
-        }
+        check_view(data.len(), offset, [rows, cols], [row_stride, col_stride]);
         Self {
             data,
             offset,

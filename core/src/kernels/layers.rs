@@ -114,13 +114,25 @@ pub fn instance_norm<B: Backend, const D: usize>(
     single_input(x, op, forward, |x| norm.forward(x))
 }
 
-/// Layer normalisation over the channels of `[N, C, D, H, W]`.
-#[derive(Debug)]
-struct ChannelLayerNorm {
-    dims: [usize; 3],
+/// Over which axes an affine normalisation takes its statistics.
+#[derive(Clone, Copy, Debug)]
+enum NormAxes {
+    /// Over the channels of each voxel (layer norm).
+    Channels,
+    /// Over samples and voxels, per channel (training-mode batch norm).
+    Batch,
 }
 
-impl KernelBackward for ChannelLayerNorm {
+/// A normalisation scaled by `gamma` and shifted by `beta` over `[N, C, V]`; keeps the input and
+/// `gamma`, parents `[input, gamma]` or `[input, gamma, beta]`.
+#[derive(Debug)]
+struct AffineNormOp {
+    axes: NormAxes,
+    dims: [usize; 3],
+    eps: f64,
+}
+
+impl KernelBackward for AffineNormOp {
     fn gradients(
         &self,
         kept: &[FlexTensor],
@@ -128,14 +140,18 @@ impl KernelBackward for ChannelLayerNorm {
         wanted: &[bool],
     ) -> Vec<Option<FlexTensor>> {
         let [x, gamma] = kept else {
-            unreachable!("the channel layer norm keeps its input and scale")
+            unreachable!("an affine normalisation keeps its input and scale")
         };
-        let (dx, dgamma, dbeta) = norm::channel_layer_norm_backward(
+        let backward = match self.axes {
+            NormAxes::Channels => norm::channel_layer_norm_backward,
+            NormAxes::Batch => norm::batch_norm_backward,
+        };
+        let (dx, dgamma, dbeta) = backward(
             &values(x),
             &values(grad),
             self.dims,
             &values(gamma),
-            LAYER_NORM_EPS,
+            self.eps,
         );
         let channels = self.dims[1];
         vec![
@@ -197,47 +213,19 @@ pub fn channel_layer_norm<B: Backend>(norm: &LayerNorm<B>, x: Tensor<B, 5>) -> T
                 &gamma.primitive,
                 beta.as_ref().map(|b| &b.primitive),
             );
-            let op = ChannelLayerNorm { dims };
-            let tracked = match &beta {
-                Some(beta) => autodiff::track(op, [&x, &gamma, beta], &[&x, &gamma], output),
-                None => autodiff::track(op, [&x, &gamma], &[&x, &gamma], output),
-            };
+            let tracked = autodiff::track_with_bias(
+                AffineNormOp {
+                    axes: NormAxes::Channels,
+                    dims,
+                    eps: LAYER_NORM_EPS,
+                },
+                [&x, &gamma],
+                beta.as_ref(),
+                output,
+            );
             route::tensor(tracked)
         }
         _ => burn_op(x),
-    }
-}
-
-/// Batch normalisation with the batch's statistics over `[N, C, …]`.
-#[derive(Debug)]
-struct BatchNormOp {
-    dims: [usize; 3],
-    eps: f64,
-}
-
-impl KernelBackward for BatchNormOp {
-    fn gradients(
-        &self,
-        kept: &[FlexTensor],
-        grad: &FlexTensor,
-        wanted: &[bool],
-    ) -> Vec<Option<FlexTensor>> {
-        let [x, gamma] = kept else {
-            unreachable!("the batch norm keeps its input and scale")
-        };
-        let (dx, dgamma, dbeta) = norm::batch_norm_backward(
-            &values(x),
-            &values(grad),
-            self.dims,
-            &values(gamma),
-            self.eps,
-        );
-        let channels = self.dims[1];
-        vec![
-            wanted[0].then(|| flex_tensor(dx, x.layout().shape())),
-            wanted[1].then(|| flex_tensor(dgamma, &[channels])),
-            wanted[2].then(|| flex_tensor(dbeta, &[channels])),
-        ]
     }
 }
 
@@ -279,7 +267,11 @@ pub fn batch_norm_training<B: Backend, const D: usize>(
     );
     let output = flex_tensor(out, x.primitive.layout().shape());
     let tracked = autodiff::track(
-        BatchNormOp { dims, eps },
+        AffineNormOp {
+            axes: NormAxes::Batch,
+            dims,
+            eps,
+        },
         [&x, &gamma, &beta],
         &[&x, &gamma],
         output,
@@ -432,10 +424,11 @@ pub fn gelu_conv<B: Backend>(hidden: Tensor<B, 5>, conv: &Conv3d<B>) -> Tensor<B
         bias.as_ref().map(|b| &b.primitive),
     );
     drop(activated);
-    let op = GeluConvOp { plan };
-    let tracked = match &bias {
-        Some(bias) => autodiff::track(op, [&hidden, &weight, bias], &[&hidden, &weight], output),
-        None => autodiff::track(op, [&hidden, &weight], &[&hidden, &weight], output),
-    };
+    let tracked = autodiff::track_with_bias(
+        GeluConvOp { plan },
+        [&hidden, &weight],
+        bias.as_ref(),
+        output,
+    );
     route::tensor(tracked)
 }

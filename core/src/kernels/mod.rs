@@ -177,10 +177,7 @@ fn run<B: Backend>(
                 &weight.primitive,
                 bias.as_ref().map(|b| &b.primitive),
             );
-            let tracked = match &bias {
-                Some(bias) => autodiff::track(plan, [&x, &weight, bias], &[&x, &weight], output),
-                None => autodiff::track(plan, [&x, &weight], &[&x, &weight], output),
-            };
+            let tracked = autodiff::track_with_bias(plan, [&x, &weight], bias.as_ref(), output);
             Ok(route::tensor(tracked))
         }
         Route::Burn => Err((x, weight, bias)),

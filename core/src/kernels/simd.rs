@@ -6,7 +6,7 @@
 /// The fused multiply-add `a·b + c` where the instruction exists, `a·b + c` rounded twice
 /// elsewhere (`f32::mul_add` without the FMA feature is a slow library call).
 #[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+pub fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA {
         a.mul_add(b, c)
     } else {

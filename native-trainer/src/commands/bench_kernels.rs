@@ -28,9 +28,9 @@ pub struct KernelBenchArgs {
     pub only: Option<String>,
 }
 
-/// One convolution of the model: input and weight shapes, stride = padding rule, groups.
+/// One convolution of the model: input and weight shapes, stride, padding, groups.
 struct Layer {
-    name: &'static str,
+    name: String,
     x: [usize; 5],
     weight: [usize; 5],
     transposed: bool,
@@ -39,151 +39,67 @@ struct Layer {
     groups: usize,
 }
 
-const fn layer(
-    name: &'static str,
-    x: [usize; 5],
-    weight: [usize; 5],
-    stride: usize,
-    padding: usize,
-    groups: usize,
-) -> Layer {
+/// A `k³` convolution `cin → cout` with "same" padding on a `size³` input.
+fn dense(cin: usize, cout: usize, kernel: usize, size: usize) -> Layer {
     Layer {
-        name,
-        x,
-        weight,
+        name: format!("dense {kernel}³ {cin}→{cout} @{size}³"),
+        x: [1, cin, size, size, size],
+        weight: [cout, cin, kernel, kernel, kernel],
         transposed: false,
-        stride,
-        padding,
-        groups,
+        stride: 1,
+        padding: kernel / 2,
+        groups: 1,
+    }
+}
+
+/// A depthwise `k³` convolution over `channels` on a `size³` input.
+fn depthwise(channels: usize, kernel: usize, size: usize) -> Layer {
+    Layer {
+        name: format!("depthwise {kernel}³ C{channels} @{size}³"),
+        weight: [channels, 1, kernel, kernel, kernel],
+        groups: channels,
+        ..dense(channels, channels, kernel, size)
+    }
+}
+
+/// A `k2 s2` patch embedding `cin → cout` on a `size³` input.
+fn patch_embed(cin: usize, cout: usize, size: usize) -> Layer {
+    Layer {
+        name: format!("patch-embed {cin}→{cout} k2 @{size}³"),
+        stride: 2,
+        padding: 0,
+        ..dense(cin, cout, 2, size)
+    }
+}
+
+/// A transposed `2³ s2` convolution `cin → cout` on a `size³` input.
+fn up(cin: usize, cout: usize, size: usize) -> Layer {
+    Layer {
+        name: format!("transposed {cin}→{cout} k2 @{size}³"),
+        weight: [cin, cout, 2, 2, 2],
+        transposed: true,
+        ..patch_embed(cin, cout, size)
     }
 }
 
 /// The convolution shapes of UniFormer-S UniUnet (4 → 3) on one 96³ window.
 fn layers() -> Vec<Layer> {
-    let up = |name, x, weight| Layer {
-        name,
-        x,
-        weight,
-        transposed: true,
-        stride: 2,
-        padding: 0,
-        groups: 1,
-    };
     vec![
-        layer(
-            "patch-embed 4→64 k2 @96³",
-            [1, 4, 96, 96, 96],
-            [64, 4, 2, 2, 2],
-            2,
-            0,
-            1,
-        ),
-        layer(
-            "patch-embed 64→128 k2 @48³",
-            [1, 64, 48, 48, 48],
-            [128, 64, 2, 2, 2],
-            2,
-            0,
-            1,
-        ),
-        layer(
-            "depthwise 3³ C64 @48³",
-            [1, 64, 48, 48, 48],
-            [64, 1, 3, 3, 3],
-            1,
-            1,
-            64,
-        ),
-        layer(
-            "depthwise 5³ C64 @48³",
-            [1, 64, 48, 48, 48],
-            [64, 1, 5, 5, 5],
-            1,
-            2,
-            64,
-        ),
-        layer(
-            "pointwise 64→256 @48³",
-            [1, 64, 48, 48, 48],
-            [256, 64, 1, 1, 1],
-            1,
-            0,
-            1,
-        ),
-        layer(
-            "depthwise 5³ C128 @24³",
-            [1, 128, 24, 24, 24],
-            [128, 1, 5, 5, 5],
-            1,
-            2,
-            128,
-        ),
-        layer(
-            "depthwise 3³ C320 @12³",
-            [1, 320, 12, 12, 12],
-            [320, 1, 3, 3, 3],
-            1,
-            1,
-            320,
-        ),
-        up(
-            "transposed 512→320 k2 @6³",
-            [1, 512, 6, 6, 6],
-            [512, 320, 2, 2, 2],
-        ),
-        up(
-            "transposed 64→64 k2 @48³",
-            [1, 64, 48, 48, 48],
-            [64, 64, 2, 2, 2],
-        ),
-        layer(
-            "dense 3³ 640→320 @12³",
-            [1, 640, 12, 12, 12],
-            [320, 640, 3, 3, 3],
-            1,
-            1,
-            1,
-        ),
-        layer(
-            "dense 3³ 256→128 @24³",
-            [1, 256, 24, 24, 24],
-            [128, 256, 3, 3, 3],
-            1,
-            1,
-            1,
-        ),
-        layer(
-            "dense 3³ 128→64 @48³",
-            [1, 128, 48, 48, 48],
-            [64, 128, 3, 3, 3],
-            1,
-            1,
-            1,
-        ),
-        layer(
-            "dense 3³ 4→64 @96³",
-            [1, 4, 96, 96, 96],
-            [64, 4, 3, 3, 3],
-            1,
-            1,
-            1,
-        ),
-        layer(
-            "dense 3³ 128→64 @96³",
-            [1, 128, 96, 96, 96],
-            [64, 128, 3, 3, 3],
-            1,
-            1,
-            1,
-        ),
-        layer(
-            "dense 3³ 64→64 @96³",
-            [1, 64, 96, 96, 96],
-            [64, 64, 3, 3, 3],
-            1,
-            1,
-            1,
-        ),
+        patch_embed(4, 64, 96),
+        patch_embed(64, 128, 48),
+        depthwise(64, 3, 48),
+        depthwise(64, 5, 48),
+        dense(64, 256, 1, 48),
+        depthwise(128, 5, 24),
+        depthwise(320, 3, 12),
+        up(512, 320, 6),
+        up(64, 64, 48),
+        dense(640, 320, 3, 12),
+        dense(256, 128, 3, 24),
+        dense(128, 64, 3, 48),
+        dense(4, 64, 3, 96),
+        dense(128, 64, 3, 96),
+        dense(64, 64, 3, 96),
     ]
 }
 

@@ -1,7 +1,7 @@
 //! UniFormer encoder: parameter count of the official UniFormer-S, stage output shapes, input
 //! checks, and the attention / channel-norm building blocks against direct computations.
 
-use brainmvp_core::model::patch_embed::channel_layer_norm;
+use brainmvp_core::kernels::channel_layer_norm;
 use brainmvp_core::model::sablock::Attention;
 use brainmvp_core::model::{Uniformer, UniformerConfig};
 use burn::backend::Flex;

@@ -175,13 +175,13 @@ pub fn channel_layer_norm_backward(
                 sums[channel] += gamma_sum as f32;
                 sums[channels + channel] += beta_sum as f32;
             }
-            for channel in 0..channels {
+            for (channel, &scale) in gamma.iter().enumerate().take(channels) {
                 let (row, grad_row) = rows(channel);
                 // SAFETY: each task writes its own voxels of every channel of its sample.
                 let dst = unsafe { target.part(sample * item_len + channel * volume + start, len) };
                 for i in 0..len {
                     let normalised = (row[i] - mean[i]) * rstd[i];
-                    let scaled = grad_row[i] * gamma[channel];
+                    let scaled = grad_row[i] * scale;
                     dst[i] = rstd[i]
                         * (scaled - a[i] / channels as f32 - normalised * b[i] / channels as f32);
                 }

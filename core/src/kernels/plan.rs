@@ -92,7 +92,7 @@ impl ConvPlan {
             && options.stride == kernel
             && options.padding == [0, 0, 0]
             && options.padding_out == [0, 0, 0];
-        covered.then(|| Self {
+        covered.then_some(Self {
             kind: ConvKind::PatchTranspose,
             shape: ConvShape {
                 batch,

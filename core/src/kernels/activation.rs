@@ -11,7 +11,9 @@
 use core::f32::consts::{FRAC_1_SQRT_2, LOG2_E};
 
 use super::parallel::{self, SharedOut};
-use super::simd::{has_fma, madd};
+#[cfg(target_arch = "x86_64")]
+use super::simd::has_fma;
+use super::simd::madd;
 
 /// `ln 2 = LN_2_HIGH + LN_2_LOW`, the high part with few enough bits that `k·LN_2_HIGH` is exact.
 const LN_2_HIGH: f32 = 0.693_359_4;

@@ -153,8 +153,16 @@ fn bad_cases_are_one_line_errors() {
         .to_string();
     assert!(err.starts_with("only-t2.nii.gz"), "{err}");
     assert!(!err.contains('\n'));
-    let mut wrong_grid = case(&mut Rng::new(2), "wrong-grid");
-    wrong_grid.label.dims = [EDGE, EDGE, EDGE - 1];
-    wrong_grid.label.data.truncate(EDGE * EDGE * (EDGE - 1));
-    assert!(FewShotSet::new(&manifest, vec![wrong_grid], None).is_err());
+    // A label map on another grid is resampled onto the images'; one elsewhere in the world is
+    // refused.
+    let mut other_grid = case(&mut Rng::new(2), "other-grid");
+    other_grid.label.dims = [EDGE, EDGE, EDGE - 1];
+    other_grid.label.data.truncate(EDGE * EDGE * (EDGE - 1));
+    assert!(FewShotSet::new(&manifest, vec![other_grid.clone()], None).is_ok());
+    other_grid.label.affine[0][3] += 1e4;
+    let err = FewShotSet::new(&manifest, vec![other_grid], None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("does not overlap"), "{err}");
 }

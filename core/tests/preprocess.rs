@@ -444,19 +444,27 @@ fn scaling_without_recrop_puts_the_percentiles_at_0_and_1() {
 fn inconsistent_inputs_are_refused_with_the_name() {
     let (mut images, label) = synthetic_subject(2.0, [24, 20, 16]);
     let config = PreprocessConfig::default();
+    // A modality on another grid is resampled onto the first image's through world space...
     let mut shifted = images.clone();
     shifted[1].1.affine[0][3] += 1.0;
+    let subject = preprocess_images("s1", shifted.clone(), None, &config).unwrap();
+    let reference = preprocess_images("s1", images.clone(), None, &config).unwrap();
+    assert_ne!(subject.images[1].1.data, reference.images[1].1.data);
+    // ...and refused, with its name, when the two share no world space.
+    shifted[1].1.affine[0][3] += 10_000.0;
     let err = preprocess_images("s1", shifted, None, &config).unwrap_err();
     assert_eq!(err.context, "s1 t2");
-    assert!(err.cause.contains("affine differs"), "{err}");
+    assert!(err.cause.contains("does not overlap s1 "), "{err}");
 
     let mut bad_label = label.clone();
     bad_label.data[5] = 1.5;
     let err = preprocess_images("s1", images.clone(), Some(bad_label), &config).unwrap_err();
     assert_eq!(err.context, "s1 label");
 
-    let small_label = Volume::filled([4, 4, 4], label.affine, 0.0f32);
-    let err = preprocess_images("s1", images.clone(), Some(small_label), &config).unwrap_err();
+    let mut far_affine = label.affine;
+    far_affine[2][3] -= 10_000.0;
+    let far_label = Volume::filled([4, 4, 4], far_affine, 0.0f32);
+    let err = preprocess_images("s1", images.clone(), Some(far_label), &config).unwrap_err();
     assert_eq!(err.context, "s1 label");
 
     images.push(images[0].clone());

@@ -8,6 +8,7 @@ pub mod crop;
 pub mod intensity;
 pub mod pipeline;
 pub mod record;
+pub mod regrid;
 pub mod resample;
 mod restore;
 #[cfg(feature = "fs")]

@@ -21,13 +21,17 @@
 //! same intensities; the differences are deliberate deviations for downstream tasks.
 //!
 //! The label map (not part of the official pre-training, which has none) follows the images
-//! through the same reorientation, nearest resampling and crops. Every modality and the label map
-//! must be on the same grid once in RAS (same dims, affine within [`AFFINE_TOLERANCE`]).
+//! through the same reorientation, nearest resampling and crops. Every other modality and the
+//! label map are put on the first image's grid once in RAS (same dims, affine within
+//! [`AFFINE_TOLERANCE`]); one on another grid (a 3 mm FLAIR beside a 1 mm T1) is resampled onto
+//! it through world space ([`super::regrid`]: trilinear, nearest for the label map) with a
+//! warning, and one that shares no world space with it is refused.
 
 use super::config::PreprocessConfig;
 use super::crop::{centred_foreground_box, crop, foreground_box, symmetric_box};
 use super::intensity::scale_percentiles_clipped;
 use super::record::{CropBox, GridRecord, PreprocessedSubject};
+use super::regrid::{onto_reference, Regridded};
 use super::resample::{resample_linear, resample_nearest, resampled_grid};
 use crate::nifti::{to_ras, Reorientation};
 use crate::{Error, Modality, Result, Volume};
@@ -35,7 +39,7 @@ use crate::{Error, Modality, Result, Volume};
 /// Spacings (mm) closer than this to the target are not resampled.
 pub const SPACING_TOLERANCE_MM: f64 = 1e-3;
 /// Largest difference (mm) between affine entries of volumes considered on the same grid.
-pub const AFFINE_TOLERANCE: f64 = 1e-3;
+pub const AFFINE_TOLERANCE: f64 = super::regrid::SAME_GRID_TOLERANCE_MM;
 
 /// An input volume with the name its errors carry (a file path, or `"<id> <modality>"`).
 pub(crate) struct NamedVolume {
@@ -146,7 +150,7 @@ fn check_inputs(
 
 type Reoriented = (Vec<Volume<f32>>, Option<Volume<f32>>, Reorientation);
 
-/// Bring every volume to RAS and check they share the first image's grid.
+/// Bring every volume to RAS and onto the first image's grid.
 fn reorient_all(images: Vec<NamedVolume>, label: Option<NamedVolume>) -> Result<Reoriented> {
     let mut reorientation = None;
     let mut reference: Option<(String, Volume<f32>)> = None;
@@ -156,16 +160,28 @@ fn reorient_all(images: Vec<NamedVolume>, label: Option<NamedVolume>) -> Result<
     let count = images.len();
     for (index, named) in images.into_iter().chain(label).enumerate() {
         let (ras, this_reorientation) = to_ras(&named.volume);
-        match &reference {
+        let is_the_label = is_label && index == count;
+        let ras = match &reference {
             None => {
                 reorientation = Some(this_reorientation);
                 reference = Some((named.name.clone(), ras.clone()));
+                ras
             }
             Some((reference_name, reference_volume)) => {
-                check_same_grid(&named.name, &ras, reference_name, reference_volume)?
+                let grid = (reference_volume.dims, &reference_volume.affine);
+                let (ras, how) =
+                    onto_reference(&named.name, ras, reference_name, grid, is_the_label)?;
+                if let Regridded::Resampled { coverage } = how {
+                    log::warn!(
+                        "{}: on another grid than {reference_name}; resampled onto it ({:.0} % of it covered)",
+                        named.name,
+                        100.0 * coverage
+                    );
+                }
+                ras
             }
-        }
-        if is_label && index == count {
+        };
+        if is_the_label {
             ras_label = Some(ras);
         } else {
             ras_images.push(ras);
@@ -173,34 +189,6 @@ fn reorient_all(images: Vec<NamedVolume>, label: Option<NamedVolume>) -> Result<
     }
     let reorientation = reorientation.ok_or_else(|| Error::new("", "no image to reorient"))?;
     Ok((ras_images, ras_label, reorientation))
-}
-
-/// Error naming `name` unless `volume` (in RAS) lies on the grid of `reference` (in RAS).
-fn check_same_grid(
-    name: &str,
-    volume: &Volume<f32>,
-    reference_name: &str,
-    reference: &Volume<f32>,
-) -> Result<()> {
-    if volume.dims != reference.dims {
-        let cause = format!(
-            "grid {:?} (in RAS) differs from {:?} of {reference_name}",
-            volume.dims, reference.dims
-        );
-        return Err(Error::new(name, cause));
-    }
-    let largest_difference = (0..3)
-        .flat_map(|row| (0..4).map(move |col| (row, col)))
-        .map(|(row, col)| (volume.affine[row][col] - reference.affine[row][col]).abs())
-        .fold(0.0f64, f64::max);
-    if largest_difference.is_nan() || largest_difference > AFFINE_TOLERANCE {
-        let cause = format!(
-            "affine differs from that of {reference_name} by up to {largest_difference:.4} mm \
-             (the modalities of a subject must be co-registered on one grid)"
-        );
-        return Err(Error::new(name, cause));
-    }
-    Ok(())
 }
 
 /// Image volumes and the optional label map, on one grid.

@@ -18,6 +18,7 @@ pub mod modality;
 pub mod model;
 pub mod nifti;
 pub mod official;
+pub mod postprocess;
 pub mod preprocess;
 pub mod pretext;
 pub mod pretrain;

@@ -186,11 +186,14 @@ fn an_inflated_first_embedding_computes_on_identical_channels_what_the_pretraine
         report.summary()
     );
     let stacked = single.repeat_dim(1, 4);
+    // f32 rounding only: the stacked sum of four w/4 products runs in another order than the one
+    // product, and four stages (layer norms, attention) carry it to ~2e-5 of the scale; a wrong
+    // inflation is off by the order of the scale itself.
     for (stage, (ours, theirs)) in encoder.forward(stacked).iter().zip(&expected).enumerate() {
         let difference = (ours.clone() - theirs.clone()).abs().max().into_scalar();
         let scale = theirs.clone().abs().max().into_scalar();
         assert!(
-            difference <= 1e-5 * scale,
+            difference <= 1e-4 * scale,
             "stage {stage}: max difference {difference}, scale {scale}"
         );
     }

@@ -295,7 +295,14 @@ fn segment_example<B: burn::tensor::backend::Backend>(
     .collect();
     let target = out.join("segmentation").join(format!("{id}_seg.nii.gz"));
     std::fs::create_dir_all(out.join("segmentation"))?;
-    crate::commands::segment::segment_files::<B>(&out.join("model"), &files, &target, device)
+    let options = brainmvp_core::finetune::segment::InferenceOptions::default();
+    crate::commands::segment::segment_files::<B>(
+        &out.join("model"),
+        &files,
+        &target,
+        &options,
+        device,
+    )
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {

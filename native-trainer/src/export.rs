@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use brainmvp_core::cohort::discover;
 use brainmvp_core::finetune::export::{ModelBundle, WeightPrecision};
-use brainmvp_core::finetune::segment::segment_case;
+use brainmvp_core::finetune::segment::Segmenter;
 use brainmvp_core::Modality;
 use burn::backend::Flex;
 use serde::Serialize;
@@ -126,15 +126,13 @@ fn score_bundle(bundle: &ModelBundle, cases: &[CheckCase]) -> Result<(f64, Vec<V
         for (modality, path) in &case.images {
             images.push((*modality, brainmvp_core::nifti::read_path(path)?.volume));
         }
-        let segmentation = segment_case(
-            &model,
-            &bundle.manifest,
-            &case.id,
-            images,
-            templates.as_ref(),
-            &device,
-            |_, _| {},
-        )?;
+        let segmenter = Segmenter {
+            model: &model,
+            manifest: &bundle.manifest,
+            templates: templates.as_ref(),
+        };
+        let segmentation =
+            segmenter.segment(&case.id, images, &Default::default(), &device, |_, _| {})?;
         let truth = read_label_map(&case.label)?;
         if truth.dims != segmentation.labels.dims {
             bail!(

@@ -13,6 +13,7 @@ use super::cutmix::{fill_missing, TemplateBank};
 use super::labels::LabelScheme;
 use crate::inference::{sliding_window_async, sliding_window_with_progress, SlidingWindowConfig};
 use crate::model::{UniUnet, UniUnetConfig};
+use crate::postprocess::{postprocess_brats, PostprocessConfig, PostprocessReport};
 use crate::preprocess::{preprocess_images, GridRecord, PreprocessConfig};
 use crate::{Error, Modality, Result, Volume};
 
@@ -99,7 +100,7 @@ impl SegmenterManifest {
     }
 }
 
-/// The result of [`segment_case`].
+/// The result of [`Segmenter::segment`].
 #[derive(Debug, Clone)]
 pub struct Segmentation {
     /// The label map on the input images' own grid and affine.
@@ -108,6 +109,8 @@ pub struct Segmentation {
     pub filled: Vec<Modality>,
     /// Given modalities the model does not use.
     pub ignored: Vec<Modality>,
+    /// What post-processing changed (`None`: it did not run).
+    pub postprocessed: Option<PostprocessReport>,
 }
 
 /// Stacks `images` in `order` as one input `[1, C, z, y, x]`; every volume must have the first
@@ -139,23 +142,71 @@ pub fn stack_channels<B: Backend>(
     Ok(Tensor::from_data(TensorData::new(values, shape), device))
 }
 
+/// How a case is segmented beyond the model's own window settings: test-time mirroring and
+/// post-processing of the label map (both off by default).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InferenceOptions {
+    /// Average the class probabilities over the 8 mirrorings of the three axes (nnU-Net's
+    /// test-time mirroring); runs 8 × the windows.
+    pub mirror: bool,
+    /// Post-processing of the BraTS label map ([`crate::postprocess`]).
+    pub postprocess: PostprocessConfig,
+}
+
+/// The axis sets (burn's z, y, x = 2, 3, 4) a prediction is mirrored along: none, or all 8.
+fn mirrorings(mirror: bool) -> Vec<Vec<usize>> {
+    if !mirror {
+        return vec![Vec::new()];
+    }
+    (0..8usize)
+        .map(|bits| {
+            (0..3)
+                .filter(|bit| bits & (1 << bit) != 0)
+                .map(|bit| bit + 2)
+                .collect()
+        })
+        .collect()
+}
+
+fn flip_axes<B: Backend>(mut tensor: Tensor<B, 5>, axes: &[usize]) -> Tensor<B, 5> {
+    for &axis in axes {
+        tensor = tensor.flip([axis as isize]);
+    }
+    tensor
+}
+
+/// Mean of the probability maps `[1, C, z, y, x]` over the mirrorings.
+fn mean_of<B: Backend>(sum: Option<Tensor<B, 5>>, count: usize) -> Result<Tensor<B, 5>> {
+    sum.map(|sum| sum / count as f32)
+        .ok_or_else(|| Error::new("prediction", "no prediction was made"))
+}
+
 /// Sliding-window prediction of one preprocessed case `[1, C, z, y, x]`: the label map, x
-/// fastest, on the same grid. `on_window(done, total)` reports progress.
+/// fastest, on the same grid; with `mirror`, averaged over the 8 mirrorings.
+/// `on_window(done, total)` reports progress over all windows.
 pub fn predict_labels<B: Backend>(
     model: &UniUnet<B>,
     labels: &LabelScheme,
     window: &SlidingWindowConfig,
     input: Tensor<B, 5>,
-    on_window: impl FnMut(usize, usize),
+    mirror: bool,
+    mut on_window: impl FnMut(usize, usize),
 ) -> Result<Vec<u8>> {
     let [_, _, depth, height, width] = input.dims();
-    let logits = sliding_window_with_progress(
-        input,
-        window,
-        |patch| model.try_forward_inference(patch),
-        on_window,
-    )?;
-    let values = probability_values(labels.probabilities(logits).into_data())?;
+    let flips = mirrorings(mirror);
+    let mut sum: Option<Tensor<B, 5>> = None;
+    for (pass, axes) in flips.iter().enumerate() {
+        let logits = sliding_window_with_progress(
+            flip_axes(input.clone(), axes),
+            window,
+            |patch| model.try_forward_inference(patch),
+            |done, total| on_window(pass * total + done, flips.len() * total),
+        )?;
+        let probabilities = flip_axes(labels.probabilities(logits), axes);
+        sum = Some(sum.map_or(probabilities.clone(), |sum| sum + probabilities));
+    }
+    let values = probability_values(mean_of(sum, flips.len())?.into_data())?;
     labels.decode(&values, depth * height * width)
 }
 
@@ -167,18 +218,24 @@ pub async fn predict_labels_async<B: Backend>(
     labels: &LabelScheme,
     window: &SlidingWindowConfig,
     input: Tensor<B, 5>,
-    on_window: impl FnMut(usize, usize),
+    mirror: bool,
+    mut on_window: impl FnMut(usize, usize),
 ) -> Result<Vec<u8>> {
     let [_, _, depth, height, width] = input.dims();
-    let logits = sliding_window_async(
-        input,
-        window,
-        |patch| model.try_forward_inference(patch),
-        on_window,
-    )
-    .await?;
-    let data = labels
-        .probabilities(logits)
+    let flips = mirrorings(mirror);
+    let mut sum: Option<Tensor<B, 5>> = None;
+    for (pass, axes) in flips.iter().enumerate() {
+        let logits = sliding_window_async(
+            flip_axes(input.clone(), axes),
+            window,
+            |patch| model.try_forward_inference(patch),
+            |done, total| on_window(pass * total + done, flips.len() * total),
+        )
+        .await?;
+        let probabilities = flip_axes(labels.probabilities(logits), axes);
+        sum = Some(sum.map_or(probabilities.clone(), |sum| sum + probabilities));
+    }
+    let data = mean_of(sum, flips.len())?
         .into_data_async()
         .await
         .map_err(|err| Error::new("prediction", format!("{err:?}")))?;
@@ -250,39 +307,73 @@ impl<B: Backend> PreparedCase<B> {
         self.record.restore(volume)
     }
 
-    /// The label map `predicted` (on the network's grid, x fastest) back on the input's grid.
-    pub fn finish(&self, predicted: Vec<u8>) -> Result<Segmentation> {
+    /// The label map `predicted` (on the network's grid, x fastest) back on the input's grid,
+    /// post-processed by `postprocess` when the labels are BraTS tumour labels.
+    pub fn finish(
+        &self,
+        predicted: Vec<u8>,
+        labels: &LabelScheme,
+        postprocess: &PostprocessConfig,
+    ) -> Result<Segmentation> {
         let grid = &self.channels[0].1;
         let cropped = Volume {
             dims: grid.dims,
             affine: grid.affine,
             data: predicted,
         };
+        let mut restored = self.record.restore(&cropped)?;
+        let postprocessed = match (labels, postprocess.is_active()) {
+            (LabelScheme::Brats { enhancing_label }, true) => Some(postprocess_brats(
+                &mut restored,
+                *enhancing_label,
+                postprocess,
+            )?),
+            _ => None,
+        };
         Ok(Segmentation {
-            labels: self.record.restore(&cropped)?,
+            labels: restored,
             filled: self.filled.clone(),
             ignored: self.ignored.clone(),
+            postprocessed,
         })
     }
 }
 
-/// The whole pipeline on one case: preprocess the raw `images` as at training, fill missing
-/// modalities from `templates` (zeros without), predict by sliding window, and put the label map
-/// back on the input's grid. `id` names the case in errors.
-pub fn segment_case<B: Backend>(
-    model: &UniUnet<B>,
-    manifest: &SegmenterManifest,
-    id: &str,
-    images: Vec<(Modality, Volume<f32>)>,
-    templates: Option<&TemplateBank>,
-    device: &B::Device,
-    on_window: impl FnMut(usize, usize),
-) -> Result<Segmentation> {
-    let case = PreparedCase::<B>::new(manifest, id, images, templates, device)?;
-    let input = case.input.clone();
-    let predicted = predict_labels(model, &manifest.labels, &manifest.window, input, on_window)
+/// A loaded segmentation model: the network, its manifest and its templates.
+pub struct Segmenter<'a, B: Backend> {
+    pub model: &'a UniUnet<B>,
+    pub manifest: &'a SegmenterManifest,
+    /// Filled in for missing modalities (zeros without).
+    pub templates: Option<&'a TemplateBank>,
+}
+
+impl<B: Backend> Segmenter<'_, B> {
+    /// The whole pipeline on one case: preprocess the raw `images` as at training, fill missing
+    /// modalities from the templates, predict by sliding window (mirrored when `options` say so),
+    /// put the label map back on the input's grid and post-process it. `id` names the case in
+    /// errors.
+    pub fn segment(
+        &self,
+        id: &str,
+        images: Vec<(Modality, Volume<f32>)>,
+        options: &InferenceOptions,
+        device: &B::Device,
+        on_window: impl FnMut(usize, usize),
+    ) -> Result<Segmentation> {
+        let manifest = self.manifest;
+        let case = PreparedCase::<B>::new(manifest, id, images, self.templates, device)?;
+        let input = case.input.clone();
+        let predicted = predict_labels(
+            self.model,
+            &manifest.labels,
+            &manifest.window,
+            input,
+            options.mirror,
+            on_window,
+        )
         .map_err(|err| err.with_context(id))?;
-    case.finish(predicted)
+        case.finish(predicted, &manifest.labels, &options.postprocess)
+    }
 }
 
 /// The volume of one label in a label map.

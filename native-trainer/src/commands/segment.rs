@@ -4,7 +4,8 @@
 
 use anyhow::{bail, Context};
 use brainmvp_core::finetune::labels::LabelScheme;
-use brainmvp_core::finetune::segment::{label_volumes, segment_case};
+use brainmvp_core::finetune::segment::{label_volumes, InferenceOptions, Segmenter};
+use brainmvp_core::postprocess::PostprocessConfig;
 use brainmvp_core::Modality;
 use burn::tensor::backend::AutodiffBackend;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,42 @@ pub struct SegmentArgs {
     /// `cpu`, `cuda[:i]`, `wgpu[:i]`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Test-time mirroring: average over the 8 mirrorings of the axes (8 × the windows).
+    #[arg(long)]
+    pub mirror: bool,
+    /// The recommended post-processing: components under 0.1 ml removed, enclosed core holes
+    /// filled as necrotic core (BraTS labels only).
+    #[arg(long)]
+    pub clean: bool,
+    /// Remove tumour components under this volume (ml); core and enhancing components under it
+    /// become the enclosing region's label. Overrides `--clean`'s 0.1.
+    #[arg(long)]
+    pub min_component_ml: Option<f64>,
+    /// Keep only the largest tumour component.
+    #[arg(long)]
+    pub keep_largest: bool,
+    /// Label background and oedema enclosed by the tumour core as necrotic core.
+    #[arg(long)]
+    pub fill_core_holes: bool,
+}
+
+impl SegmentArgs {
+    /// Mirroring and post-processing as the flags say.
+    pub fn inference_options(&self) -> InferenceOptions {
+        let mut postprocess = match self.clean {
+            true => PostprocessConfig::recommended(),
+            false => PostprocessConfig::default(),
+        };
+        if let Some(min_ml) = self.min_component_ml {
+            postprocess.min_component_ml = min_ml;
+        }
+        postprocess.keep_largest |= self.keep_largest;
+        postprocess.fill_core_holes |= self.fill_core_holes;
+        InferenceOptions {
+            mirror: self.mirror,
+            postprocess,
+        }
+    }
 }
 
 /// The given images as (modality, path).
@@ -68,12 +105,15 @@ fn image_paths(args: &SegmentArgs) -> anyhow::Result<Vec<(Modality, PathBuf)>> {
 
 pub fn run(args: SegmentArgs) -> anyhow::Result<ExitCode> {
     let paths = image_paths(&args)?;
+    let options = args.inference_options();
+    options.postprocess.validate()?;
     let spec = DeviceSpec::parse(&args.device)?;
     crate::with_autodiff_backend!(spec, |B, devices| {
         segment_files::<<B as AutodiffBackend>::InnerBackend>(
             &args.model,
             &paths,
             &args.out,
+            &options,
             &devices.into_iter().next().unwrap_or_default(),
         )?
     });
@@ -85,6 +125,7 @@ pub fn segment_files<B: burn::tensor::backend::Backend>(
     model: &Path,
     paths: &[(Modality, PathBuf)],
     out: &Path,
+    options: &InferenceOptions,
     device: &B::Device,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -105,18 +146,15 @@ pub fn segment_files<B: burn::tensor::backend::Backend>(
         )
         .context("progress bar template")?,
     );
-    let segmentation = segment_case(
-        &loaded.model,
-        &loaded.manifest,
-        &id,
-        images,
-        loaded.templates.as_ref(),
-        device,
-        |done, total| {
-            progress.set_length(total as u64);
-            progress.set_position(done as u64);
-        },
-    )?;
+    let segmenter = Segmenter {
+        model: &loaded.model,
+        manifest: &loaded.manifest,
+        templates: loaded.templates.as_ref(),
+    };
+    let segmentation = segmenter.segment(&id, images, options, device, |done, total| {
+        progress.set_length(total as u64);
+        progress.set_position(done as u64);
+    })?;
     progress.finish_and_clear();
     brainmvp_core::nifti::write_u8(out, &segmentation.labels)?;
     for modality in &segmentation.filled {
@@ -132,6 +170,15 @@ pub fn segment_files<B: burn::tensor::backend::Backend>(
     }
     for modality in &segmentation.ignored {
         println!("{modality}: not used by this model");
+    }
+    if options.mirror {
+        println!("test-time mirroring: mean over 8 mirrorings");
+    }
+    if let Some(report) = &segmentation.postprocessed {
+        println!(
+            "post-processing: {} voxels removed, {} core → oedema, {} enhancing → core, {} enclosed voxels → core",
+            report.removed, report.core_to_oedema, report.enhancing_to_core, report.holes_filled
+        );
     }
     print_volumes(&segmentation.labels, &loaded.manifest.labels);
     println!(

@@ -252,8 +252,14 @@ pub fn evaluate_subjects<B: Backend>(
             job.templates.as_ref(),
             device,
         )?;
-        let predicted =
-            predict_labels(model, &manifest.labels, &manifest.window, input, |_, _| {})?;
+        let predicted = predict_labels(
+            model,
+            &manifest.labels,
+            &manifest.window,
+            input,
+            false,
+            |_, _| {},
+        )?;
         let prediction = Volume {
             dims: grid.dims,
             affine: grid.affine,

@@ -13,7 +13,8 @@
 //   #window · #level · #auto-wl · #zoom · #opacity · #label-toggles (input[data-label]) ·
 //   #view-axial / #view-coronal / #view-sagittal (canvas, data-axis 0/1/2) · #slice-axial … ·
 //   #cursor (crosshair line: "crosshair voxel (x, y, z) · world (…) mm · <modality> <value> · label n")
-//   · #hover (same for the voxel under the mouse) · #model-source · #model-file · #segment ·
+//   · #hover (same for the voxel under the mouse) · #model-source · #model-file ·
+//   #backend-choice (auto | webgpu | cpu) · #backend-why (which backend jobs use, and why) · #segment ·
 //   #cancel · #progress · #segment-status · #volumes (tbody tr[data-label]) · #download-seg ·
 //   #download-weights · #ft-add-case · #ft-cases · #ft-steps · #ft-lr · #ft-start · #ft-stop ·
 //   #loss-curve · #ft-status · #show-templates · #templates.
@@ -34,6 +35,7 @@
 //   valueAt([x, y, z])            → value of the displayed image
 //   segmentationBytes()           → Uint8Array of the last segmentation NIfTI or null
 //   lastError()                   → text of #error
+//   lastNotice()                  → text of #notice (4D file's first volume, resampled onto the grid)
 
 import * as seg from './segment-client.js';
 
@@ -77,9 +79,26 @@ function showError(message) {
 function clearErrors() {
   $('error').replaceChildren();
   $('error').hidden = true;
+  $('notice').replaceChildren();
+  $('notice').hidden = true;
+}
+
+/** Something the user should know that is not a failure (a 4D file's first volume, a resampling). */
+function showNotice(message) {
+  const box = $('notice');
+  for (const text of message.split('\n')) {
+    const line = document.createElement('div');
+    line.textContent = text;
+    box.append(line);
+  }
+  box.hidden = false;
 }
 
 const errorText = (error) => String(error?.message ?? error);
+
+/** Where to fix a file whose name named no modality. */
+const selectorHint = (names) =>
+  `${names.join(', ')}: modality not recognised from the file name; choose it in the file's "modality?" selector (file list)`;
 
 function setViewerState(value) {
   document.body.dataset.viewer = value;
@@ -87,13 +106,23 @@ function setViewerState(value) {
 
 // ---------------------------------------------------------------------------------- files
 
-/** Decode one file as the kind its modality says; throws the one-line wasm error. */
+/** The case's reference image: its first real image; every other file goes onto its grid. */
+function referenceImage(except) {
+  return state.files.find((other) => other !== except && other.volume && !other.synthetic)?.volume;
+}
+
+/**
+ * Decode one file as the kind its modality says, onto the reference image's grid when there is
+ * one (resampled through world space if its grid differs); throws the one-line wasm error.
+ */
 function decode(entry) {
+  const reference = referenceImage(entry);
   if (entry.modality === 'label') {
-    const labels = wasm.loadLabels(entry.name, entry.bytes);
-    return { labels };
+    return { labels: reference ? wasm.loadLabelsOnto(entry.name, entry.bytes, reference)
+      : wasm.loadLabels(entry.name, entry.bytes) };
   }
-  return { volume: wasm.loadVolume(entry.name, entry.bytes) };
+  return { volume: reference ? wasm.loadVolumeOnto(entry.name, entry.bytes, reference)
+    : wasm.loadVolume(entry.name, entry.bytes) };
 }
 
 function freeDecoded(entry) {
@@ -103,7 +132,7 @@ function freeDecoded(entry) {
   entry.labels = undefined;
 }
 
-/** The grid check every file of a case passes: the same RAS dims. */
+/** The grid check of a case without an image yet (label maps only): the same RAS dims. */
 function checkGrid(entry, dims) {
   if (!state.grid) return;
   if (dims.some((size, axis) => size !== state.grid[axis])) {
@@ -126,10 +155,13 @@ function addDecoded(entry) {
     state.cursor = dims.map((size) => Math.floor(size / 2));
   }
   Object.assign(entry, decoded);
+  const notes = (decoded.volume ?? decoded.labels).warnings();
+  if (notes) showNotice(notes.split('\n').map((note) => `${entry.name}: ${note}`).join('\n'));
 }
 
 /** Add files [{name, bytes}] to the case; each failure is reported and skipped. */
 async function loadFiles(files) {
+  clearErrors(); // a new action: earlier messages are gone, this one's are shown
   setViewerState('loading');
   const loaded = [];
   const errors = [];
@@ -150,6 +182,8 @@ async function loadFiles(files) {
       showError(errorText(error));
     }
   }
+  const unnamed = loaded.filter((name) => state.files.find((entry) => entry.name === name)?.modality === '');
+  if (unnamed.length) showError(selectorHint(unnamed));
   if (!state.shown || !state.files.includes(state.shown)) state.shown = defaultShown();
   refreshAll();
   document.body.dataset.loads = String(Number(document.body.dataset.loads ?? 0) + 1);
@@ -185,6 +219,7 @@ function clearCase() {
 
 /** The user corrected the modality of a file: decode it again if its kind changed. */
 function changeModality(entry, modality) {
+  clearErrors();
   const wasLabel = entry.modality === 'label';
   entry.modality = modality;
   if (wasLabel === (modality === 'label')) {
@@ -418,6 +453,8 @@ function renderFileList() {
     for (const modality of MODALITIES) select.append(new Option(modality, modality));
     select.append(new Option('label map', 'label'));
     select.value = entry.modality;
+    select.classList.toggle('unset', entry.modality === '');
+    select.setAttribute('aria-label', `modality of ${entry.name}`);
     select.addEventListener('change', () => changeModality(entry, select.value));
     const name = document.createElement('span');
     name.className = 'file-name';
@@ -601,6 +638,7 @@ function wireControls() {
   });
   $('load-sample').addEventListener('click', () => loadSample());
   $('error').addEventListener('click', () => clearErrors());
+  $('notice').addEventListener('click', () => clearErrors());
   $('error').title = 'click to dismiss';
   $('clear-case').addEventListener('click', () => clearCase());
   $('modality-select').addEventListener('change', (event) => show(event.target.value));
@@ -640,9 +678,15 @@ function caseImages() {
 }
 
 async function runSegmentation() {
+  clearErrors();
   const files = caseImages();
+  const unnamed = state.files.filter((entry) => entry.volume && !entry.modality).map((entry) => entry.name);
+  if (unnamed.length) {
+    showError(`segment: ${selectorHint(unnamed)}`);
+    return;
+  }
   if (!files.length) {
-    showError('segment: load at least one image with its modality set');
+    showError('segment: load at least one image first');
     return;
   }
   setBusy(true);
@@ -653,6 +697,9 @@ async function runSegmentation() {
     const result = await seg.segment({
       model,
       files,
+      backend: $('backend-choice').value,
+      mirror: $('mirror').checked,
+      clean: $('clean').checked,
       onProgress: (done, total) => {
         $('progress').max = total || 1;
         $('progress').value = done;
@@ -680,11 +727,17 @@ async function runSegmentation() {
 function describeSegmentation(result) {
   const parts = [`done on ${result.backend ?? 'unknown backend'}`];
   if (result.backendNote) parts.push(`(${result.backendNote})`);
+  if ($('model-source').value === 'demo') parts.push('· demo model trained on synthetic data');
   if (result.msPerWindow) parts.push(`· ${Number(result.msPerWindow).toFixed(0)} ms per window`);
   const synthetic = [].concat(result.synthetic ?? []).map((entry) => entry?.modality ?? entry);
   if (synthetic.length) parts.push(`· synthesised (not measured): ${synthetic.join(', ')}`);
   const ignored = [].concat(result.ignored ?? []);
   if (ignored.length) parts.push(`· not used by the model: ${ignored.join(', ')}`);
+  if (result.mirrored) parts.push('· mirrored ×8');
+  const cleaned = result.postprocessed;
+  if (cleaned) {
+    parts.push(`· clean-up: ${cleaned.removed} speck voxels removed, ${cleaned.holesFilled} enclosed voxels → necrosis`);
+  }
   return parts.join(' ');
 }
 
@@ -736,6 +789,7 @@ async function runFinetune() {
     const model = await currentModel();
     const result = await seg.finetune({
       model,
+      backend: $('backend-choice').value,
       cases: state.trainingCases,
       steps: Number($('ft-steps').value),
       lr: Number($('ft-lr').value),
@@ -750,6 +804,7 @@ async function runFinetune() {
       $('model-source').append(new Option('fine-tuned model (this page)', 'finetuned'));
     }
     $('model-source').value = 'finetuned';
+    $('model-about').hidden = true;
     $('download-weights').disabled = false;
     $('ft-status').textContent = `fine-tuned ${result.losses?.length ?? state.losses.length} steps on ${result.backend ?? 'unknown backend'}; the next segmentation uses it`;
   } catch (error) {
@@ -829,8 +884,23 @@ function download(bytes, name) {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
+/** Ask the worker which backend the chosen setting gives, and say it under the controls. */
+async function describeBackend() {
+  const preference = $('backend-choice').value;
+  try {
+    const choice = await seg.chooseBackend(preference);
+    if ($('backend-choice').value !== preference) return;
+    $('backend-why').textContent = `jobs run on ${choice.backend}: ${choice.backendNote}`;
+    document.body.dataset.backend = choice.backend;
+  } catch (error) {
+    $('backend-why').textContent = `backend: ${errorText(error)}`;
+  }
+}
+
 function wireModel() {
+  $('backend-choice').addEventListener('change', () => describeBackend());
   $('model-source').addEventListener('change', () => {
+    $('model-about').hidden = $('model-source').value !== 'demo';
     $('model-file').hidden = $('model-source').value !== 'file';
     if ($('model-source').value === 'file') $('model-file').click();
   });
@@ -870,6 +940,7 @@ function exposeApi() {
     valueAt: (voxel) => state.shown?.volume?.valueAt(...voxel),
     segmentationBytes: () => state.segmentation,
     lastError: () => $('error').textContent,
+    lastNotice: () => $('notice').textContent,
   };
 }
 
@@ -886,6 +957,7 @@ function start() {
   exposeApi();
   window.brainmvp.ready = ready;
   refreshAll();
+  describeBackend();
   markReady();
 }
 

@@ -5,12 +5,21 @@
 let worker = null;
 let pending = null;
 let nextId = 1;
+// Quick questions that do not occupy the worker (id → {resolve, reject}), answered alongside a job.
+const queries = new Map();
 
 function ensureWorker() {
   if (!worker) {
     worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     worker.onmessage = (event) => {
       const message = event.data;
+      const query = queries.get(message.id);
+      if (query && ['result', 'error'].includes(message.type)) {
+        queries.delete(message.id);
+        if (message.type === 'result') query.resolve(message.result);
+        else query.reject(new Error(message.message));
+        return;
+      }
       if (!pending || message.id !== pending.id) return;
       if (message.type === 'progress') pending.onProgress?.(message.done, message.total);
       else if (message.type === 'loss') pending.onLoss?.(message.step, message.loss);
@@ -47,17 +56,33 @@ export function busy() {
 
 /**
  * Segment one case. model: {name, bytes: ArrayBuffer}; files: [{name, modality, bytes}].
- * Resolves to {nifti, volumes, windows, backend, backendNote, synthetic, ignored, seconds, msPerWindow}.
+ * mirror: test-time mirroring (8 × the windows); clean: remove specks under 0.1 ml and fill enclosed
+ * core holes. Resolves to {nifti, volumes, windows, backend, backendNote, synthetic, ignored,
+ * mirrored, postprocessed, seconds, msPerWindow}.
  */
-export function segment({ model, files, onProgress, forceCpu = false }) {
-  return request({ type: 'segment', modelName: model.name, model: model.bytes, files, forceCpu },
-    { onProgress });
+export function segment({ model, files, onProgress, forceCpu = false, backend = 'auto', mirror = false, clean = false }) {
+  return request({ type: 'segment', modelName: model.name, model: model.bytes, files, forceCpu, backend,
+    mirror, clean }, { onProgress });
+}
+
+/**
+ * Which backend a job would run on for `backend` ('auto' | 'webgpu' | 'cpu'), and why:
+ * {backend: 'WebGPU' | 'CPU', backendNote}.
+ */
+export function chooseBackend(backend = 'auto') {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    queries.set(id, { resolve, reject });
+    ensureWorker().postMessage({ type: 'backend', backend, id });
+  });
 }
 
 /** Stop a running segmentation now (the worker is terminated and restarted on the next call). */
 export function cancel() {
   if (worker) worker.terminate();
   worker = null;
+  for (const query of queries.values()) query.reject(new Error('cancelled'));
+  queries.clear();
   settle((p) => p.reject(new Error('cancelled')));
 }
 
@@ -65,9 +90,9 @@ export function cancel() {
  * Fine-tune on labelled cases [{images: [{name, modality, bytes}], label: {name, bytes}}].
  * Resolves to {model: Uint8Array (.bmvp), losses, backend, backendNote}.
  */
-export function finetune({ model, cases, steps, lr, onLoss, forceCpu = false }) {
+export function finetune({ model, cases, steps, lr, onLoss, forceCpu = false, backend = 'auto' }) {
   return request({ type: 'finetune', modelName: model.name, model: model.bytes, cases, steps, lr,
-    forceCpu }, { onLoss });
+    forceCpu, backend }, { onLoss });
 }
 
 /** Ask a running fine-tuning to stop after its current step (it resolves with the model so far). */
@@ -82,6 +107,6 @@ export function templates(model) {
 
 /** Milliseconds per roi³ window of a random tiny or full (small) UniUnet: {msPerWindow, backend,
  * kernels}; `kernels: false` times the CPU backend with burn's own operations (before/after). */
-export function bench({ preset = 'tiny', roi = 96, repeats = 2, forceCpu = false, kernels = true } = {}) {
-  return request({ type: 'bench', preset, roi, repeats, forceCpu, kernels });
+export function bench({ preset = 'tiny', roi = 96, repeats = 2, forceCpu = false, kernels = true, backend = 'webgpu' } = {}) {
+  return request({ type: 'bench', preset, roi, repeats, forceCpu, kernels, backend });
 }

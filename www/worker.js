@@ -2,10 +2,12 @@
 // never freezes. It loads the same wasm module as the page (trunk's glue, stable name because
 // Trunk.toml has filehash = false) and calls its worker_* exports (web-viewer/src/worker_api.rs).
 //
-// Messages in:  {type: 'segment', id, modelName, model, files: [{name, modality, bytes}]}
+// Messages in:  {type: 'segment', id, modelName, model, files: [{name, modality, bytes}], mirror, clean}
 //               {type: 'finetune', id, modelName, model, cases: [{images: [...], label: {name, bytes}}], steps, lr}
 //               {type: 'templates', id, modelName, model}
 //               {type: 'bench', id, preset: 'tiny' | 'small', roi, repeats, kernels}
+//               {type: 'backend', id}   (which backend the job would use, and why)
+//               every job message may carry backend: 'auto' (default) | 'webgpu' | 'cpu'
 //               {type: 'stop'}   (ends a fine-tuning run after its current step)
 // Messages out: {type: 'progress', id, done, total}, {type: 'loss', id, step, loss},
 //               {type: 'result', id, result}, {type: 'error', id, message}
@@ -17,7 +19,7 @@ const ready = init();
 let stopRequested = false;
 let gpuCheck = null;
 
-/** Whether WebGPU works in this worker, and why not when it does not. */
+/** Whether WebGPU works in this worker: {ok, fallback, adapter, reason}. */
 async function webgpu() {
   if (!gpuCheck) {
     gpuCheck = (async () => {
@@ -27,7 +29,10 @@ async function webgpu() {
       try {
         const adapter = await navigator.gpu.requestAdapter();
         if (!adapter) return { ok: false, reason: 'no WebGPU adapter' };
-        return { ok: true, reason: '' };
+        const info = adapter.info ?? {};
+        const fallback = Boolean(info.isFallbackAdapter ?? adapter.isFallbackAdapter);
+        const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'unnamed';
+        return { ok: true, fallback, adapter: name, reason: '' };
       } catch (error) {
         return { ok: false, reason: `WebGPU adapter request failed: ${error}` };
       }
@@ -36,13 +41,36 @@ async function webgpu() {
   return gpuCheck;
 }
 
+/**
+ * The backend a job runs on and why: {useGpu, backend: 'WebGPU' | 'CPU', why}. 'auto' takes
+ * WebGPU on a hardware adapter and the CPU where the only adapter is a software fallback
+ * (SwiftShader runs a window several times slower than the wasm CPU path).
+ */
+async function chooseBackend(preference = 'auto') {
+  if (preference === 'cpu') return { useGpu: false, backend: 'CPU', why: 'CPU chosen on the page' };
+  const gpu = await webgpu();
+  if (!gpu.ok) return { useGpu: false, backend: 'CPU', why: gpu.reason };
+  if (preference === 'webgpu') {
+    return { useGpu: true, backend: 'WebGPU', why: `WebGPU chosen on the page (adapter: ${gpu.adapter})` };
+  }
+  if (gpu.fallback) {
+    return {
+      useGpu: false,
+      backend: 'CPU',
+      why: `the only WebGPU adapter is a software fallback (${gpu.adapter}), slower than the CPU path`,
+    };
+  }
+  return { useGpu: true, backend: 'WebGPU', why: `hardware WebGPU adapter (${gpu.adapter})` };
+}
+
 /** Lets queued messages (a Stop) run between steps, even on the CPU backend. */
 const yieldToEvents = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 async function handle(message) {
-  const gpu = message.forceCpu ? { ok: false, reason: 'CPU requested' } : await webgpu();
+  const choice = await chooseBackend(message.forceCpu ? 'cpu' : message.backend);
+  const gpu = { ok: choice.useGpu };
   const note = (result) => {
-    result.backendNote = gpu.ok ? '' : gpu.reason;
+    result.backendNote = choice.why;
     return result;
   };
   const model = message.model ? new Uint8Array(message.model) : null;
@@ -50,7 +78,7 @@ async function handle(message) {
     case 'segment': {
       const started = performance.now();
       const result = await wasm.worker_segment(message.modelName, model, message.files, gpu.ok,
-        (done, total) => postMessage({ type: 'progress', id: message.id, done, total }));
+        Boolean(message.mirror), Boolean(message.clean), (done, total) => postMessage({ type: 'progress', id: message.id, done, total }));
       result.seconds = (performance.now() - started) / 1000;
       result.msPerWindow = result.windows ? (1000 * result.seconds) / result.windows : 0;
       return note(result);
@@ -65,6 +93,8 @@ async function handle(message) {
         });
       return note(result);
     }
+    case 'backend':
+      return { backend: choice.backend, backendNote: choice.why };
     case 'templates':
       return wasm.worker_templates(message.modelName, model);
     case 'bench':

@@ -94,9 +94,10 @@ async function fetchInputs() {
   return { model: { name: 'demo-model.bmvp', bytes: await get('assets/demo-model.bmvp') }, images, label };
 }
 
-/** Segment the sample case in the page's worker; the label map comes back as bytes. */
-async function segmentInPage(page) {
-  return page.evaluate(async (fetchInputsSource) => {
+/** Segment the sample case in the page's worker on `backend` (auto | webgpu | cpu); the label
+ * map comes back as bytes. */
+async function segmentInPage(page, backend) {
+  return page.evaluate(async ([fetchInputsSource, backend]) => {
     const fetchInputs = eval(`(${fetchInputsSource})`);
     const client = await import('./segment-client.js');
     const { model, images } = await fetchInputs();
@@ -104,6 +105,7 @@ async function segmentInPage(page) {
     const result = await client.segment({
       model,
       files: images,
+      backend,
       onProgress: (done, total) => progress.push([done, total]),
     });
     return {
@@ -115,7 +117,7 @@ async function segmentInPage(page) {
       volumes: result.volumes,
       progress,
     };
-  }, fetchInputs.toString());
+  }, [fetchInputs.toString(), backend]);
 }
 
 before(async () => {
@@ -133,14 +135,15 @@ after(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-for (const [name, flags, backend] of [
-  ['WebGPU', ['--enable-unsafe-webgpu'], 'WebGPU'],
-  ['CPU fallback', ['--disable-features=WebGPU'], 'CPU'],
+// WebGPU is asked for by name: on SwiftShader (a software fallback adapter) 'auto' takes the CPU.
+for (const [name, flags, choice, backend] of [
+  ['WebGPU', ['--enable-unsafe-webgpu'], 'webgpu', 'WebGPU'],
+  ['CPU fallback', ['--disable-features=WebGPU'], 'auto', 'CPU'],
 ]) {
   test(`segment the sample case on ${name}: ≥ 99 % of voxels as the native CLI`, { timeout: 600_000 }, async () => {
     const { browser, page, problems } = await openPage(flags);
     try {
-      const result = await segmentInPage(page);
+      const result = await segmentInPage(page, choice);
       console.log(`${name}: ${result.windows} windows, ${result.msPerWindow.toFixed(0)} ms per window`,
         result.volumes, result.backendNote);
       assert.equal(result.backend, backend);
@@ -175,6 +178,7 @@ test('fine-tune two steps on WebGPU: finite losses, new weights the CLI loads', 
       const reported = [];
       const tuned = await client.finetune({
         model,
+        backend: 'webgpu',
         cases: [{ images, label }],
         steps: 2,
         lr: 1e-3,
@@ -194,6 +198,40 @@ test('fine-tune two steps on WebGPU: finite losses, new weights the CLI loads', 
     await writeFile(tunedPath, Buffer.from(result.model));
     const tunedMap = readNifti(await readFile(nativeSegment(tunedPath, path.join(outputDir, 'native-seg-finetuned.nii.gz'))));
     assert.deepEqual(tunedMap.dims, sample.native.dims);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('backend choice: automatic takes the CPU over a software WebGPU adapter and says why; the user can switch', { timeout: 300_000 }, async () => {
+  const { browser, page, problems } = await openPage(['--enable-unsafe-webgpu']);
+  try {
+    const fallback = await page.evaluate(async () => {
+      const adapter = await navigator.gpu.requestAdapter();
+      return Boolean(adapter?.info?.isFallbackAdapter ?? adapter?.isFallbackAdapter);
+    });
+    await page.waitForFunction(() => document.getElementById('backend-why').textContent.startsWith('jobs run on'));
+    const automatic = await page.textContent('#backend-why');
+    console.log('automatic:', automatic, '(fallback adapter reported:', fallback, ')');
+    if (fallback) assert.match(automatic, /^jobs run on CPU: the only WebGPU adapter is a software fallback \(.+\), slower than the CPU path$/);
+    else assert.match(automatic, /^jobs run on WebGPU: hardware WebGPU adapter/);
+
+    // The page's own control: WebGPU by name, then the CPU.
+    await page.selectOption('#backend-choice', 'webgpu');
+    await page.waitForFunction(() => document.getElementById('backend-why').textContent.includes('chosen on the page'));
+    assert.match(await page.textContent('#backend-why'), /^jobs run on WebGPU: WebGPU chosen on the page \(adapter: .+\)$/);
+    await page.selectOption('#backend-choice', 'cpu');
+    await page.waitForFunction(() => document.getElementById('backend-why').textContent.startsWith('jobs run on CPU: CPU chosen'));
+
+    // A segmentation through the page's button runs where the line said, and its status says why.
+    await page.click('#load-sample');
+    await page.waitForFunction(() => Number(document.body.dataset.loads ?? 0) > 0, null, { timeout: 60_000 });
+    await page.click('#segment');
+    await page.waitForFunction(() => /^(done|segmentation failed)/.test(document.getElementById('segment-status').textContent),
+      null, { timeout: 240_000 });
+    assert.match(await page.textContent('#segment-status'), /^done on CPU \(CPU chosen on the page\)/);
+    await page.screenshot({ path: path.join(outputDir, 'backend-choice.png'), fullPage: true });
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();

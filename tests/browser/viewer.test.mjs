@@ -342,16 +342,74 @@ test('broken files: the error names the file, the page still loads a good one', 
     await page.waitForFunction((z) => window.brainmvp.cursor()[2] === z - 1, zBefore);
     assert.equal(await page.textContent('#slice-axial'), `${zBefore}/91`);
 
-    // A label map on another grid is refused with its name, the image stays.
+    // A label map on another grid (10³ voxels in a corner of the image's field of view):
     const other = Buffer.from(t1Raw.subarray(0, 352 + 10 * 10 * 10));
     other.writeFloatLE(1, 112); // whole-number labels: no 1/255 scaling
     other.writeFloatLE(0, 116);
     other.writeInt16LE(10, 42);
     other.writeInt16LE(10, 44);
     other.writeInt16LE(10, 46);
+    // It goes onto the image's grid through world space (nearest voxel), with a notice...
     await pickFiles(page, [{ name: 'small_seg.nii', bytes: other }]);
-    assert.match(await page.textContent('#error'), /small_seg\.nii: grid 10x10x10 differs from the case's grid 91x109x91/);
-    assert.equal(await page.evaluate(() => window.brainmvp.files().length), 2);
+    assert.equal(await page.textContent('#error'), '');
+    assert.match(await page.textContent('#notice'),
+      /^small_seg\.nii: on another grid than good_t1\.nii\.gz: resampled onto it \(\d+ % of it covered\)$/);
+    assert.equal(await page.evaluate(() => window.brainmvp.files().length), 3);
+    // ...and one that shares no world space with the image is refused with its name.
+    const far = Buffer.from(other);
+    far.writeFloatLE(far.readFloatLE(268) + 5000, 268); // qoffset_x
+    far.writeFloatLE(far.readFloatLE(292) + 5000, 292); // srow_x[3]
+    await pickFiles(page, [{ name: 'far_seg.nii', bytes: far }]);
+    assert.match(await page.textContent('#error'),
+      /^far_seg\.nii: does not overlap good_t1\.nii\.gz in world space \(centres \d+ mm apart\)/);
+    assert.equal(await page.evaluate(() => window.brainmvp.files().length), 3);
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test('file names: BIDS, scanner and template names read as their modality; an unknown one points at its selector', async () => {
+  const t1Gz = await readFile(path.join(mriDir, 'avg152T1.nii.gz'));
+  const { page, problems } = await openPage();
+  try {
+    // Names from the issue, each read through the page's picker.
+    const names = {
+      'mni_icbm152_t1_tal_nlin_sym_09a.nii.gz': 't1',
+      'head_T1UCharRaw.nii.gz': 't1',
+      't1_mprage.nii.gz': 't1',
+      'patient_T1_post.nii.gz': 't1c',
+      'sub-01_ce-gd_T1w.nii.gz': 't1c',
+    };
+    await pickFiles(page, Object.keys(names).map((name) => ({ name, bytes: t1Gz })));
+    assert.deepEqual(await page.evaluate(() => window.brainmvp.files()),
+      Object.entries(names).map(([name, modality]) => ({ name, modality })));
+    assert.equal(await page.textContent('#error'), '');
+
+    // A name that says nothing: the message names the file and the selector to use.
+    await pickFiles(page, [{ name: 'scan0001.nii.gz', bytes: t1Gz }]);
+    assert.match(await page.textContent('#error'),
+      /^scan0001\.nii\.gz: modality not recognised from the file name; choose it in the file's "modality\?" selector/);
+    const selector = '#file-list li[data-name="scan0001.nii.gz"] select';
+    assert.equal(await page.getAttribute(selector, 'class'), 'modality unset');
+    // Segmenting now says the same; choosing the modality (keyboard: focus, then select) clears it.
+    await page.click('#segment');
+    assert.match(await page.textContent('#error'), /segment: .*scan0001\.nii\.gz: modality not recognised/);
+    await page.focus(selector);
+    await page.selectOption(selector, 'flair');
+    assert.equal(await page.textContent('#error'), '');
+    assert.equal(await page.isVisible('#error'), false);
+    assert.equal(await page.getAttribute(selector, 'class'), 'modality');
+
+    // A 4D file opens at its first volume, with a notice (not an error).
+    const t1Raw = gunzipSync(t1Gz);
+    const fourD = Buffer.concat([t1Raw, t1Raw.subarray(352), t1Raw.subarray(352)]);
+    fourD.writeInt16LE(4, 40);
+    fourD.writeInt16LE(3, 48);
+    await pickFiles(page, [{ name: 'series_T2w.nii', bytes: fourD }]);
+    assert.equal(await page.textContent('#error'), '');
+    assert.equal(await page.textContent('#notice'), 'series_T2w.nii: 4D file (3 volumes): using the first');
+    assert.deepEqual((await page.evaluate(() => window.brainmvp.files())).at(-1), { name: 'series_T2w.nii', modality: 't2' });
     assert.deepEqual(problems, []);
   } finally {
     await page.close();
@@ -407,7 +465,8 @@ test('sample case button: loads assets/sample when present, says so when not', a
 // sends and answers with the test's label map, so the page's side of the protocol is checked
 // without a model.
 const FAKE_SEGMENT_CLIENT = `
-export function segment({ model, files, onProgress }) {
+export function segment({ model, files, onProgress, backend, mirror, clean }) {
+  window.fakeCalls.options = { backend, mirror, clean };
   window.fakeCalls.segment = { model: model.name, modelBytes: model.bytes.byteLength,
     files: files.map((file) => ({ name: file.name, modality: file.modality, bytes: file.bytes.byteLength })) };
   onProgress(1, 2);
@@ -416,6 +475,9 @@ export function segment({ model, files, onProgress }) {
     msPerWindow: 12.5, synthetic: [{ modality: 'flair', nifti: window.fakeNifti.slice() }], ignored: ['pd'] });
 }
 export function cancel() {}
+export function chooseBackend(backend) {
+  return Promise.resolve({ backend: 'fake backend', backendNote: \`asked for \${backend}\` });
+}
 export function finetune({ model, cases, steps, lr, onLoss }) {
   window.fakeCalls.finetune = { model: model.name, steps, lr, cases: cases.map((c) => ({
     images: c.images.map((image) => image.modality), label: c.label.name, labelBytes: c.label.bytes.byteLength })) };
@@ -455,7 +517,10 @@ test('segment, fine-tune, templates and downloads through segment-client.js (sta
     await page.click('#segment');
     await page.waitForFunction(() => document.getElementById('segment-status').textContent.startsWith('done'));
     assert.equal(await page.textContent('#segment-status'),
-      'done on fake backend · 13 ms per window · synthesised (not measured): flair · not used by the model: pd');
+      'done on fake backend · demo model trained on synthetic data · 13 ms per window · synthesised (not measured): flair · not used by the model: pd');
+    // The page's defaults: automatic backend, no mirroring, clean-up on; the line says so.
+    assert.deepEqual(await page.evaluate(() => window.fakeCalls.options), { backend: 'auto', mirror: false, clean: true });
+    assert.equal(await page.textContent('#backend-why'), 'jobs run on fake backend: asked for auto');
     // The synthetic channel is listed and viewable, marked synthetic.
     assert.deepEqual((await page.evaluate(() => window.brainmvp.files()))[2],
       { name: 'synthetic_flair.nii.gz', modality: 'flair', synthetic: true });

@@ -6,13 +6,13 @@
 
 use brainmvp_core::finetune::export::ModelBundle;
 use brainmvp_core::finetune::few_shot::{FewShotSet, FewShotTrainer, LabelledCase};
-use brainmvp_core::finetune::segment::{label_volumes, LabelVolume, PreparedCase};
-use brainmvp_core::nifti::{self, ReadLimits};
+use brainmvp_core::finetune::segment::{
+    label_volumes, InferenceOptions, LabelVolume, PreparedCase,
+};
+use brainmvp_core::nifti;
+use brainmvp_core::postprocess::PostprocessReport;
 use brainmvp_core::{Modality, Volume};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-
-/// The largest image the page accepts (voxels): a 1 mm head is about 240 × 240 × 155 (9 M).
-pub const MAX_IMAGE_VOXELS: usize = 400 * 400 * 400;
 
 /// One file handed to the worker.
 #[derive(Debug, Clone)]
@@ -39,22 +39,16 @@ pub struct SegmentOutcome {
     pub synthetic: Vec<(Modality, Vec<u8>)>,
     /// Given modalities the model does not use.
     pub ignored: Vec<Modality>,
+    /// What post-processing changed (`None`: it did not run).
+    pub postprocessed: Option<PostprocessReport>,
 }
 
-/// Decodes one NIfTI file, refusing 4D files and images too large for the page.
+/// Decodes one NIfTI file as the viewer does ([`crate::render::decode_nifti`]: one size limit,
+/// the first volume of a 4D file).
 pub fn decode_image(name: &str, bytes: &[u8]) -> Result<Volume<f32>, String> {
-    let limits = ReadLimits {
-        max_voxels: MAX_IMAGE_VOXELS,
-    };
-    let image = nifti::read_bytes_with_limits(bytes, name, limits).map_err(|e| e.to_string())?;
-    let extra: usize = image.full_dims.iter().skip(3).product();
-    if extra > 1 {
-        return Err(format!(
-            "{name}: a 4D image ({:?}); give one 3D volume per modality",
-            image.full_dims
-        ));
-    }
-    Ok(image.volume)
+    crate::render::decode_nifti(bytes, name)
+        .map(|image| image.volume)
+        .map_err(|e| e.to_string())
 }
 
 /// Decodes the images of one case.
@@ -80,10 +74,12 @@ pub fn read_model(name: &str, bytes: &[u8]) -> Result<ModelBundle, String> {
     ModelBundle::from_bytes(bytes, name).map_err(|e| e.to_string())
 }
 
-/// Segments one case with `bundle` on `device`; `on_window(done, total)` after each batch.
+/// Segments one case with `bundle` on `device`, mirrored and post-processed as `options` say;
+/// `on_window(done, total)` after each batch.
 pub async fn segment<B: Backend>(
     bundle: &ModelBundle,
     files: &[InputFile],
+    options: &InferenceOptions,
     device: &B::Device,
     mut on_window: impl FnMut(usize, usize),
 ) -> Result<SegmentOutcome, String> {
@@ -100,6 +96,7 @@ pub async fn segment<B: Backend>(
         &manifest.labels,
         &manifest.window,
         case.input.clone(),
+        options.mirror,
         |done, total| {
             windows = total;
             on_window(done, total)
@@ -107,7 +104,9 @@ pub async fn segment<B: Backend>(
     )
     .await
     .map_err(|e| e.with_context(id).to_string())?;
-    let segmentation = case.finish(predicted).map_err(|e| e.to_string())?;
+    let segmentation = case
+        .finish(predicted, &manifest.labels, &options.postprocess)
+        .map_err(|e| e.to_string())?;
     let mut synthetic = Vec::with_capacity(segmentation.filled.len());
     for &modality in &segmentation.filled {
         let volume = case
@@ -121,6 +120,7 @@ pub async fn segment<B: Backend>(
         windows,
         synthetic,
         ignored: segmentation.ignored,
+        postprocessed: segmentation.postprocessed,
     })
 }
 

@@ -15,31 +15,43 @@
 //! their physical size so the page can scale the canvas to the true aspect.
 
 use brainmvp_core::nifti::{self, NiftiImage, ReadLimits, Reorientation};
+use brainmvp_core::preprocess::regrid::{onto_reference, Regridded};
 use brainmvp_core::{Error, Result, Volume};
 
 /// Largest image the viewer opens: 64 Mi voxels (256 MiB as `f32`, e.g. 400³).
 pub const MAX_VIEW_VOXELS: usize = 64 << 20;
 
-/// Decode a `.nii`/`.nii.gz` for the viewer: at most [`MAX_VIEW_VOXELS`] voxels and one 3D
-/// volume (a 4D file is refused, not cut to its first volume). Errors are one line naming `name`.
+/// Decode a `.nii`/`.nii.gz` for the page (viewer and worker alike): at most
+/// [`MAX_VIEW_VOXELS`] voxels; of a 4D file the first volume, with a warning saying so. Errors
+/// are one line naming `name`.
 pub fn decode_nifti(bytes: &[u8], name: &str) -> Result<NiftiImage> {
     let limits = ReadLimits {
         max_voxels: MAX_VIEW_VOXELS,
     };
-    let image = nifti::read_bytes_with_limits(bytes, name, limits)?;
-    let volumes: usize = image.full_dims.iter().skip(3).product();
-    if volumes > 1 {
-        let dims: Vec<String> = image.full_dims.iter().map(ToString::to_string).collect();
-        return Err(Error::new(
-            name,
-            format!(
-                "4D image ({} volumes, dims {}): the viewer opens 3D volumes only",
-                volumes,
-                dims.join("x")
-            ),
-        ));
+    nifti::read_bytes_with_limits(bytes, name, limits)
+}
+
+/// `volume` in RAS on `reference`'s RAS grid (see [`ViewVolume::onto`]).
+fn onto_ras_grid(
+    volume: &Volume<f32>,
+    name: &str,
+    reference: &ViewVolume,
+    reference_name: &str,
+    labels: bool,
+) -> Result<(Volume<f32>, Regridded)> {
+    let (ras, _) = nifti::to_ras(volume);
+    let grid = (reference.ras.dims, &reference.ras.affine);
+    onto_reference(name, ras, reference_name, grid, labels)
+}
+
+fn resampling_note(how: Regridded, reference_name: &str) -> Option<String> {
+    match how {
+        Regridded::Same => None,
+        Regridded::Resampled { coverage } => Some(format!(
+            "on another grid than {reference_name}: resampled onto it ({:.0} % of it covered)",
+            100.0 * coverage
+        )),
     }
-    Ok(image)
 }
 
 /// One of the three orthogonal views.
@@ -137,6 +149,25 @@ impl ViewVolume {
     /// The decoded image of a NIfTI file.
     pub fn from_image(image: &NiftiImage) -> Self {
         Self::new(&image.volume)
+    }
+
+    /// `volume` (named `name`) on the RAS grid of `reference` (named `reference_name`),
+    /// resampled through world space when its grid differs (trilinear), with a note saying so;
+    /// an error when the two share no world space. Results go back to the reference's file grid.
+    pub fn onto(
+        volume: &Volume<f32>,
+        name: &str,
+        reference: &ViewVolume,
+        reference_name: &str,
+    ) -> Result<(Self, Option<String>)> {
+        let (ras, how) = onto_ras_grid(volume, name, reference, reference_name, false)?;
+        let view = Self {
+            robust_range: robust_range(&ras.data),
+            full_range: full_range(&ras.data),
+            ras,
+            reorientation: reference.reorientation.clone(),
+        };
+        Ok((view, resampling_note(how, reference_name)))
     }
 
     /// Voxels along R, A, S.
@@ -261,6 +292,23 @@ impl LabelVolume {
             ));
         }
         Ok(Self::new(&volume.map(|value| value as u8)))
+    }
+
+    /// A label map given as floats (checked as in [`Self::from_values`]) on the RAS grid of
+    /// `reference`, resampled by nearest voxel when its grid differs (see [`ViewVolume::onto`]).
+    pub fn onto(
+        volume: &Volume<f32>,
+        name: &str,
+        reference: &ViewVolume,
+        reference_name: &str,
+    ) -> Result<(Self, Option<String>)> {
+        Self::from_values(volume, name)?;
+        let (ras, how) = onto_ras_grid(volume, name, reference, reference_name, true)?;
+        let labels = Self {
+            ras: ras.map(|value| value as u8),
+            reorientation: reference.reorientation.clone(),
+        };
+        Ok((labels, resampling_note(how, reference_name)))
     }
 
     /// Reorient a label map to RAS.
@@ -676,17 +724,18 @@ mod tests {
     }
 
     #[test]
-    fn decoding_refuses_what_the_viewer_cannot_show() {
+    fn decoding_opens_4d_at_its_first_volume_and_refuses_broken_files() {
         let good = nifti_bytes([4, 5, 6], 1);
         let image = decode_nifti(&good, "t1.nii").unwrap();
         let view = ViewVolume::from_image(&image);
         assert_eq!(view.value_at(1, 2, 3), Some((1 + 4 * 2 + 20 * 3) as f32));
+        // A 4D file opens at its first volume, and says so.
         let four_d = nifti_bytes([4, 5, 6], 3);
-        assert!(nifti::read_bytes(&four_d, "dwi.nii").is_ok());
-        let err = decode_nifti(&four_d, "dwi.nii").unwrap_err().to_string();
+        let image = decode_nifti(&four_d, "dwi.nii").unwrap();
+        assert_eq!(image.volume.dims, [4, 5, 6]);
         assert_eq!(
-            err,
-            "dwi.nii: 4D image (3 volumes, dims 4x5x6x3): the viewer opens 3D volumes only"
+            image.warnings,
+            vec!["4D file (3 volumes): using the first".to_string()]
         );
         let err = decode_nifti(&good[..good.len() - 10], "cut.nii").unwrap_err();
         assert!(err.to_string().starts_with("cut.nii: truncated"), "{err}");

@@ -24,6 +24,7 @@ pub struct ViewerVolume {
 pub struct ViewerLabels {
     name: String,
     labels: LabelVolume,
+    warnings: Vec<String>,
 }
 
 /// A rendered slice: `width × height` RGBA pixels from the top-left corner.
@@ -53,6 +54,46 @@ pub fn load_labels(name: &str, bytes: &[u8]) -> Result<ViewerLabels, JsError> {
     Ok(ViewerLabels {
         name: name.to_string(),
         labels,
+        warnings: image.warnings,
+    })
+}
+
+/// Decode an image file onto the RAS grid of `reference` (the case's first image): resampled
+/// through world space when its grid differs, refused when the two do not overlap.
+#[wasm_bindgen(js_name = loadVolumeOnto)]
+pub fn load_volume_onto(
+    name: &str,
+    bytes: &[u8],
+    reference: &ViewerVolume,
+) -> Result<ViewerVolume, JsError> {
+    let image = decode_nifti(bytes, name).map_err(to_js)?;
+    let (view, note) =
+        ViewVolume::onto(&image.volume, name, &reference.view, &reference.name).map_err(to_js)?;
+    let mut warnings = image.warnings;
+    warnings.extend(note);
+    Ok(ViewerVolume {
+        name: name.to_string(),
+        view,
+        warnings,
+    })
+}
+
+/// Decode a label map onto the RAS grid of `reference` (nearest voxel when its grid differs).
+#[wasm_bindgen(js_name = loadLabelsOnto)]
+pub fn load_labels_onto(
+    name: &str,
+    bytes: &[u8],
+    reference: &ViewerVolume,
+) -> Result<ViewerLabels, JsError> {
+    let image = decode_nifti(bytes, name).map_err(to_js)?;
+    let (labels, note) =
+        LabelVolume::onto(&image.volume, name, &reference.view, &reference.name).map_err(to_js)?;
+    let mut warnings = image.warnings;
+    warnings.extend(note);
+    Ok(ViewerLabels {
+        name: name.to_string(),
+        labels,
+        warnings,
     })
 }
 
@@ -216,6 +257,11 @@ impl ViewerLabels {
     /// `[x, y, z]` voxels on the RAS grid.
     pub fn dims(&self) -> Vec<u32> {
         to_u32(&self.labels.ras.dims)
+    }
+
+    /// What the decoder noted about the file (first volume of a 4D file, resampled, ...).
+    pub fn warnings(&self) -> String {
+        self.warnings.join("\n")
     }
 
     /// The label of RAS voxel `(x, y, z)`; `undefined` outside the grid.

@@ -4,6 +4,8 @@
 
 use std::cell::Cell;
 
+use brainmvp_core::finetune::segment::InferenceOptions;
+use brainmvp_core::postprocess::PostprocessConfig;
 use brainmvp_core::Modality;
 use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, WgpuDevice};
 use burn::backend::{Autodiff, Flex};
@@ -77,29 +79,41 @@ fn error(message: String) -> JsError {
     JsError::new(&message)
 }
 
-/// Segments one case. `files`: `[{name, modality, bytes}]`; `on_progress(done, total)` after
-/// each batch of windows. Resolves to `{nifti, volumes: [{label, name, voxels, ml}], windows,
-/// backend, synthetic: [{modality, nifti}], ignored: [modality]}`.
+/// Segments one case. `files`: `[{name, modality, bytes}]`; `mirror`: test-time mirroring;
+/// `clean`: the recommended post-processing; `on_progress(done, total)` after each batch of
+/// windows. Resolves to `{nifti, volumes: [{label, name, voxels, ml}], windows, backend,
+/// synthetic: [{modality, nifti}], ignored: [modality], mirrored, postprocessed: {removed,
+/// coreToOedema, enhancingToCore, holesFilled} | null}`.
 #[wasm_bindgen]
 pub async fn worker_segment(
     model_name: String,
     model: Vec<u8>,
     files: JsValue,
     use_webgpu: bool,
+    mirror: bool,
+    clean: bool,
     on_progress: Function,
 ) -> Result<JsValue, JsError> {
     let bundle = jobs::read_model(&model_name, &model).map_err(error)?;
     let files = input_files(&files).map_err(error)?;
+    let options = InferenceOptions {
+        mirror,
+        postprocess: match clean {
+            true => PostprocessConfig::recommended(),
+            false => PostprocessConfig::default(),
+        },
+    };
     let report = |done: usize, total: usize| {
         let _ = on_progress.call2(&JsValue::NULL, &done.into(), &total.into());
     };
     let (outcome, backend) = if use_webgpu {
         let device = webgpu_device().await;
-        let outcome = jobs::segment::<burn::backend::WebGpu>(&bundle, &files, &device, report);
+        let outcome =
+            jobs::segment::<burn::backend::WebGpu>(&bundle, &files, &options, &device, report);
         (outcome.await, "WebGPU")
     } else {
         let device = Default::default();
-        let outcome = jobs::segment::<Flex>(&bundle, &files, &device, report);
+        let outcome = jobs::segment::<Flex>(&bundle, &files, &options, &device, report);
         (outcome.await, "CPU")
     };
     let outcome = outcome.map_err(error)?;
@@ -124,6 +138,16 @@ pub async fn worker_segment(
         .map(|m| JsValue::from_str(m.name()))
         .collect();
     set(&result, "ignored", ignored);
+    set(&result, "mirrored", mirror);
+    let postprocessed = outcome.postprocessed.map_or(JsValue::NULL, |report| {
+        let row = Object::new();
+        set(&row, "removed", report.removed as f64);
+        set(&row, "coreToOedema", report.core_to_oedema as f64);
+        set(&row, "enhancingToCore", report.enhancing_to_core as f64);
+        set(&row, "holesFilled", report.holes_filled as f64);
+        row.into()
+    });
+    set(&result, "postprocessed", postprocessed);
     Ok(result.into())
 }
 

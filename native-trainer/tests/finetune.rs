@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use brainmvp_core::nifti::{read_path, write_f32};
+use brainmvp_core::postprocess::{components, Connectivity};
 use brainmvp_core::preprocess::resample_linear;
 use brainmvp_core::Volume;
 use brainmvp_trainer::report::read_metrics;
@@ -287,6 +288,58 @@ fn segment_writes_the_label_map_on_the_input_grid_in_any_orientation() {
         }
     }
     assert!(fine.data.iter().all(|&v| [0.0, 1.0, 2.0, 4.0].contains(&v)));
+}
+
+#[test]
+fn segment_cleans_up_and_takes_a_flair_on_another_grid() {
+    let model = trained().join("model");
+    let dir = scratch("segment-clean");
+    let id = (0..10)
+        .map(|i| format!("SynthBraTS_{i:05}"))
+        .find(|id| subject_files(id).len() == 4)
+        .expect("a subject with all four modalities");
+    let mut files = subject_files(&id);
+    // The FLAIR at 3 mm, as clinical FLAIRs often are: resampled onto the T1's grid.
+    let flair = files
+        .iter_mut()
+        .find(|(flag, _)| *flag == "--flair")
+        .unwrap();
+    let coarse = resample_linear(&read_path(&flair.1).unwrap().volume, [3.0; 3]);
+    let coarse_path = dir.join("flair_3mm.nii.gz");
+    write_f32(&coarse_path, &coarse).unwrap();
+    flair.1 = coarse_path;
+    let out = dir.join("clean_seg.nii.gz");
+    let mut command = brainmvp();
+    command.args(["segment", "--clean", "--min-component-ml", "0.5", "--model"]);
+    command.arg(&model).arg("--out").arg(&out);
+    for (flag, path) in &files {
+        command.arg(flag).arg(path);
+    }
+    let output = run(&mut command);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("post-processing: "),
+        "{}",
+        text(&output.stdout)
+    );
+    let labels = read_path(&out).unwrap().volume;
+    let t1 = read_path(&files.iter().find(|(f, _)| *f == "--t1").unwrap().1)
+        .unwrap()
+        .volume;
+    assert_eq!((labels.dims, labels.affine), (t1.dims, t1.affine));
+    // No tumour component (26-connected) under 0.5 ml is left; regions stay nested.
+    let data: Vec<u8> = labels.data.iter().map(|&v| v as u8).collect();
+    let voxel_ml = labels.spacing().iter().product::<f64>() / 1000.0;
+    let tumour = components(labels.dims, &data, |l| l != 0, Connectivity::Full);
+    assert!(
+        tumour
+            .sizes
+            .iter()
+            .all(|&size| size as f64 * voxel_ml >= 0.5),
+        "{:?}",
+        tumour.sizes
+    );
+    assert!(data.iter().all(|l| [0, 1, 2, 4].contains(l)));
 }
 
 /// Pre-trains the tiny UniFormer for `steps` into `<dir>/pre`; `templates` adds keys to

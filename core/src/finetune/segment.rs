@@ -415,3 +415,77 @@ pub fn init_model<B: Backend>(
 ) -> Result<UniUnet<B>> {
     UniUnetConfig::init(&manifest.model, device)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EncoderPreset;
+    use burn::backend::Flex;
+
+    type B = Flex;
+
+    /// Labels of `input` `[1, 1, 16, 16, 16]` with one window covering it all.
+    fn labels_of(model: &UniUnet<B>, input: Tensor<B, 5>, mirror: bool) -> Vec<u8> {
+        let window = SlidingWindowConfig {
+            roi: [16; 3],
+            ..Default::default()
+        };
+        let scheme = LabelScheme::default();
+        predict_labels(model, &scheme, &window, input, mirror, |_, _| {}).unwrap()
+    }
+
+    fn flip_x(labels: &[u8]) -> Vec<u8> {
+        labels
+            .chunks(16)
+            .flat_map(|row| row.iter().rev().copied())
+            .collect()
+    }
+
+    /// With mirroring the prediction is the mean over all 8 mirrorings, so mirroring the input
+    /// mirrors the label map (up to f32 summation order); progress counts 8 × the windows.
+    #[test]
+    fn mirrored_prediction_commutes_with_mirroring_the_input() {
+        let device = Default::default();
+        let model = UniUnetConfig::new(1, 3)
+            .with_encoder(EncoderPreset::Tiny)
+            .init::<B>(&device)
+            .unwrap();
+        let values: Vec<f32> = (0..16 * 16 * 16)
+            .map(|i| ((i as f32 * 0.37).sin() + (i as f32 * 0.011).cos()) * 2.0)
+            .collect();
+        let input = Tensor::<B, 5>::from_data(TensorData::new(values, [1, 1, 16, 16, 16]), &device);
+        let mirrored_input = input.clone().flip([4]);
+        let plain = labels_of(&model, input.clone(), true);
+        let of_mirrored = labels_of(&model, mirrored_input, true);
+        let expected = flip_x(&plain);
+        let same = expected
+            .iter()
+            .zip(&of_mirrored)
+            .filter(|(a, b)| a == b)
+            .count();
+        assert!(
+            same as f64 >= 0.999 * expected.len() as f64,
+            "{same} of {} voxels",
+            expected.len()
+        );
+        assert!(
+            plain.iter().any(|&l| l != 0),
+            "an all-background map proves nothing"
+        );
+        let mut progress = Vec::new();
+        let window = SlidingWindowConfig {
+            roi: [16; 3],
+            ..Default::default()
+        };
+        predict_labels(
+            &model,
+            &LabelScheme::default(),
+            &window,
+            input,
+            true,
+            |done, total| progress.push((done, total)),
+        )
+        .unwrap();
+        assert_eq!(progress.last(), Some(&(8, 8)));
+    }
+}

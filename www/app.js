@@ -14,6 +14,7 @@
 //   #view-axial / #view-coronal / #view-sagittal (canvas, data-axis 0/1/2) · #slice-axial … ·
 //   #cursor (crosshair line: "crosshair voxel (x, y, z) · world (…) mm · <modality> <value> · label n")
 //   · #hover (same for the voxel under the mouse) · #model-source · #model-file ·
+//   #compare (shown with a ground truth and a prediction) > #overlay-source (truth | prediction), #dice ·
 //   #backend-choice (auto | webgpu | cpu) · #backend-why (which backend jobs use, and why) · #segment ·
 //   #cancel · #progress · #segment-status · #volumes (tbody tr[data-label]) · #download-seg ·
 //   #download-weights · #ft-add-case · #ft-cases · #ft-steps · #ft-lr · #ft-start · #ft-stop ·
@@ -25,8 +26,8 @@
 //   setOverlay(bytes, name?)      → Promise<{labels: [[label, voxels]]}>, throws on a bad file
 //   clearOverlay()
 //   currentLabels()               → the overlay's {label: voxels} or null
-//   goToLabels()                  crosshair to the centre of the labelled voxels (done after
-//                                 loadSample and after a segmentation)
+//   goToLabels()                  crosshair to the centre of the largest labelled region (done
+//                                 after loadSample and after a segmentation)
 //   setCursor([x, y, z]) / cursor() → RAS voxel of the crosshair
 //   show(modalityOrName) / shown()  the displayed image
 //   setWindowLevel(window, level) / windowLevel() → [window, level]
@@ -56,7 +57,9 @@ const state = {
   grid: null, // dims [x, y, z] every file must share
   cursor: [0, 0, 0],
   windowLevel: new Map(), // file name → [window, level]
-  overlay: null, // {labels: ViewerLabels, name, source: 'file' | 'model'}
+  overlay: null, // the layer shown: {labels: ViewerLabels, name, source: 'file' | 'model'}
+  layers: { truth: null, prediction: null }, // the label map from a file, the model's
+  dice: null, // {key: [truth labels, prediction labels], text}
   hidden: new Set(),
   segmentation: null, // Uint8Array of the last model output
   model: null, // {name, bytes} of a fine-tuned or user model
@@ -200,7 +203,7 @@ function defaultShown() {
 }
 
 function removeFile(entry) {
-  if (state.overlay?.labels === entry.labels) state.overlay = null;
+  if (entry.labels) dropLayer(entry.labels);
   freeDecoded(entry);
   state.files = state.files.filter((other) => other !== entry);
   if (state.shown === entry) state.shown = null;
@@ -226,7 +229,7 @@ function changeModality(entry, modality) {
     refreshAll();
     return;
   }
-  if (state.overlay?.labels === entry.labels) state.overlay = null;
+  if (entry.labels) dropLayer(entry.labels);
   freeDecoded(entry);
   try {
     addDecoded(entry);
@@ -287,11 +290,41 @@ async function readDroppedFiles(fileList) {
 
 // ---------------------------------------------------------------------------------- overlay
 
+/** Show `labels` (from a file: the ground truth; from the model: the prediction) as the overlay. */
 function useLabels(labels, name, source) {
-  if (state.overlay && state.overlay.source === 'model' && state.overlay.labels !== labels) {
-    state.overlay.labels.free();
+  const slot = source === 'model' ? 'prediction' : 'truth';
+  const previous = state.layers[slot];
+  if (previous?.source === 'model' && previous.labels !== labels) previous.labels.free();
+  state.layers[slot] = { labels, name, source };
+  state.overlay = state.layers[slot];
+}
+
+/** Forget the overlay layer holding `labels` (its file is gone or no longer a label map). */
+function dropLayer(labels) {
+  for (const slot of ['truth', 'prediction']) {
+    if (state.layers[slot]?.labels === labels) state.layers[slot] = null;
   }
-  state.overlay = { labels, name, source };
+  if (state.overlay?.labels === labels) state.overlay = state.layers.prediction ?? state.layers.truth;
+}
+
+/** With a prediction and a ground truth: the overlay switch and the Dice line. */
+function renderCompare() {
+  const { truth, prediction } = state.layers;
+  $('compare').hidden = !(truth && prediction);
+  if (!truth || !prediction) return;
+  $('overlay-source').value = state.overlay === truth ? 'truth' : 'prediction';
+  const key = [truth.labels, prediction.labels];
+  if (state.dice?.key[0] !== key[0] || state.dice?.key[1] !== key[1]) {
+    let text;
+    try {
+      const [tc, wt, et] = prediction.labels.diceAgainst(truth.labels);
+      text = `Dice of the prediction against ${truth.name}: WT ${wt.toFixed(3)} · TC ${tc.toFixed(3)} · ET ${et.toFixed(3)}`;
+    } catch (error) {
+      text = `Dice: ${errorText(error)}`;
+    }
+    state.dice = { key, text };
+  }
+  $('dice').textContent = state.dice.text;
 }
 
 async function setOverlay(bytes, name = 'segmentation.nii.gz') {
@@ -310,12 +343,13 @@ async function setOverlay(bytes, name = 'segmentation.nii.gz') {
 
 /** Move the crosshair to the centre of the labelled voxels (if any). */
 function goToLabels() {
-  const centre = state.overlay?.labels.centroid();
+  const centre = state.overlay?.labels.lesionCentre();
   if (centre) setCursor([...centre]);
 }
 
 function clearOverlay() {
-  if (state.overlay?.source === 'model') state.overlay.labels.free();
+  state.layers.prediction?.labels.free();
+  state.layers = { truth: null, prediction: null };
   state.overlay = null;
   refreshAll();
 }
@@ -438,6 +472,7 @@ function refreshAll() {
   renderWindowLevelInputs();
   renderLabelToggles();
   renderVolumeTable();
+  renderCompare();
   drawViews();
   setViewerState(state.shown?.volume ? 'ready' : 'empty');
 }
@@ -639,6 +674,11 @@ function wireControls() {
   $('load-sample').addEventListener('click', () => loadSample());
   $('error').addEventListener('click', () => clearErrors());
   $('notice').addEventListener('click', () => clearErrors());
+  $('overlay-source').addEventListener('change', () => {
+    const chosen = state.layers[$('overlay-source').value];
+    if (chosen) state.overlay = chosen;
+    refreshAll();
+  });
   $('error').title = 'click to dismiss';
   $('clear-case').addEventListener('click', () => clearCase());
   $('modality-select').addEventListener('change', (event) => show(event.target.value));

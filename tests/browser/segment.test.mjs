@@ -227,10 +227,22 @@ test('backend choice: automatic takes the CPU over a software WebGPU adapter and
     // A segmentation through the page's button runs where the line said, and its status says why.
     await page.click('#load-sample');
     await page.waitForFunction(() => Number(document.body.dataset.loads ?? 0) > 0, null, { timeout: 60_000 });
+    await page.uncheck('#mirror'); // 8× the windows: not needed to check where the job runs
     await page.click('#segment');
     await page.waitForFunction(() => /^(done|segmentation failed)/.test(document.getElementById('segment-status').textContent),
       null, { timeout: 240_000 });
     assert.match(await page.textContent('#segment-status'), /^done on CPU \(CPU chosen on the page\)/);
+    // The sample's label map and the prediction: Dice shown, either one on screen.
+    assert.equal(await page.isVisible('#compare'), true);
+    const dice = await page.textContent('#dice');
+    console.log(dice);
+    assert.match(dice, /^Dice of the prediction against sample_seg\.nii\.gz: WT 0\.\d{3} · TC 0\.\d{3} · ET 0\.\d{3}$/);
+    const predicted = await page.evaluate(() => window.brainmvp.currentLabels());
+    await page.selectOption('#overlay-source', 'truth');
+    const truth = await page.evaluate(() => window.brainmvp.currentLabels());
+    const truthFile = readNifti(await readFile(path.join(assetsDir, 'sample', 'sample_seg.nii.gz')));
+    assert.deepEqual(truth, labelCounts(truthFile));
+    assert.notDeepEqual(truth, predicted);
     await page.screenshot({ path: path.join(outputDir, 'backend-choice.png'), fullPage: true });
     assert.deepEqual(problems, []);
   } finally {

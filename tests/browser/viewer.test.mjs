@@ -518,8 +518,8 @@ test('segment, fine-tune, templates and downloads through segment-client.js (sta
     await page.waitForFunction(() => document.getElementById('segment-status').textContent.startsWith('done'));
     assert.equal(await page.textContent('#segment-status'),
       'done on fake backend · demo model trained on synthetic data · 13 ms per window · synthesised (not measured): flair · not used by the model: pd');
-    // The page's defaults: automatic backend, no mirroring, clean-up on; the line says so.
-    assert.deepEqual(await page.evaluate(() => window.fakeCalls.options), { backend: 'auto', mirror: false, clean: true });
+    // The page's defaults: automatic backend, mirroring and clean-up on; the line says so.
+    assert.deepEqual(await page.evaluate(() => window.fakeCalls.options), { backend: 'auto', mirror: true, clean: true });
     assert.equal(await page.textContent('#backend-why'), 'jobs run on fake backend: asked for auto');
     // The synthetic channel is listed and viewable, marked synthetic.
     assert.deepEqual((await page.evaluate(() => window.brainmvp.files()))[2],

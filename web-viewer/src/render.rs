@@ -14,7 +14,9 @@
 //! up in the coronal and sagittal views. Pixels are voxels; [`ViewVolume::pixel_spacing`] gives
 //! their physical size so the page can scale the canvas to the true aspect.
 
+use brainmvp_core::metrics::{detect_enhancing_label, dice, BratsRegion};
 use brainmvp_core::nifti::{self, NiftiImage, ReadLimits, Reorientation};
+use brainmvp_core::postprocess::{components, Connectivity};
 use brainmvp_core::preprocess::regrid::{onto_reference, Regridded};
 use brainmvp_core::{Error, Result, Volume};
 
@@ -336,16 +338,59 @@ impl LabelVolume {
 
     /// The mean RAS voxel of all labelled (non-zero) voxels, rounded; `None` without any.
     pub fn centroid(&self) -> Option<[usize; 3]> {
+        self.mean_voxel(|index| self.ras.data[index] != 0)
+    }
+
+    /// The mean RAS voxel of the largest connected (26-neighbour) labelled region: where a
+    /// lesion is, even when scattered specks elsewhere pull the plain centroid off it.
+    pub fn lesion_centre(&self) -> Option<[usize; 3]> {
+        let found = components(
+            self.ras.dims,
+            &self.ras.data,
+            |l| l != 0,
+            Connectivity::Full,
+        );
+        let (largest, _) = found
+            .sizes
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, &size)| size)?;
+        let id = largest as u32 + 1;
+        self.mean_voxel(|index| found.of_voxel[index] == id)
+    }
+
+    /// Dice of this label map against `truth` (same RAS grid) for the BraTS regions TC, WT, ET,
+    /// the enhancing label (4 or 3) read from the truth (else from this map, else 4). As the
+    /// official metric: 1 where both are empty, 0 where only the truth is.
+    pub fn brats_dice(&self, truth: &LabelVolume) -> Result<[f64; 3]> {
+        if self.ras.dims != truth.ras.dims {
+            return Err(Error::new(
+                "Dice",
+                format!(
+                    "grids differ: {:?} against the truth's {:?}",
+                    self.ras.dims, truth.ras.dims
+                ),
+            ));
+        }
+        let enhancing = detect_enhancing_label(&truth.ras.data)
+            .or_else(|| detect_enhancing_label(&self.ras.data))
+            .unwrap_or(4);
+        let mut scores = [0.0; 3];
+        for (score, region) in scores.iter_mut().zip(BratsRegion::ALL) {
+            *score = dice(
+                &region.mask(&self.ras.data, enhancing),
+                &region.mask(&truth.ras.data, enhancing),
+            )?;
+        }
+        Ok(scores)
+    }
+
+    /// The mean RAS voxel of the voxels `selected` accepts (by index), rounded.
+    fn mean_voxel(&self, selected: impl Fn(usize) -> bool) -> Option<[usize; 3]> {
         let [nx, ny, _] = self.ras.dims;
         let mut sum = [0f64; 3];
         let mut count = 0usize;
-        for (index, _) in self
-            .ras
-            .data
-            .iter()
-            .enumerate()
-            .filter(|(_, &label)| label != 0)
-        {
+        for index in (0..self.ras.data.len()).filter(|&index| selected(index)) {
             let voxel = [index % nx, (index / nx) % ny, index / (nx * ny)];
             for (total, at) in sum.iter_mut().zip(voxel) {
                 *total += at as f64;
@@ -677,6 +722,37 @@ mod tests {
         assert_eq!(robust_range(&[0.0, 0.0]), [0.0, 0.0]);
         let view = ViewVolume::new(&Volume::from_vec([2, 1, 1], IDENTITY, vec![-3.0, 7.0]));
         assert_eq!(view.full_range, [-3.0, 7.0]);
+    }
+
+    #[test]
+    fn the_lesion_centre_ignores_specks_and_dice_scores_the_regions() {
+        let mut truth = Volume::filled([20, 20, 20], ras_affine(), 0u8);
+        for z in 4..10 {
+            for y in 4..10 {
+                for x in 4..10 {
+                    truth.set(x, y, z, if x < 6 { 4 } else { 2 });
+                }
+            }
+        }
+        let mut prediction = truth.clone();
+        // A far, smaller false positive (3³): it pulls the plain centroid, not the lesion centre.
+        for z in 16..19 {
+            for y in 16..19 {
+                for x in 16..19 {
+                    prediction.set(x, y, z, 2);
+                }
+            }
+        }
+        let prediction = LabelVolume::new(&prediction);
+        assert_eq!(prediction.lesion_centre(), Some([7, 7, 7]));
+        assert_ne!(prediction.centroid(), prediction.lesion_centre());
+        let truth = LabelVolume::new(&truth);
+        let [tc, wt, et] = prediction.brats_dice(&truth).unwrap();
+        assert_eq!((tc, et), (1.0, 1.0));
+        assert!((wt - 2.0 * 216.0 / (243.0 + 216.0)).abs() < 1e-12, "{wt}");
+        let other = LabelVolume::new(&Volume::filled([4, 4, 4], ras_affine(), 0u8));
+        assert!(prediction.brats_dice(&other).is_err());
+        assert_eq!(other.lesion_centre(), None);
     }
 
     #[test]

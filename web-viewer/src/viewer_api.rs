@@ -285,6 +285,19 @@ impl ViewerLabels {
         self.labels.centroid().map(|voxel| to_u32(&voxel))
     }
 
+    /// The centre `[x, y, z]` of the largest connected labelled region; `undefined` when none.
+    #[wasm_bindgen(js_name = lesionCentre)]
+    pub fn lesion_centre(&self) -> Option<Vec<u32>> {
+        self.labels.lesion_centre().map(|voxel| to_u32(&voxel))
+    }
+
+    /// Dice `[TC, WT, ET]` of this label map against `truth` (BraTS regions, same grid).
+    #[wasm_bindgen(js_name = diceAgainst)]
+    pub fn dice_against(&self, truth: &ViewerLabels) -> Result<Vec<f64>, JsError> {
+        let scores = self.labels.brats_dice(&truth.labels).map_err(to_js)?;
+        Ok(scores.to_vec())
+    }
+
     /// Volume of one voxel in millilitres.
     #[wasm_bindgen(js_name = voxelMl)]
     pub fn voxel_ml(&self) -> f64 {

@@ -409,6 +409,7 @@ function drawView(axis) {
   context.imageSmoothingEnabled = false;
   context.drawImage(source, 0, 0, canvas.width, canvas.height);
   drawCrosshair(context, volume, axis, slice.width, slice.height, canvas);
+  followCrosshair(axis, canvas, slice.width, slice.height);
   $(`slice-${AXES[axis]}`).textContent = `${index + 1}/${volume.dims()[NORMAL[axis]]}`;
   slice.free();
 }
@@ -617,6 +618,9 @@ function wireView(axis) {
     $('hover').textContent = voxel ? `under the mouse ${describeVoxel(voxel)}` : '';
     if (state.drag?.moving && state.drag.axis === axis && event.buttons & 1 && voxel) setCursor(voxel);
   });
+  canvas.addEventListener('keydown', (event) => {
+    if (moveByKey(axis, event.key)) event.preventDefault();
+  });
   canvas.addEventListener('wheel', (event) => {
     if (!state.grid) return;
     event.preventDefault();
@@ -624,6 +628,48 @@ function wireView(axis) {
     cursor[NORMAL[axis]] += event.deltaY > 0 ? -1 : 1;
     setCursor(cursor);
   }, { passive: false });
+}
+
+/** Pixel steps of the arrow keys in a view (screen directions), slice steps of Page Up / Down. */
+const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+const PAGES = { PageUp: 1, PageDown: -1 };
+
+/**
+ * Keyboard navigation in a focused view: arrows move the crosshair one pixel on screen, Page Up /
+ * Page Down step through slices. Returns whether the key was one of them.
+ */
+function moveByKey(axis, key) {
+  const volume = state.shown?.volume;
+  if (!volume || !(key in ARROWS || key in PAGES)) return false;
+  const cursor = [...state.cursor];
+  if (key in PAGES) {
+    cursor[NORMAL[axis]] += PAGES[key];
+  } else {
+    const pixel = volume.voxelToPixel(axis, ...cursor);
+    if (!pixel) return true;
+    const [dx, dy] = ARROWS[key];
+    const moved = volume.pixelToVoxel(axis, cursor[NORMAL[axis]], pixel[0] + dx, pixel[1] + dy);
+    if (!moved) return true;
+    cursor.splice(0, 3, ...moved);
+  }
+  setCursor(cursor);
+  return true;
+}
+
+/** At zoom > 1 each view's box scrolls so that the crosshair stays in sight (centred when it left). */
+function followCrosshair(axis, canvas, sliceWidth, sliceHeight) {
+  const box = canvas.parentElement;
+  const pixel = state.shown?.volume?.voxelToPixel(axis, ...state.cursor);
+  if (!pixel || !box) return;
+  const x = ((pixel[0] + 0.5) * canvas.width) / sliceWidth;
+  const y = ((pixel[1] + 0.5) * canvas.height) / sliceHeight;
+  const margin = 16;
+  if (x < box.scrollLeft + margin || x > box.scrollLeft + box.clientWidth - margin) {
+    box.scrollLeft = x - box.clientWidth / 2;
+  }
+  if (y < box.scrollTop + margin || y > box.scrollTop + box.clientHeight - margin) {
+    box.scrollTop = y - box.clientHeight / 2;
+  }
 }
 
 function wireWindowLevelDrag() {

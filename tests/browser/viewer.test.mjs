@@ -416,6 +416,62 @@ test('file names: BIDS, scanner and template names read as their modality; an un
   }
 });
 
+test('keyboard, zoom that follows the crosshair, a 390 px screen', async () => {
+  const t1Gz = await readFile(path.join(mriDir, 'avg152T1.nii.gz'));
+  const { page, problems } = await openPage();
+  try {
+    // The file picker is reachable by keyboard (focusable, not display: none).
+    await page.focus('#file-input');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'file-input');
+    await pickFiles(page, [{ name: 'kb_t1.nii.gz', bytes: t1Gz }]);
+
+    // Arrows in the focused axial view move the crosshair one voxel on screen; Page Up a slice.
+    await page.evaluate(() => window.brainmvp.setCursor([45, 54, 45]));
+    await page.focus('#view-axial');
+    await page.keyboard.press('ArrowRight');
+    const right = await page.evaluate(() => window.brainmvp.cursor());
+    assert.deepEqual([Math.abs(right[0] - 45), right[1], right[2]], [1, 54, 45]);
+    await page.keyboard.press('ArrowUp');
+    const up = await page.evaluate(() => window.brainmvp.cursor());
+    assert.deepEqual([up[0], Math.abs(up[1] - 54), up[2]], [right[0], 1, 45]);
+    await page.keyboard.press('PageUp');
+    assert.deepEqual(await page.evaluate(() => window.brainmvp.cursor()), [up[0], up[1], 46]);
+    await page.keyboard.press('PageDown');
+    await page.keyboard.press('PageDown');
+    assert.equal((await page.evaluate(() => window.brainmvp.cursor()))[2], 44);
+
+    // Zoom 4 with the crosshair near a corner: the view's box scrolls to keep it in sight.
+    await page.evaluate(() => window.brainmvp.setCursor([85, 100, 80]));
+    await page.evaluate(() => {
+      const zoom = document.getElementById('zoom');
+      zoom.value = '4';
+      zoom.dispatchEvent(new Event('input'));
+    });
+    const view = await page.evaluate(() => {
+      const canvas = document.getElementById('view-axial');
+      const box = canvas.parentElement;
+      return { scrollLeft: box.scrollLeft, scrollTop: box.scrollTop, boxWidth: box.clientWidth,
+        boxHeight: box.clientHeight, width: canvas.width, height: canvas.height };
+    });
+    assert.ok(view.width > view.boxWidth, JSON.stringify(view));
+    assert.ok(view.scrollLeft > 0 || view.scrollTop > 0, `the zoomed view did not follow: ${JSON.stringify(view)}`);
+
+    // A phone-sized screen: nothing wider than it.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.evaluate(() => {
+      const zoom = document.getElementById('zoom');
+      zoom.value = '1';
+      zoom.dispatchEvent(new Event('input'));
+    });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+    await page.screenshot({ path: path.join(outputDir, 'viewer-390px.png'), fullPage: true });
+    assert.ok(overflow <= 390, `page is ${overflow} px wide on a 390 px screen`);
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+  }
+});
+
 test('sample case button: loads assets/sample when present, says so when not', async () => {
   const indexPath = path.join(distDir, 'assets', 'sample', 'index.json');
   const { page, problems } = await openPage();

@@ -424,6 +424,8 @@ test('keyboard, zoom that follows the crosshair, a 390 px screen', async () => {
     await page.focus('#file-input');
     assert.equal(await page.evaluate(() => document.activeElement.id), 'file-input');
     await pickFiles(page, [{ name: 'kb_t1.nii.gz', bytes: t1Gz }]);
+    // No label map, no prediction: nothing to compare, the switch is not shown.
+    assert.equal(await page.isVisible('#compare'), false);
 
     // Arrows in the focused axial view move the crosshair one voxel on screen; Page Up a slice.
     await page.evaluate(() => window.brainmvp.setCursor([45, 54, 45]));

@@ -101,6 +101,15 @@ async function pickFiles(page, files) {
     { timeout: 60_000 });
 }
 
+/** Move the zoom slider as a user drags it. */
+async function setZoom(page, value) {
+  await page.evaluate((zoomValue) => {
+    const zoom = document.getElementById('zoom');
+    zoom.value = String(zoomValue);
+    zoom.dispatchEvent(new Event('input'));
+  }, value);
+}
+
 /** For each view: size and how many pixels are neither black nor the same grey as the first. */
 async function canvasStats(page) {
   return page.evaluate(() => ['axial', 'coronal', 'sagittal'].map((name) => {
@@ -444,11 +453,7 @@ test('keyboard, zoom that follows the crosshair, a 390 px screen', async () => {
 
     // Zoom 4 with the crosshair near a corner: the view's box scrolls to keep it in sight.
     await page.evaluate(() => window.brainmvp.setCursor([85, 100, 80]));
-    await page.evaluate(() => {
-      const zoom = document.getElementById('zoom');
-      zoom.value = '4';
-      zoom.dispatchEvent(new Event('input'));
-    });
+    await setZoom(page, 4);
     const view = await page.evaluate(() => {
       const canvas = document.getElementById('view-axial');
       const box = canvas.parentElement;
@@ -460,11 +465,7 @@ test('keyboard, zoom that follows the crosshair, a 390 px screen', async () => {
 
     // A phone-sized screen: nothing wider than it.
     await page.setViewportSize({ width: 390, height: 844 });
-    await page.evaluate(() => {
-      const zoom = document.getElementById('zoom');
-      zoom.value = '1';
-      zoom.dispatchEvent(new Event('input'));
-    });
+    await setZoom(page, 1);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
     await page.screenshot({ path: path.join(outputDir, 'viewer-390px.png'), fullPage: true });
     assert.ok(overflow <= 390, `page is ${overflow} px wide on a 390 px screen`);

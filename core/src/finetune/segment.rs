@@ -176,6 +176,18 @@ fn flip_axes<B: Backend>(mut tensor: Tensor<B, 5>, axes: &[usize]) -> Tensor<B, 
     tensor
 }
 
+/// `sum` plus the probabilities of `logits`, a prediction of the input mirrored along `axes`
+/// (mirrored back first).
+fn add_mirrored<B: Backend>(
+    sum: Option<Tensor<B, 5>>,
+    labels: &LabelScheme,
+    logits: Tensor<B, 5>,
+    axes: &[usize],
+) -> Tensor<B, 5> {
+    let probabilities = flip_axes(labels.probabilities(logits), axes);
+    sum.map_or(probabilities.clone(), |sum| sum + probabilities)
+}
+
 /// Mean of the probability maps `[1, C, z, y, x]` over the mirrorings.
 fn mean_of<B: Backend>(sum: Option<Tensor<B, 5>>, count: usize) -> Result<Tensor<B, 5>> {
     sum.map(|sum| sum / count as f32)
@@ -203,8 +215,7 @@ pub fn predict_labels<B: Backend>(
             |patch| model.try_forward_inference(patch),
             |done, total| on_window(pass * total + done, flips.len() * total),
         )?;
-        let probabilities = flip_axes(labels.probabilities(logits), axes);
-        sum = Some(sum.map_or(probabilities.clone(), |sum| sum + probabilities));
+        sum = Some(add_mirrored(sum, labels, logits, axes));
     }
     let values = probability_values(mean_of(sum, flips.len())?.into_data())?;
     labels.decode(&values, depth * height * width)
@@ -232,8 +243,7 @@ pub async fn predict_labels_async<B: Backend>(
             |done, total| on_window(pass * total + done, flips.len() * total),
         )
         .await?;
-        let probabilities = flip_axes(labels.probabilities(logits), axes);
-        sum = Some(sum.map_or(probabilities.clone(), |sum| sum + probabilities));
+        sum = Some(add_mirrored(sum, labels, logits, axes));
     }
     let data = mean_of(sum, flips.len())?
         .into_data_async()

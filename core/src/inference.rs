@@ -114,6 +114,17 @@ pub fn window_starts(size: usize, roi: usize, overlap: f64) -> Vec<usize> {
     }
 }
 
+/// How many windows of `config` cover a volume of `size` voxels (the spatial axes of the input,
+/// in the input's order), as [`sliding_window`] places them.
+pub fn window_count(size: [usize; 3], config: &SlidingWindowConfig) -> usize {
+    (0..3)
+        .map(|axis| {
+            let padded = size[axis].max(config.roi[axis]);
+            window_starts(padded, config.roi[axis], config.overlap).len()
+        })
+        .product()
+}
+
 /// Runs `model` over `input` window by window and blends the outputs (see the module docs).
 ///
 /// `input` is `[N, C_in, D, H, W]`; `model` maps `[n, C_in, rz, ry, rx]` to

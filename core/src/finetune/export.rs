@@ -264,6 +264,27 @@ impl ModelBundle {
         Ok(model)
     }
 
+    /// Float values of the network (parameters and normalisation statistics).
+    pub fn weight_values(&self) -> u64 {
+        self.tensors.iter().map(|t| t.values.len() as u64).sum()
+    }
+
+    /// The largest window batch (at most the manifest's) that fits `limits`, with its memory
+    /// estimate; `Err` says why not even one window fits.
+    pub fn fitting_window(
+        &self,
+        limits: &crate::model::footprint::MemoryLimits,
+    ) -> std::result::Result<crate::model::footprint::WindowFootprint, String> {
+        let window = &self.manifest.window;
+        crate::model::footprint::fitting_batch(
+            &self.manifest.model,
+            window.roi,
+            window.batch,
+            self.weight_values(),
+            limits,
+        )
+    }
+
     /// The templates as a bank for filling missing modalities (`None` without templates).
     pub fn template_bank(&self) -> Result<Option<TemplateBank>> {
         match self.templates.is_empty() {

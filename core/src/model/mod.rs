@@ -12,6 +12,7 @@ pub mod batch_norm;
 pub mod cblock;
 pub mod classifier;
 pub mod decoder;
+pub mod footprint;
 pub mod init;
 pub mod patch_embed;
 pub mod sablock;

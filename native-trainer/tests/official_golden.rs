@@ -451,3 +451,81 @@ fn an_imported_pretraining_checkpoint_is_an_export_folder_finetune_can_start_fro
         Some(&ENCODER_STAGE_AXES),
     );
 }
+
+/// `export --torch --untrained small`: the official UniUnet's trainable parameter count (measured
+/// with torch: 34,323,593 for `UniUnet(in_channels=4, out_channels=3, multi_scale=True)`), the
+/// same file for the same seed, and an f16 import of half the size that segments like the f32 one.
+#[test]
+fn an_untrained_official_size_uniunet_has_the_official_parameter_count_and_imports_as_f16() {
+    let dir = tempdir("untrained");
+    let write = |name: &str, preset: &str, seed: &str| {
+        let path = dir.join(name);
+        brainmvp(&[
+            "export".as_ref(),
+            "--torch".as_ref(),
+            "--untrained".as_ref(),
+            preset.as_ref(),
+            "--seed".as_ref(),
+            seed.as_ref(),
+            "--out".as_ref(),
+            path.as_os_str(),
+        ]);
+        path
+    };
+    let small = read_state_dict(&write("small.safetensors", "small", "42")).unwrap();
+    let trainable: usize = small
+        .tensors
+        .iter()
+        .filter(|(name, _)| !name.contains("running_") && !name.ends_with("num_batches_tracked"))
+        .map(|(_, tensor)| tensor.values.len())
+        .sum();
+    assert_eq!(trainable, 34_323_593);
+
+    let tiny = write("tiny.safetensors", "tiny", "7");
+    let again = write("tiny-again.safetensors", "tiny", "7");
+    let other = write("tiny-other.safetensors", "tiny", "8");
+    let tensors = |path: &PathBuf| read_state_dict(path).unwrap().tensors;
+    assert_eq!(
+        tensors(&tiny),
+        tensors(&again),
+        "one seed, one set of weights"
+    );
+    assert_ne!(
+        tensors(&tiny),
+        tensors(&other),
+        "another seed, other weights"
+    );
+
+    let import = |out: &str, half: bool| {
+        let path = dir.join(out);
+        let mut args = vec![
+            "import".as_ref(),
+            "--torch".as_ref(),
+            tiny.as_os_str(),
+            "--arch".as_ref(),
+            "uniunet".as_ref(),
+            "--roi".as_ref(),
+            "32".as_ref(),
+            "--out".as_ref(),
+            path.as_os_str(),
+        ];
+        if half {
+            args.push("--f16".as_ref());
+        }
+        brainmvp(&args);
+        let bytes = std::fs::read(&path).unwrap();
+        brainmvp_core::finetune::export::ModelBundle::from_bytes(&bytes, out).unwrap()
+    };
+    let full = import("tiny-f32.bmvp", false);
+    let half = import("tiny-f16.bmvp", true);
+    assert_eq!(
+        half.precision,
+        brainmvp_core::finetune::export::WeightPrecision::F16
+    );
+    assert_eq!(half.weight_values(), full.weight_values());
+    for (a, b) in half.tensors.iter().zip(&full.tensors) {
+        for (x, y) in a.values.iter().zip(&b.values) {
+            assert!((x - y).abs() <= 1e-3 * y.abs().max(1e-2), "{x} vs {y}");
+        }
+    }
+}

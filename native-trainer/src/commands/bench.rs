@@ -265,6 +265,7 @@ fn write_json(path: &std::path::Path, record: &serde_json::Value) -> anyhow::Res
 
 /// `bench segment`: UniUnet sliding-window inference of one case, inference only.
 mod segment_bench {
+    use super::super::parse_encoder;
     use anyhow::{bail, ensure};
     use brainmvp_core::inference::{sliding_window, window_starts, Blend, SlidingWindowConfig};
     use brainmvp_core::model::uniunet::{EncoderPreset, UniUnet, UniUnetConfig};
@@ -314,14 +315,6 @@ mod segment_bench {
         /// Also write the timings, threads and peak resident memory as JSON to this file.
         #[arg(long)]
         pub json: Option<PathBuf>,
-    }
-
-    fn parse_encoder(name: &str) -> Result<EncoderPreset, String> {
-        match name {
-            "small" => Ok(EncoderPreset::Small),
-            "tiny" => Ok(EncoderPreset::Tiny),
-            _ => Err(format!("{name:?}: expected small or tiny")),
-        }
     }
 
     fn parse_blend(name: &str) -> Result<Blend, String> {

@@ -3,14 +3,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use brainmvp_core::model::EncoderPreset;
+
+use super::parse_encoder;
 use crate::export::{export_model, ExportOptions, PrecisionChoice};
 
 /// Arguments of `brainmvp export`.
 #[derive(clap::Args)]
 pub struct ExportArgs {
     /// Model folder (`brainmvp finetune`'s `<out>/model`) or a `.bmvp` file.
-    #[arg(long)]
-    pub model: PathBuf,
+    #[arg(long, required_unless_present = "untrained")]
+    pub model: Option<PathBuf>,
     /// The `.bmvp` file to write (a `<out>.json` report is written beside it), or with
     /// `--torch` the `.safetensors` file.
     #[arg(long)]
@@ -19,6 +22,14 @@ pub struct ExportArgs {
     /// safetensors) for PyTorch/MONAI instead of a `.bmvp`.
     #[arg(long)]
     pub torch: bool,
+    /// With `--torch` instead of `--model`: an untrained UniUnet (`small`: UniFormer-S, the
+    /// official size; `tiny`), initialised as the official code, for trying `brainmvp import` and
+    /// the page's memory limits without official weights or PyTorch.
+    #[arg(long, requires = "torch", conflicts_with = "model", value_parser = parse_encoder)]
+    pub untrained: Option<EncoderPreset>,
+    /// The seed of `--untrained`'s weights.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
     /// `auto`: f16 when it keeps the Dice on the --check cases within 0.5 points of f32.
     #[arg(long, value_enum, default_value = "auto")]
     pub precision: PrecisionChoice,
@@ -32,8 +43,18 @@ pub struct ExportArgs {
 
 /// Runs `brainmvp export`.
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    if let Some(encoder) = args.untrained {
+        let parameters =
+            crate::torch::convert::write_untrained_torch(encoder, args.seed, &args.out)?;
+        println!(
+            "wrote {} (untrained UniUnet, {encoder:?} encoder, {parameters} parameters, official names)",
+            args.out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let model = args.model.unwrap_or_default();
     if args.torch {
-        let tensors = crate::torch::convert::export_torch(&args.model, &args.out)?;
+        let tensors = crate::torch::convert::export_torch(&model, &args.out)?;
         println!(
             "wrote {} ({tensors} tensors, official UniUnet names)",
             args.out.display()
@@ -41,7 +62,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let options = ExportOptions {
-        model: args.model,
+        model,
         out: args.out,
         precision: args.precision,
         check: args.check,

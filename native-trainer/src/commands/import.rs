@@ -39,6 +39,9 @@ pub struct ImportArgs {
     /// uniunet: sliding-window edge in voxels (the official inference uses the training patch).
     #[arg(long, default_value_t = 96)]
     pub roi: usize,
+    /// uniunet into a `.bmvp`: store the weights as IEEE half (half the file, as the page wants).
+    #[arg(long)]
+    pub f16: bool,
 }
 
 /// Runs `brainmvp import`.
@@ -55,6 +58,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             roi: [args.roi; 3],
             ..SlidingWindowConfig::default()
         },
+        half: args.f16,
     };
     println!("import job: {}", serde_json::to_string(&job)?);
     let report = import_checkpoint(&job)?;

@@ -7,6 +7,7 @@ use brainmvp_core::finetune::export::{ModelBundle, WeightPrecision};
 use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::finetune::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
 use brainmvp_core::inference::SlidingWindowConfig;
+use brainmvp_core::model::{EncoderPreset, UniUnetConfig};
 use brainmvp_core::preprocess::PreprocessConfig;
 use brainmvp_core::pretrain::model::Encoder;
 use brainmvp_core::pretrain::Architecture;
@@ -63,6 +64,9 @@ pub struct ImportJob {
     pub enhancing_label: u8,
     /// UniUnet: the sliding window (official inference: 96³, overlap 0.5, constant blending).
     pub window: SlidingWindowConfig,
+    /// UniUnet into a `.bmvp`: store the weights as IEEE half (half the file; the page's size).
+    #[serde(default)]
+    pub half: bool,
 }
 
 /// The official fine-tuning's channel order (`get_modality_names` for BraTS).
@@ -106,12 +110,11 @@ pub fn import_checkpoint(job: &ImportJob) -> Result<ImportReport> {
             manifest.validate()?;
             match is_bundle_file(&job.out) {
                 true => {
-                    let bundle = ModelBundle::from_model(
-                        &manifest,
-                        &model,
-                        WeightPrecision::F32,
-                        Vec::new(),
-                    )?;
+                    let precision = match job.half {
+                        true => WeightPrecision::F16,
+                        false => WeightPrecision::F32,
+                    };
+                    let bundle = ModelBundle::from_model(&manifest, &model, precision, Vec::new())?;
                     write_bundle(&job.out, &bundle)?;
                 }
                 false => save_segmenter(&job.out, &manifest, &model, None)?,
@@ -183,6 +186,48 @@ fn refuse_bundle(job: &ImportJob) -> Result<()> {
             job.arch
         ),
         false => Ok(()),
+    }
+}
+
+/// Writes an untrained UniUnet of `encoder` (4 → 3 channels, `multi_scale=True`, initialised as
+/// the official code with burn's generator seeded by `seed`) as the official state dict at
+/// `out`: a full-size official-layout checkpoint, for trying the import and the page's memory
+/// limits where no official weights and no PyTorch are at hand. Returns the parameter count.
+pub fn write_untrained_torch(encoder: EncoderPreset, seed: u64, out: &Path) -> Result<usize> {
+    let device = Default::default();
+    <Flex as burn::tensor::backend::Backend>::seed(&device, seed);
+    let config = UniUnetConfig::new(OFFICIAL_BRATS_CHANNELS.len(), 3)
+        .with_encoder(encoder)
+        .with_deep_supervision(true);
+    let network = config.init::<Flex>(&device)?;
+    // burn draws a parameter's values when it is first read: read them all in module order now,
+    // so the seed decides every value whatever order the name table is read in.
+    burn::module::Module::visit(&network, &mut InModuleOrder);
+    let parameters = burn::module::Module::num_params(&network);
+    let tensors = uniunet_state_dict(&network, &config)?;
+    let metadata = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        (
+            "official_class".to_string(),
+            "Downstream/model/Uni_unet.py::UniUnet(in_channels=4, out_channels=3, multi_scale=True)"
+                .to_string(),
+        ),
+        ("weights".to_string(), format!("untrained, seed {seed}")),
+        ("brainmvp_version".to_string(), brainmvp_core::VERSION.to_string()),
+    ]);
+    write_safetensors(out, &tensors, metadata)?;
+    Ok(parameters)
+}
+
+/// Reads every float parameter once, in module order (see [`write_untrained_torch`]).
+struct InModuleOrder;
+
+impl<B: burn::tensor::backend::Backend> burn::module::ModuleVisitor<B> for InModuleOrder {
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::tensor::Tensor<B, D>>,
+    ) {
+        let _ = param.val();
     }
 }
 

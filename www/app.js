@@ -14,6 +14,7 @@
 //   #view-axial / #view-coronal / #view-sagittal (canvas, data-axis 0/1/2) · #slice-axial … ·
 //   #cursor (crosshair line: "crosshair voxel (x, y, z) · world (…) mm · <modality> <value> · label n")
 //   · #hover (same for the voxel under the mouse) · #model-source · #model-file ·
+//   #model-info (what the chosen model is, the memory one window needs) ·
 //   #compare (shown with a ground truth and a prediction) > #overlay-source (truth | prediction), #dice ·
 //   #backend-choice (auto | webgpu | cpu) · #backend-why (which backend jobs use, and why) · #segment ·
 //   #cancel · #progress · #segment-status · #volumes (tbody tr[data-label]) · #download-seg ·
@@ -814,7 +815,10 @@ function describeSegmentation(result) {
   const parts = [`done on ${result.backend ?? 'unknown backend'}`];
   if (result.backendNote) parts.push(`(${result.backendNote})`);
   if ($('model-source').value === 'demo') parts.push('· demo model trained on synthetic data');
-  if (result.msPerWindow) parts.push(`· ${Number(result.msPerWindow).toFixed(0)} ms per window`);
+  if (result.msPerWindow) {
+    const windows = `${result.windows} window${result.windows === 1 ? '' : 's'}`;
+    parts.push(`· ${windows}, ${Number(result.msPerWindow).toFixed(0)} ms per window`);
+  }
   const synthetic = [].concat(result.synthetic ?? []).map((entry) => entry?.modality ?? entry);
   if (synthetic.length) parts.push(`· synthesised (not measured): ${synthetic.join(', ')}`);
   const ignored = [].concat(result.ignored ?? []);
@@ -891,6 +895,7 @@ async function runFinetune() {
     }
     $('model-source').value = 'finetuned';
     $('model-about').hidden = true;
+    describeModel();
     $('download-weights').disabled = false;
     $('ft-status').textContent = `fine-tuned ${result.losses?.length ?? state.losses.length} steps on ${result.backend ?? 'unknown backend'}; the next segmentation uses it`;
   } catch (error) {
@@ -970,6 +975,27 @@ function download(bytes, name) {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
+/** Say what the chosen model is and the memory one of its windows needs (#model-info). */
+async function describeModel() {
+  const source = $('model-source').value;
+  if (source === 'file' && !$('model-file').files[0]) {
+    $('model-info').textContent = '';
+    return;
+  }
+  try {
+    const model = await currentModel();
+    const info = await seg.inspect(model);
+    if ($('model-source').value !== source) return;
+    const megaValues = (info.values / 1e6).toFixed(info.values < 1e6 ? 2 : 1);
+    const fileMb = (info.fileBytes / 1e6).toFixed(info.fileBytes < 1e7 ? 1 : 0);
+    const templates = info.templates.length ? `templates for ${info.templates.join(', ')}` : 'no templates (give every modality)';
+    $('model-info').textContent = `${model.name}: ${info.encoder} UniUnet · ${megaValues} M weights · ${info.precision} file ${fileMb} MB · takes ${info.modalities.join(', ')} · ${templates} · ${info.summary}`;
+  } catch (error) {
+    $('model-info').textContent = '';
+    showError(`model: ${errorText(error)}`);
+  }
+}
+
 /** Ask the worker which backend the chosen setting gives, and say it under the controls. */
 async function describeBackend() {
   const preference = $('backend-choice').value;
@@ -989,6 +1015,11 @@ function wireModel() {
     $('model-about').hidden = $('model-source').value !== 'demo';
     $('model-file').hidden = $('model-source').value !== 'file';
     if ($('model-source').value === 'file') $('model-file').click();
+    describeModel();
+  });
+  $('model-file').addEventListener('change', () => {
+    clearErrors();
+    describeModel();
   });
   $('segment').addEventListener('click', () => runSegmentation());
   $('cancel').addEventListener('click', () => seg.cancel());
@@ -1044,6 +1075,7 @@ function start() {
   window.brainmvp.ready = ready;
   refreshAll();
   describeBackend();
+  describeModel();
   markReady();
 }
 

@@ -58,11 +58,21 @@ export function busy() {
  * Segment one case. model: {name, bytes: ArrayBuffer}; files: [{name, modality, bytes}].
  * mirror: test-time mirroring (8 × the windows); clean: remove specks under 0.1 ml and fill enclosed
  * core holes. Resolves to {nifti, volumes, windows, backend, backendNote, synthetic, ignored,
- * mirrored, postprocessed, seconds, msPerWindow}.
+ * mirrored, windowBatch, memory, postprocessed, seconds, msPerWindow}; a model whose window does
+ * not fit the backend's memory limits is refused.
  */
 export function segment({ model, files, onProgress, forceCpu = false, backend = 'auto', mirror = false, clean = false }) {
   return request({ type: 'segment', modelName: model.name, model: model.bytes, files, forceCpu, backend,
     mirror, clean }, { onProgress });
+}
+
+/** A quick question to the worker, answered beside a running job. */
+function query(message) {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    queries.set(id, { resolve, reject });
+    ensureWorker().postMessage({ ...message, id });
+  });
 }
 
 /**
@@ -70,11 +80,15 @@ export function segment({ model, files, onProgress, forceCpu = false, backend = 
  * {backend: 'WebGPU' | 'CPU', backendNote}.
  */
 export function chooseBackend(backend = 'auto') {
-  const id = nextId++;
-  return new Promise((resolve, reject) => {
-    queries.set(id, { resolve, reject });
-    ensureWorker().postMessage({ type: 'backend', backend, id });
-  });
+  return query({ type: 'backend', backend });
+}
+
+/**
+ * What a model is and the memory one window needs: {encoder, precision, values, fileBytes, roi,
+ * weightBytes, activationBytes, largestBufferBytes, summary, modalities, templates}.
+ */
+export function inspect(model) {
+  return query({ type: 'inspect', modelName: model.name, model: model.bytes });
 }
 
 /** Stop a running segmentation now (the worker is terminated and restarted on the next call). */
@@ -106,7 +120,9 @@ export function templates(model) {
 }
 
 /** Milliseconds per roi³ window of a random tiny or full (small) UniUnet: {msPerWindow, backend,
- * kernels}; `kernels: false` times the CPU backend with burn's own operations (before/after). */
+ * kernels, estimatedBytes, memory, wasmMemoryBytes}; `kernels: false` times the CPU backend with
+ * burn's own operations (before/after); wasmMemoryBytes: the worker's wasm memory afterwards (its
+ * high-water mark). */
 export function bench({ preset = 'tiny', roi = 96, repeats = 2, forceCpu = false, kernels = true, backend = 'webgpu' } = {}) {
   return request({ type: 'bench', preset, roi, repeats, forceCpu, kernels, backend });
 }

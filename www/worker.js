@@ -7,6 +7,7 @@
 //               {type: 'templates', id, modelName, model}
 //               {type: 'bench', id, preset: 'tiny' | 'small', roi, repeats, kernels}
 //               {type: 'backend', id}   (which backend the job would use, and why)
+//               {type: 'inspect', id, modelName, model}   (what the model is, the memory it needs)
 //               every job message may carry backend: 'auto' (default) | 'webgpu' | 'cpu'
 //               {type: 'stop'}   (ends a fine-tuning run after its current step)
 // Messages out: {type: 'progress', id, done, total}, {type: 'loss', id, step, loss},
@@ -32,7 +33,12 @@ async function webgpu() {
         const info = adapter.info ?? {};
         const fallback = Boolean(info.isFallbackAdapter ?? adapter.isFallbackAdapter);
         const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'unnamed';
-        return { ok: true, fallback, adapter: name, reason: '' };
+        // burn asks for the adapter's own limits; one tensor must fit one buffer binding.
+        const limits = {
+          maxBufferSize: adapter.limits.maxBufferSize,
+          maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+        };
+        return { ok: true, fallback, adapter: name, limits, reason: '' };
       } catch (error) {
         return { ok: false, reason: `WebGPU adapter request failed: ${error}` };
       }
@@ -68,7 +74,7 @@ const yieldToEvents = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 async function handle(message) {
   const choice = await chooseBackend(message.forceCpu ? 'cpu' : message.backend);
-  const gpu = { ok: choice.useGpu };
+  const gpu = { ok: choice.useGpu, limits: choice.useGpu ? (await webgpu()).limits : null };
   const note = (result) => {
     result.backendNote = choice.why;
     return result;
@@ -77,8 +83,9 @@ async function handle(message) {
   switch (message.type) {
     case 'segment': {
       const started = performance.now();
-      const result = await wasm.worker_segment(message.modelName, model, message.files, gpu.ok,
-        Boolean(message.mirror), Boolean(message.clean), (done, total) => postMessage({ type: 'progress', id: message.id, done, total }));
+      const settings = { mirror: Boolean(message.mirror), clean: Boolean(message.clean), gpuLimits: gpu.limits };
+      const result = await wasm.worker_segment(message.modelName, model, message.files, gpu.ok, settings,
+        (done, total) => postMessage({ type: 'progress', id: message.id, done, total }));
       result.seconds = (performance.now() - started) / 1000;
       result.msPerWindow = result.windows ? (1000 * result.seconds) / result.windows : 0;
       return note(result);
@@ -95,11 +102,17 @@ async function handle(message) {
     }
     case 'backend':
       return { backend: choice.backend, backendNote: choice.why };
+    case 'inspect':
+      return wasm.worker_model_info(message.modelName, model);
     case 'templates':
       return wasm.worker_templates(message.modelName, model);
-    case 'bench':
-      return note(await wasm.worker_bench(message.preset, message.roi, message.repeats, gpu.ok,
-        message.kernels !== false));
+    case 'bench': {
+      const result = await wasm.worker_bench(message.preset, message.roi, message.repeats, gpu.ok,
+        message.kernels !== false);
+      // wasm memory only grows: its size now is the CPU path's high-water mark.
+      result.wasmMemoryBytes = (await ready).memory.buffer.byteLength;
+      return note(result);
+    }
     default:
       throw new Error(`unknown request ${message.type}`);
   }

@@ -4,11 +4,14 @@
 //! NIfTI bytes (on the input's own grid and affine) or plain numbers; every failure is one line
 //! naming the file.
 
-use brainmvp_core::finetune::export::ModelBundle;
+use brainmvp_core::finetune::export::{ModelBundle, WeightPrecision};
 use brainmvp_core::finetune::few_shot::{FewShotSet, FewShotTrainer, LabelledCase};
 use brainmvp_core::finetune::segment::{
     label_volumes, InferenceOptions, LabelVolume, PreparedCase,
 };
+use brainmvp_core::inference::{window_count, SlidingWindowConfig};
+use brainmvp_core::model::footprint::{MemoryLimits, WindowFootprint};
+use brainmvp_core::model::EncoderPreset;
 use brainmvp_core::nifti;
 use brainmvp_core::postprocess::PostprocessReport;
 use brainmvp_core::{Modality, Volume};
@@ -41,6 +44,8 @@ pub struct SegmentOutcome {
     pub ignored: Vec<Modality>,
     /// What post-processing changed (`None`: it did not run).
     pub postprocessed: Option<PostprocessReport>,
+    /// The memory estimate of the window batch that ran.
+    pub footprint: WindowFootprint,
 }
 
 /// Decodes one NIfTI file as the viewer does ([`crate::render::decode_nifti`]: one size limit,
@@ -74,27 +79,94 @@ pub fn read_model(name: &str, bytes: &[u8]) -> Result<ModelBundle, String> {
     ModelBundle::from_bytes(bytes, name).map_err(|e| e.to_string())
 }
 
+/// How a refusal for want of memory starts.
+pub const DOES_NOT_FIT: &str = "the model does not fit";
+
+/// What the page shows about a model before it runs: what it is and the memory one window
+/// needs.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// `UniFormer-S` (the official size) or `tiny`.
+    pub encoder: &'static str,
+    /// How the weights are stored (`f16` or `f32`).
+    pub precision: &'static str,
+    /// The memory of one window (batch 1) at the model's sliding-window size.
+    pub footprint: WindowFootprint,
+    /// Modalities the model takes, in channel order.
+    pub modalities: Vec<Modality>,
+    /// Modalities it can synthesise from templates when missing.
+    pub templates: Vec<Modality>,
+}
+
+/// Describes `bundle` (see [`ModelInfo`]).
+pub fn model_info(bundle: &ModelBundle) -> ModelInfo {
+    let manifest = &bundle.manifest;
+    ModelInfo {
+        encoder: match manifest.model.encoder {
+            EncoderPreset::Small => "UniFormer-S",
+            EncoderPreset::Tiny => "tiny",
+        },
+        precision: match bundle.precision {
+            WeightPrecision::F16 => "f16",
+            WeightPrecision::F32 => "f32",
+        },
+        footprint: WindowFootprint::estimate(
+            &manifest.model,
+            manifest.window.roi,
+            1,
+            bundle.weight_values(),
+        ),
+        modalities: manifest.modalities.clone(),
+        templates: bundle.templates.iter().map(|(m, _)| *m).collect(),
+    }
+}
+
+/// The memory a case holds while it is segmented besides the network: its input channels and
+/// the blended class sums and weights, in `f32`.
+fn case_bytes(bundle: &ModelBundle, images: &[(Modality, Volume<f32>)]) -> u64 {
+    let voxels = images.first().map_or(0, |(_, v)| v.data.len() as u64);
+    let model = &bundle.manifest.model;
+    (model.in_channels as u64 + 3 * model.out_channels as u64) * voxels * 4
+}
+
 /// Segments one case with `bundle` on `device`, mirrored and post-processed as `options` say;
-/// `on_window(done, total)` after each batch.
+/// `on_window(done, total)` after each batch. As many windows run at once as fit `limits`; a
+/// model whose single window does not fit is refused before anything is allocated.
 pub async fn segment<B: Backend>(
     bundle: &ModelBundle,
     files: &[InputFile],
     options: &InferenceOptions,
+    limits: &MemoryLimits,
     device: &B::Device,
     mut on_window: impl FnMut(usize, usize),
 ) -> Result<SegmentOutcome, String> {
     let images = decode_case(files)?;
     let id = files.first().map_or("case", |file| file.name.as_str());
+    let footprint = bundle
+        .fitting_window(&limits.after(case_bytes(bundle, &images)))
+        .map_err(|why| format!("{DOES_NOT_FIT}: {why}"))?;
     let model = bundle.load_model::<B>(device).map_err(|e| e.to_string())?;
     let templates = bundle.template_bank().map_err(|e| e.to_string())?;
     let manifest = &bundle.manifest;
     let case = PreparedCase::<B>::new(manifest, id, images, templates.as_ref(), device)
         .map_err(|e| e.to_string())?;
+    let [_, _, depth, height, width] = case.input.dims();
+    let windows_needed = window_count([depth, height, width], &manifest.window);
+    let footprint = WindowFootprint::estimate(
+        &manifest.model,
+        manifest.window.roi,
+        footprint.batch.min(windows_needed.max(1)),
+        footprint.weight_values,
+    );
+    let window = SlidingWindowConfig {
+        batch: footprint.batch,
+        ..manifest.window.clone()
+    };
     let mut windows = 0;
     let predicted = brainmvp_core::finetune::segment::predict_labels_async(
         &model,
         &manifest.labels,
-        &manifest.window,
+        &window,
         case.input.clone(),
         options.mirror,
         |done, total| {
@@ -121,6 +193,7 @@ pub async fn segment<B: Backend>(
         synthetic,
         ignored: segmentation.ignored,
         postprocessed: segmentation.postprocessed,
+        footprint,
     })
 }
 
@@ -235,13 +308,20 @@ pub fn templates(bundle: &ModelBundle) -> Result<Vec<(Modality, Vec<u8>)>, Strin
         .collect()
 }
 
+/// What the page's benchmark times: a model, one input window and the window's memory estimate.
+pub type BenchSetup<B> = (
+    brainmvp_core::model::UniUnet<B>,
+    burn::tensor::Tensor<B, 5>,
+    WindowFootprint,
+);
+
 /// A randomly initialised UniUnet of `preset` (`tiny` or `small`, i.e. UniFormer-S) with 4 input
-/// channels and 3 outputs, and one `[1, 4, roi, roi, roi]` input: what the page's benchmark times.
+/// channels and 3 outputs, one `[1, 4, roi, roi, roi]` input, and its memory estimate.
 pub fn bench_setup<B: Backend>(
     preset: &str,
     roi: usize,
     device: &B::Device,
-) -> Result<(brainmvp_core::model::UniUnet<B>, burn::tensor::Tensor<B, 5>), String> {
+) -> Result<BenchSetup<B>, String> {
     use brainmvp_core::model::{EncoderPreset, UniUnetConfig};
     let encoder = match preset {
         "tiny" => EncoderPreset::Tiny,
@@ -251,16 +331,16 @@ pub fn bench_setup<B: Backend>(
     if !(32..=160).contains(&roi) || roi % 32 != 0 {
         return Err(format!("window {roi}: use a multiple of 32 from 32 to 160"));
     }
-    let model = UniUnetConfig::new(4, 3)
-        .with_encoder(encoder)
-        .init::<B>(device)
-        .map_err(|e| e.to_string())?;
+    let config = UniUnetConfig::new(4, 3).with_encoder(encoder);
+    let model = config.init::<B>(device).map_err(|e| e.to_string())?;
+    let values = burn::module::Module::num_params(&model) as u64;
+    let footprint = WindowFootprint::estimate(&config, [roi; 3], 1, values);
     let input = burn::tensor::Tensor::random(
         [1, 4, roi, roi, roi],
         burn::tensor::Distribution::Uniform(0.0, 1.0),
         device,
     );
-    Ok((model, input))
+    Ok((model, input, footprint))
 }
 
 /// One window through `model`, awaited until its output is read back (so a timer around it

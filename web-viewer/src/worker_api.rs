@@ -4,7 +4,9 @@
 
 use std::cell::Cell;
 
+use brainmvp_core::finetune::export::ModelBundle;
 use brainmvp_core::finetune::segment::InferenceOptions;
+use brainmvp_core::model::footprint::{MemoryLimits, WindowFootprint};
 use brainmvp_core::postprocess::PostprocessConfig;
 use brainmvp_core::Modality;
 use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, WgpuDevice};
@@ -79,26 +81,100 @@ fn error(message: String) -> JsError {
     JsError::new(&message)
 }
 
-/// Segments one case. `files`: `[{name, modality, bytes}]`; `mirror`: test-time mirroring;
-/// `clean`: the recommended post-processing; `on_progress(done, total)` after each batch of
-/// windows. Resolves to `{nifti, volumes: [{label, name, voxels, ml}], windows, backend,
-/// synthetic: [{modality, nifti}], ignored: [modality], mirrored, postprocessed: {removed,
-/// coreToOedema, enhancingToCore, holesFilled} | null}`.
+/// wasm32's linear memory: 4 GiB at most, everything the CPU path holds included.
+const WASM32_MEMORY_BYTES: u64 = 4 << 30;
+
+/// The memory a segmentation may use: on WebGPU the adapter's buffer limits (`gpu_limits`:
+/// `{maxBufferSize, maxStorageBufferBindingSize}`, which burn requests for its device); on the
+/// CPU the 4 GiB of wasm32 less the model file, its decoded weights and the input files.
+fn job_limits(
+    use_webgpu: bool,
+    gpu_limits: &JsValue,
+    bundle: &ModelBundle,
+    held_bytes: u64,
+) -> MemoryLimits {
+    if use_webgpu {
+        let limit = |name: &str| {
+            field(gpu_limits, name)
+                .ok()
+                .and_then(|value| value.as_f64())
+                .map(|bytes| bytes as u64)
+        };
+        let smallest = [limit("maxBufferSize"), limit("maxStorageBufferBindingSize")]
+            .into_iter()
+            .flatten()
+            .min();
+        return MemoryLimits {
+            max_buffer_bytes: smallest,
+            max_total_bytes: None,
+        };
+    }
+    MemoryLimits {
+        max_buffer_bytes: None,
+        max_total_bytes: Some(WASM32_MEMORY_BYTES),
+    }
+    .after(held_bytes + 4 * bundle.weight_values())
+}
+
+/// What the page shows about a model: `{encoder, precision, values, fileBytes, roi,
+/// weightBytes, activationBytes, largestBufferBytes, summary, modalities, templates}` (memory
+/// for one window at the model's sliding-window size; `summary` one line in words).
+#[wasm_bindgen]
+pub fn worker_model_info(model_name: String, model: Vec<u8>) -> Result<JsValue, JsError> {
+    let bundle = jobs::read_model(&model_name, &model).map_err(error)?;
+    let info = jobs::model_info(&bundle);
+    let footprint = &info.footprint;
+    let result = Object::new();
+    set(&result, "encoder", info.encoder);
+    set(&result, "precision", info.precision);
+    set(&result, "values", footprint.weight_values as f64);
+    set(&result, "fileBytes", model.len() as f64);
+    set(&result, "roi", footprint.roi[0] as f64);
+    set(&result, "weightBytes", footprint.weight_bytes as f64);
+    set(
+        &result,
+        "activationBytes",
+        footprint.peak_activation_bytes as f64,
+    );
+    set(
+        &result,
+        "largestBufferBytes",
+        footprint.largest_tensor_bytes as f64,
+    );
+    set(&result, "summary", footprint.summary());
+    let names =
+        |list: &[Modality]| -> Array { list.iter().map(|m| JsValue::from_str(m.name())).collect() };
+    set(&result, "modalities", names(&info.modalities));
+    set(&result, "templates", names(&info.templates));
+    Ok(result.into())
+}
+
+/// Segments one case. `files`: `[{name, modality, bytes}]`; `settings`: `{mirror, clean,
+/// gpuLimits}` (test-time mirroring, the recommended post-processing, and the WebGPU adapter's
+/// limits, see [`job_limits`]: a model that does not fit is refused); `on_progress(done,
+/// total)` after each batch of windows. Resolves to `{nifti, volumes: [{label, name, voxels,
+/// ml}], windows, backend, synthetic: [{modality, nifti}], ignored: [modality], mirrored,
+/// windowBatch, memory, postprocessed: {removed, coreToOedema, enhancingToCore, holesFilled} |
+/// null}`.
 #[wasm_bindgen]
 pub async fn worker_segment(
     model_name: String,
     model: Vec<u8>,
     files: JsValue,
     use_webgpu: bool,
-    mirror: bool,
-    clean: bool,
+    settings: JsValue,
     on_progress: Function,
 ) -> Result<JsValue, JsError> {
     let bundle = jobs::read_model(&model_name, &model).map_err(error)?;
     let files = input_files(&files).map_err(error)?;
+    let held = model.len() as u64 + files.iter().map(|f| f.bytes.len() as u64).sum::<u64>();
+    let gpu_limits = field(&settings, "gpuLimits").unwrap_or(JsValue::NULL);
+    let limits = job_limits(use_webgpu, &gpu_limits, &bundle, held);
+    let switch = |name: &str| field(&settings, name).is_ok_and(|value| value.is_truthy());
+    let mirror = switch("mirror");
     let options = InferenceOptions {
         mirror,
-        postprocess: match clean {
+        postprocess: match switch("clean") {
             true => PostprocessConfig::recommended(),
             false => PostprocessConfig::default(),
         },
@@ -108,15 +184,19 @@ pub async fn worker_segment(
     };
     let (outcome, backend) = if use_webgpu {
         let device = webgpu_device().await;
-        let outcome =
-            jobs::segment::<burn::backend::WebGpu>(&bundle, &files, &options, &device, report);
+        let outcome = jobs::segment::<burn::backend::WebGpu>(
+            &bundle, &files, &options, &limits, &device, report,
+        );
         (outcome.await, "WebGPU")
     } else {
         let device = Default::default();
-        let outcome = jobs::segment::<Flex>(&bundle, &files, &options, &device, report);
+        let outcome = jobs::segment::<Flex>(&bundle, &files, &options, &limits, &device, report);
         (outcome.await, "CPU")
     };
-    let outcome = outcome.map_err(error)?;
+    let outcome = outcome.map_err(|why| match why.starts_with(jobs::DOES_NOT_FIT) {
+        true => error(format!("{model_name} on {backend}: {why}")),
+        false => error(why),
+    })?;
     let result = Object::new();
     set(&result, "nifti", Uint8Array::from(outcome.nifti.as_slice()));
     let volumes = Array::new();
@@ -139,6 +219,8 @@ pub async fn worker_segment(
         .collect();
     set(&result, "ignored", ignored);
     set(&result, "mirrored", mirror);
+    set(&result, "windowBatch", outcome.footprint.batch as f64);
+    set(&result, "memory", outcome.footprint.summary());
     let postprocessed = outcome.postprocessed.map_or(JsValue::NULL, |report| {
         let row = Object::new();
         set(&row, "removed", report.removed as f64);
@@ -243,7 +325,8 @@ pub fn worker_templates(model_name: String, model: Vec<u8>) -> Result<JsValue, J
 /// Milliseconds per `roi`³ window of a randomly initialised UniUnet (`tiny` or `small`) with 4
 /// channels: one warm-up window, then the mean of `repeats`. `kernels: false` times the CPU
 /// backend with burn's own operations instead of `brainmvp_core::kernels` (for before/after
-/// figures; WebGPU never uses them). Resolves to `{msPerWindow, backend, kernels}`.
+/// figures; WebGPU never uses them). Resolves to `{msPerWindow, backend, kernels,
+/// estimatedBytes, memory}` (the memory estimate of one window, in bytes and in words).
 #[wasm_bindgen]
 pub async fn worker_bench(
     preset: String,
@@ -255,11 +338,14 @@ pub async fn worker_bench(
     brainmvp_core::kernels::set_enabled(kernels);
     let timed = bench_on_backend(&preset, roi, repeats, use_webgpu).await;
     brainmvp_core::kernels::set_enabled(true);
-    let (ms, backend) = timed;
+    let (timing, backend) = timed;
+    let (ms, footprint) = timing.map_err(error)?;
     let result = Object::new();
-    set(&result, "msPerWindow", ms.map_err(error)?);
+    set(&result, "msPerWindow", ms);
     set(&result, "backend", backend);
     set(&result, "kernels", kernels && !use_webgpu);
+    set(&result, "estimatedBytes", footprint.total_bytes() as f64);
+    set(&result, "memory", footprint.summary());
     Ok(result.into())
 }
 
@@ -269,7 +355,7 @@ async fn bench_on_backend(
     roi: u32,
     repeats: u32,
     use_webgpu: bool,
-) -> (Result<f64, String>, &'static str) {
+) -> (Result<(f64, WindowFootprint), String>, &'static str) {
     if use_webgpu {
         let device = webgpu_device().await;
         let timing = time_windows::<burn::backend::WebGpu>(preset, roi, repeats, &device);
@@ -286,12 +372,13 @@ async fn time_windows<B: burn::tensor::backend::Backend>(
     roi: u32,
     repeats: u32,
     device: &B::Device,
-) -> Result<f64, String> {
-    let (model, input) = jobs::bench_setup::<B>(preset, roi as usize, device)?;
+) -> Result<(f64, WindowFootprint), String> {
+    let (model, input, footprint) = jobs::bench_setup::<B>(preset, roi as usize, device)?;
     jobs::bench_window(&model, input.clone()).await?;
     let started = js_sys::Date::now();
     for _ in 0..repeats.max(1) {
         jobs::bench_window(&model, input.clone()).await?;
     }
-    Ok((js_sys::Date::now() - started) / f64::from(repeats.max(1)))
+    let ms = (js_sys::Date::now() - started) / f64::from(repeats.max(1));
+    Ok((ms, footprint))
 }

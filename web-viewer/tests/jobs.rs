@@ -4,6 +4,7 @@
 
 use brainmvp_core::finetune::export::ModelBundle;
 use brainmvp_core::finetune::segment::Segmenter;
+use brainmvp_core::model::footprint::MemoryLimits;
 use brainmvp_core::nifti;
 use brainmvp_core::Modality;
 use brainmvp_web::jobs::{self, FinetuneSettings, InputFile, LabelledFiles};
@@ -60,6 +61,7 @@ fn segmentation_is_the_cli_pipeline_and_a_missing_modality_is_synthesised() {
         &bundle,
         &files,
         &Default::default(),
+        &MemoryLimits::default(),
         &device,
         |done, total| progress.push((done, total)),
     ))
@@ -142,6 +144,49 @@ fn fine_tuning_stops_when_asked_and_its_model_loads() {
 }
 
 #[test]
+fn a_model_too_large_for_the_limits_is_refused_and_the_window_batch_shrinks_to_fit() {
+    let bundle = model();
+    let files = sample(&[(Modality::T1, "t1")]);
+    let device = Default::default();
+    let info = jobs::model_info(&bundle);
+    assert_eq!(info.encoder, "tiny");
+    assert_eq!(info.footprint.batch, 1);
+    assert_eq!(info.footprint.weight_values, bundle.weight_values());
+    let one_window = info.footprint.largest_tensor_bytes;
+    let narrow = MemoryLimits {
+        max_buffer_bytes: Some(one_window - 1),
+        max_total_bytes: None,
+    };
+    let run = |limits: &MemoryLimits| {
+        block_on(jobs::segment::<Flex>(
+            &bundle,
+            &files,
+            &Default::default(),
+            limits,
+            &device,
+            |_, _| {},
+        ))
+    };
+    let err = run(&narrow).unwrap_err();
+    assert!(
+        err.starts_with("the model does not fit: one ") && err.contains("window needs a "),
+        "{err}"
+    );
+    let just_one = MemoryLimits {
+        max_buffer_bytes: Some(one_window),
+        max_total_bytes: None,
+    };
+    let outcome = run(&just_one).unwrap();
+    assert_eq!(outcome.footprint.batch, 1);
+    let unlimited = run(&MemoryLimits::default()).unwrap();
+    assert_eq!(unlimited.footprint.batch, bundle.manifest.window.batch);
+    assert_eq!(
+        outcome.nifti, unlimited.nifti,
+        "the batch changed the labels"
+    );
+}
+
+#[test]
 fn bad_inputs_are_one_line_errors_naming_the_file() {
     let bundle = model();
     let device = Default::default();
@@ -152,6 +197,7 @@ fn bad_inputs_are_one_line_errors_naming_the_file() {
         &bundle,
         &broken,
         &Default::default(),
+        &MemoryLimits::default(),
         &device,
         |_, _| {},
     ))

@@ -42,3 +42,44 @@ export function readNifti(input) {
   }
   return { rank, dims, datatype, pixdim, srow, data };
 }
+
+/**
+ * An uncompressed little-endian NIfTI-1 float32 image: `dims` [x, y, z], `srow` three rows of
+ * the voxel-to-world affine (as the sform, code 1 = scanner; no qform), `data` x fastest.
+ */
+export function writeNiftiFloat32(dims, srow, data) {
+  const offset = 352;
+  const bytes = Buffer.alloc(offset + 4 * data.length);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  view.setInt32(0, 348, true);
+  [3, ...dims, 1, 1, 1, 1].forEach((value, i) => view.setInt16(40 + 2 * i, value, true));
+  view.setInt16(70, 16, true); // float32
+  view.setInt16(72, 32, true); // bits per voxel
+  const spacing = [0, 1, 2].map((axis) => Math.hypot(srow[0][axis], srow[1][axis], srow[2][axis]));
+  [1, ...spacing, 0, 0, 0, 0].forEach((value, i) => view.setFloat32(76 + 4 * i, value, true));
+  view.setFloat32(108, offset, true);
+  view.setFloat32(112, 1, true); // scl_slope
+  view.setInt16(254, 1, true); // sform_code
+  srow.forEach((row, r) => row.forEach((value, i) => view.setFloat32(280 + 16 * r + 4 * i, value, true)));
+  bytes.write('n+1\0', 344, 'latin1');
+  data.forEach((value, i) => view.setFloat32(offset + 4 * i, value, true));
+  return bytes;
+}
+
+/** The `size`³ block of `image` (from readNifti) starting at voxel `start`, as NIfTI bytes on
+ * the same world grid (the affine's translation moved to the block's first voxel). */
+export function cropNifti(image, start, size) {
+  const [nx, ny] = image.dims;
+  const data = new Float32Array(size * size * size);
+  for (let z = 0; z < size; z++) {
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        const from = start[0] + x + nx * (start[1] + y + ny * (start[2] + z));
+        data[x + size * (y + size * z)] = image.data[from];
+      }
+    }
+  }
+  const srow = image.srow.map((row) => [row[0], row[1], row[2],
+    row[3] + row[0] * start[0] + row[1] * start[1] + row[2] * start[2]]);
+  return writeNiftiFloat32([size, size, size], srow, data);
+}

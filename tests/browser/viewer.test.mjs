@@ -531,9 +531,14 @@ export function segment({ model, files, onProgress, backend, mirror, clean }) {
   onProgress(1, 2);
   onProgress(2, 2);
   return Promise.resolve({ nifti: window.fakeNifti.slice(), volumes: [], backend: 'fake backend',
-    msPerWindow: 12.5, synthetic: [{ modality: 'flair', nifti: window.fakeNifti.slice() }], ignored: ['pd'] });
+    windows: 2, msPerWindow: 12.5, synthetic: [{ modality: 'flair', nifti: window.fakeNifti.slice() }], ignored: ['pd'] });
 }
 export function cancel() {}
+export function inspect(model) {
+  window.fakeCalls.inspect = model.name;
+  return Promise.resolve({ encoder: 'tiny', precision: 'f16', values: 234579, fileBytes: 16, roi: 32,
+    summary: 'one 32×32×32 window needs about 6 MB', modalities: ['t1', 't1c', 't2', 'flair'], templates: ['flair'] });
+}
 export function chooseBackend(backend) {
   return Promise.resolve({ backend: 'fake backend', backendNote: \`asked for \${backend}\` });
 }
@@ -576,10 +581,13 @@ test('segment, fine-tune, templates and downloads through segment-client.js (sta
     await page.click('#segment');
     await page.waitForFunction(() => document.getElementById('segment-status').textContent.startsWith('done'));
     assert.equal(await page.textContent('#segment-status'),
-      'done on fake backend · demo model trained on synthetic data · 13 ms per window · synthesised (not measured): flair · not used by the model: pd');
+      'done on fake backend · demo model trained on synthetic data · 2 windows, 13 ms per window · synthesised (not measured): flair · not used by the model: pd');
     // The page's defaults: automatic backend, mirroring and clean-up on; the line says so.
     assert.deepEqual(await page.evaluate(() => window.fakeCalls.options), { backend: 'auto', mirror: true, clean: true });
     assert.equal(await page.textContent('#backend-why'), 'jobs run on fake backend: asked for auto');
+    // What the model is: the worker's description of the chosen model, in one line.
+    assert.equal(await page.textContent('#model-info'),
+      'demo-model.bmvp: tiny UniUnet · 0.23 M weights · f16 file 0.0 MB · takes t1, t1c, t2, flair · templates for flair · one 32×32×32 window needs about 6 MB');
     // The synthetic channel is listed and viewable, marked synthetic.
     assert.deepEqual((await page.evaluate(() => window.brainmvp.files()))[2],
       { name: 'synthetic_flair.nii.gz', modality: 'flair', synthetic: true });

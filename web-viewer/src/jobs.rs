@@ -121,17 +121,16 @@ pub fn model_info(bundle: &ModelBundle) -> ModelInfo {
     }
 }
 
-/// The memory a case holds while it is segmented besides the network: its input channels and
-/// the blended class sums and weights, in `f32`.
-fn case_bytes(bundle: &ModelBundle, images: &[(Modality, Volume<f32>)]) -> u64 {
-    let voxels = images.first().map_or(0, |(_, v)| v.data.len() as u64);
+/// The memory a case of `voxels` (on the model's grid) holds while it is segmented besides the
+/// network: its input channels and the blended class sums and weights, in `f32`.
+fn case_bytes(bundle: &ModelBundle, voxels: usize) -> u64 {
     let model = &bundle.manifest.model;
-    (model.in_channels as u64 + 3 * model.out_channels as u64) * voxels * 4
+    (model.in_channels as u64 + 3 * model.out_channels as u64) * voxels as u64 * 4
 }
 
 /// Segments one case with `bundle` on `device`, mirrored and post-processed as `options` say;
 /// `on_window(done, total)` after each batch. As many windows run at once as fit `limits`; a
-/// model whose single window does not fit is refused before anything is allocated.
+/// model whose single window does not fit is refused before its weights are loaded.
 pub async fn segment<B: Backend>(
     bundle: &ModelBundle,
     files: &[InputFile],
@@ -142,15 +141,14 @@ pub async fn segment<B: Backend>(
 ) -> Result<SegmentOutcome, String> {
     let images = decode_case(files)?;
     let id = files.first().map_or("case", |file| file.name.as_str());
-    let footprint = bundle
-        .fitting_window(&limits.after(case_bytes(bundle, &images)))
-        .map_err(|why| format!("{DOES_NOT_FIT}: {why}"))?;
-    let model = bundle.load_model::<B>(device).map_err(|e| e.to_string())?;
     let templates = bundle.template_bank().map_err(|e| e.to_string())?;
     let manifest = &bundle.manifest;
     let case = PreparedCase::<B>::new(manifest, id, images, templates.as_ref(), device)
         .map_err(|e| e.to_string())?;
     let [_, _, depth, height, width] = case.input.dims();
+    let footprint = bundle
+        .fitting_window(&limits.after(case_bytes(bundle, depth * height * width)))
+        .map_err(|why| format!("{DOES_NOT_FIT}: {why}"))?;
     let windows_needed = window_count([depth, height, width], &manifest.window);
     let footprint = WindowFootprint::estimate(
         &manifest.model,
@@ -158,6 +156,7 @@ pub async fn segment<B: Backend>(
         footprint.batch.min(windows_needed.max(1)),
         footprint.weight_values,
     );
+    let model = bundle.load_model::<B>(device).map_err(|e| e.to_string())?;
     let window = SlidingWindowConfig {
         batch: footprint.batch,
         ..manifest.window.clone()

@@ -535,7 +535,6 @@ export function segment({ model, files, onProgress, backend, mirror, clean }) {
 }
 export function cancel() {}
 export function inspect(model) {
-  window.fakeCalls.inspect = model.name;
   return Promise.resolve({ encoder: 'tiny', precision: 'f16', values: 234579, fileBytes: 16, roi: 32,
     summary: 'one 32×32×32 window needs about 6 MB', modalities: ['t1', 't1c', 't2', 'flair'], templates: ['flair'] });
 }
@@ -586,6 +585,7 @@ test('segment, fine-tune, templates and downloads through segment-client.js (sta
     assert.deepEqual(await page.evaluate(() => window.fakeCalls.options), { backend: 'auto', mirror: true, clean: true });
     assert.equal(await page.textContent('#backend-why'), 'jobs run on fake backend: asked for auto');
     // What the model is: the worker's description of the chosen model, in one line.
+    await page.waitForFunction(() => document.getElementById('model-info').textContent !== '');
     assert.equal(await page.textContent('#model-info'),
       'demo-model.bmvp: tiny UniUnet · 0.23 M weights · f16 file 0.0 MB · takes t1, t1c, t2, flair · templates for flair · one 32×32×32 window needs about 6 MB');
     // The synthetic channel is listed and viewable, marked synthetic.

@@ -1,0 +1,33 @@
+//! The integration tests of `brainmvp-core`, one binary with a module per concept (each test
+//! binary links burn, so one binary links it once). Two files stay binaries of their own:
+//! `footprint.rs` installs a counting global allocator, and `uniunet_learns.rs` needs burn's
+//! global RNG to itself between seeding and the model's first parameter read.
+
+mod support;
+
+mod cache;
+mod classification;
+mod classifier;
+mod cohort;
+mod contrastive;
+mod cutmix;
+mod decoder;
+mod export;
+mod few_shot;
+mod finetune_init;
+mod inference;
+mod labels;
+mod loader_foreground;
+mod losses;
+mod masking;
+mod metrics;
+mod nifti;
+mod preprocess;
+mod pretrain_model;
+mod split;
+mod synth;
+mod templates;
+mod unet3d;
+mod uniformer;
+mod uniunet;
+mod views;

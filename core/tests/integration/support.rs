@@ -1,0 +1,34 @@
+//! Helpers shared by the test modules: scratch folders, the shared MRI folder, the CPU backend.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The CPU backend the tests run on.
+pub type B = burn::backend::Flex;
+
+/// The CPU backend with automatic differentiation.
+pub type AD = burn::backend::Autodiff<B>;
+
+/// The default device of the CPU backend.
+pub fn device() -> burn::tensor::Device<B> {
+    Default::default()
+}
+
+/// A fresh, empty folder for one test, unique per call (the modules run side by side in one
+/// process, so the process id alone does not separate them).
+pub fn scratch(name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let serial = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "brainmvp-core-test-{}-{serial}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `../shared/data/mri` beside the repository: the real MRI the tests read.
+pub fn shared_mri() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mri")
+}

@@ -1,0 +1,16 @@
+//! The integration tests of the `brainmvp` CLI crate, one binary with a module per verb or
+//! concept (each test binary links burn, so one binary links it once). Most run the real
+//! `brainmvp` binary on synthetic cohorts or the shared MRI; `support` holds what they share.
+
+mod support;
+
+mod classify;
+mod cli;
+mod distributed;
+mod evaluate;
+mod export;
+mod finetune;
+mod official_golden;
+mod official_golden_unet;
+mod pretrain;
+mod serve;

@@ -1,0 +1,95 @@
+//! Helpers shared by the test modules: running the `brainmvp` binary, scratch folders, the
+//! shared MRI, and a synthetic cohort prepared into a cache.
+
+pub mod golden;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The `brainmvp` binary of this build, logging warnings only.
+pub fn brainmvp() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_brainmvp"));
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+/// Run `brainmvp` with `args` and return what it printed and its exit status.
+pub fn brainmvp_output(args: &[&str]) -> Output {
+    run(brainmvp().args(args))
+}
+
+/// Run a command to its end.
+pub fn run(command: &mut Command) -> Output {
+    command.output().expect("the brainmvp binary runs")
+}
+
+/// Run a command that must succeed (its standard error is the failure message).
+pub fn run_ok(command: &mut Command) -> Output {
+    let output = run(command);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    output
+}
+
+/// Bytes printed by a command, as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh, empty folder for one test, unique per call (the modules run side by side in one
+/// process, so the process id alone does not separate them).
+pub fn scratch(name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let serial = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "brainmvp-cli-test-{}-{serial}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `../shared/data/mri` beside the repository: the real MRI the tests read.
+pub fn shared_mri() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mri")
+}
+
+/// `brainmvp synth` with `synth_args` (besides `--out` and the ICBM152 templates) into
+/// `dir/cohort`; returns the cohort folder.
+pub fn synth_cohort(dir: &Path, synth_args: &[&str]) -> PathBuf {
+    let cohort = dir.join("cohort");
+    run_ok(
+        brainmvp()
+            .arg("synth")
+            .args(synth_args)
+            .arg("--out")
+            .arg(&cohort)
+            .arg("--templates")
+            .arg(shared_mri().join("icbm152-2mm")),
+    );
+    cohort
+}
+
+/// A synthetic cohort ([`synth_cohort`]) prepared by `brainmvp prepare` with the
+/// `prepare_toml` job into `dir/cache`; returns (cohort, cache).
+pub fn synth_and_prepare(
+    dir: &Path,
+    synth_args: &[&str],
+    prepare_toml: &str,
+) -> (PathBuf, PathBuf) {
+    let cohort = synth_cohort(dir, synth_args);
+    let prepare = dir.join("prepare.toml");
+    std::fs::write(&prepare, prepare_toml).unwrap();
+    let cache = dir.join("cache");
+    run_ok(
+        brainmvp()
+            .arg("prepare")
+            .arg(&cohort)
+            .arg("--out")
+            .arg(&cache)
+            .arg("--config")
+            .arg(&prepare),
+    );
+    (cohort, cache)
+}

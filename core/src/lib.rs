@@ -5,6 +5,7 @@
 //! the synthetic multi-modal tumour cohort ([`synth`]), and, with the `fs` feature, the
 //! memory-mapped training cache ([`cache`]) and the prefetching crop loader ([`loader`]).
 
+pub mod bmvp;
 pub mod classification;
 pub mod cohort;
 pub mod crops;
@@ -28,6 +29,8 @@ pub mod volume;
 
 #[cfg(feature = "fs")]
 pub mod cache;
+#[cfg(feature = "fs")]
+pub mod fs;
 #[cfg(feature = "fs")]
 pub mod loader;
 

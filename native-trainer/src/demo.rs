@@ -25,7 +25,7 @@ use crate::commands::synth::synthesise;
 use crate::finetune::{run_finetune, FinetuneConfig, FinetuneSummary};
 use crate::paired::{differences_by_id, headline_of, headline_region, PairedDifference};
 use crate::pretrain::{run_pretrain, PretrainConfig};
-use brainmvp_core::cache::files::write_atomic;
+use brainmvp_core::fs::write_atomic;
 
 /// Everything the demo does, printed at start and saved as `demo-config.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,10 +171,10 @@ pub fn run_demo<B: AutodiffBackend>(
         out.join("model").display()
     );
     copy_dir(&better.model_dir, &out.join("model"))?;
-    let export = crate::export::export_model(&crate::export::ExportOptions {
+    let export = crate::bmvp::export_model(&crate::bmvp::ExportOptions {
         model: out.join("model"),
         out: out.join("model.bmvp"),
-        precision: crate::export::PrecisionChoice::Auto,
+        precision: crate::bmvp::PrecisionChoice::Auto,
         check: Some(cohort_dir.clone()),
         check_cases: 3,
     })?;
@@ -295,7 +295,7 @@ fn segment_example<B: burn::tensor::backend::Backend>(
     .collect();
     let target = out.join("segmentation").join(format!("{id}_seg.nii.gz"));
     std::fs::create_dir_all(out.join("segmentation"))?;
-    let options = brainmvp_core::finetune::segment::InferenceOptions::default();
+    let options = brainmvp_core::inference::segment::InferenceOptions::default();
     crate::commands::segment::segment_files::<B>(
         &out.join("model"),
         &files,

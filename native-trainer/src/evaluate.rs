@@ -7,10 +7,10 @@
 //! empty too, else 0; HD95 is undefined (`None`) when either mask is empty and is then reported as
 //! undefined, never as 0.
 
-use brainmvp_core::cache::files::write_atomic;
 use brainmvp_core::cohort::discover::discover;
 use brainmvp_core::cohort::naming::{classify_file_name, nifti_stem, FileRole};
 use brainmvp_core::finetune::labels::LabelScheme;
+use brainmvp_core::fs::write_atomic;
 use brainmvp_core::metrics::RegionScores;
 use brainmvp_core::nifti::read_path;
 use brainmvp_core::{Affine, Error, Result, Volume};

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::finetune::{run_finetune, FinetuneConfig};
 use crate::pretrain::{run_pretrain, PretrainConfig};
-use brainmvp_core::cache::files::write_atomic;
+use brainmvp_core::fs::write_atomic;
 
 /// The experiment's job file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

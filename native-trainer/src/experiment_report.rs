@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::experiment::{LabelEfficiencyConfig, RunResult, Variant};
 use crate::paired::{differences_by_id, headline_of, headline_region, PairedDifference};
 use crate::report::plot_curves;
-use brainmvp_core::cache::files::write_atomic;
+use brainmvp_core::fs::write_atomic;
 
 /// Mean, minimum and maximum of some values (NaN when empty).
 #[derive(Debug, Clone, Copy, PartialEq)]

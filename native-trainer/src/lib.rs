@@ -16,14 +16,16 @@
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 pub mod allocator;
 pub mod backend;
+pub mod bmvp;
+pub mod checkpoint;
 pub mod commands;
 pub mod demo;
 pub mod distributed;
 pub mod evaluate;
 pub mod experiment;
 pub mod experiment_report;
-pub mod export;
 pub mod finetune;
+pub mod model_folder;
 pub mod paired;
 pub mod pretrain;
 pub mod report;

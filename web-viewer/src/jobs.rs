@@ -4,10 +4,10 @@
 //! NIfTI bytes (on the input's own grid and affine) or plain numbers; every failure is one line
 //! naming the file.
 
-use brainmvp_core::finetune::export::{ModelBundle, WeightPrecision};
+use brainmvp_core::bmvp::{BmvpModel, WeightPrecision};
 use brainmvp_core::finetune::few_shot::{FewShotSet, FewShotTrainer, LabelledCase};
-use brainmvp_core::finetune::segment::{
-    label_volumes, InferenceOptions, LabelVolume, PreparedCase,
+use brainmvp_core::inference::segment::{
+    measure_labels, InferenceOptions, LabelMeasure, PreparedCase,
 };
 use brainmvp_core::inference::{window_count, SlidingWindowConfig};
 use brainmvp_core::model::footprint::{MemoryLimits, WindowFootprint};
@@ -34,7 +34,7 @@ pub struct SegmentOutcome {
     /// The label map as `.nii.gz`, on the first input's grid and affine.
     pub nifti: Vec<u8>,
     /// Every non-zero label's volume.
-    pub volumes: Vec<LabelVolume>,
+    pub volumes: Vec<LabelMeasure>,
     /// Sliding windows run.
     pub windows: usize,
     /// Modalities the model wanted but the case lacked, with the synthetic (template-filled)
@@ -75,8 +75,8 @@ pub fn decode_case(files: &[InputFile]) -> Result<Vec<(Modality, Volume<f32>)>, 
 }
 
 /// Reads a `.bmvp` model.
-pub fn read_model(name: &str, bytes: &[u8]) -> Result<ModelBundle, String> {
-    ModelBundle::from_bytes(bytes, name).map_err(|e| e.to_string())
+pub fn read_model(name: &str, bytes: &[u8]) -> Result<BmvpModel, String> {
+    BmvpModel::from_bytes(bytes, name).map_err(|e| e.to_string())
 }
 
 /// How a refusal for want of memory starts.
@@ -98,15 +98,15 @@ pub struct ModelInfo {
     pub templates: Vec<Modality>,
 }
 
-/// Describes `bundle` (see [`ModelInfo`]).
-pub fn model_info(bundle: &ModelBundle) -> ModelInfo {
-    let manifest = &bundle.manifest;
+/// Describes `bmvp` (see [`ModelInfo`]).
+pub fn model_info(bmvp: &BmvpModel) -> ModelInfo {
+    let manifest = &bmvp.manifest;
     ModelInfo {
         encoder: match manifest.model.encoder {
             EncoderPreset::Small => "UniFormer-S",
             EncoderPreset::Tiny => "tiny",
         },
-        precision: match bundle.precision {
+        precision: match bmvp.precision {
             WeightPrecision::F16 => "f16",
             WeightPrecision::F32 => "f32",
         },
@@ -114,25 +114,25 @@ pub fn model_info(bundle: &ModelBundle) -> ModelInfo {
             &manifest.model,
             manifest.window.roi,
             1,
-            bundle.weight_values(),
+            bmvp.weight_values(),
         ),
         modalities: manifest.modalities.clone(),
-        templates: bundle.templates.iter().map(|(m, _)| *m).collect(),
+        templates: bmvp.templates.iter().map(|(m, _)| *m).collect(),
     }
 }
 
 /// The memory a case of `voxels` (on the model's grid) holds while it is segmented besides the
 /// network: its input channels and the blended class sums and weights, in `f32`.
-fn case_bytes(bundle: &ModelBundle, voxels: usize) -> u64 {
-    let model = &bundle.manifest.model;
+fn case_bytes(bmvp: &BmvpModel, voxels: usize) -> u64 {
+    let model = &bmvp.manifest.model;
     (model.in_channels as u64 + 3 * model.out_channels as u64) * voxels as u64 * 4
 }
 
-/// Segments one case with `bundle` on `device`, mirrored and post-processed as `options` say;
+/// Segments one case with `bmvp` on `device`, mirrored and post-processed as `options` say;
 /// `on_window(done, total)` after each batch. As many windows run at once as fit `limits`; a
 /// model whose single window does not fit is refused before its weights are loaded.
 pub async fn segment<B: Backend>(
-    bundle: &ModelBundle,
+    bmvp: &BmvpModel,
     files: &[InputFile],
     options: &InferenceOptions,
     limits: &MemoryLimits,
@@ -141,13 +141,13 @@ pub async fn segment<B: Backend>(
 ) -> Result<SegmentOutcome, String> {
     let images = decode_case(files)?;
     let id = files.first().map_or("case", |file| file.name.as_str());
-    let templates = bundle.template_bank().map_err(|e| e.to_string())?;
-    let manifest = &bundle.manifest;
+    let templates = bmvp.template_bank().map_err(|e| e.to_string())?;
+    let manifest = &bmvp.manifest;
     let case = PreparedCase::<B>::new(manifest, id, images, templates.as_ref(), device)
         .map_err(|e| e.to_string())?;
     let [_, _, depth, height, width] = case.input.dims();
-    let footprint = bundle
-        .fitting_window(&limits.after(case_bytes(bundle, depth * height * width)))
+    let footprint = bmvp
+        .fitting_window(&limits.after(case_bytes(bmvp, depth * height * width)))
         .map_err(|why| format!("{DOES_NOT_FIT}: {why}"))?;
     let windows_needed = window_count([depth, height, width], &manifest.window);
     let footprint = WindowFootprint::estimate(
@@ -156,13 +156,13 @@ pub async fn segment<B: Backend>(
         footprint.batch.min(windows_needed.max(1)),
         footprint.weight_values,
     );
-    let model = bundle.load_model::<B>(device).map_err(|e| e.to_string())?;
+    let model = bmvp.load_model::<B>(device).map_err(|e| e.to_string())?;
     let window = SlidingWindowConfig {
         batch: footprint.batch,
         ..manifest.window.clone()
     };
     let mut windows = 0;
-    let predicted = brainmvp_core::finetune::segment::predict_labels_async(
+    let predicted = brainmvp_core::inference::segment::predict_labels_async(
         &model,
         &manifest.labels,
         &window,
@@ -187,7 +187,7 @@ pub async fn segment<B: Backend>(
     }
     Ok(SegmentOutcome {
         nifti: encode(nifti::encode_u8(&segmentation.labels, true))?,
-        volumes: label_volumes(&segmentation.labels, &manifest.labels),
+        volumes: measure_labels(&segmentation.labels, &manifest.labels),
         windows,
         synthetic,
         ignored: segmentation.ignored,
@@ -231,10 +231,10 @@ pub struct FinetuneOutcome {
     pub losses: Vec<f32>,
 }
 
-/// Fine-tunes `bundle` on `cases`. After each step `on_step(step, loss)` is awaited; it returns
+/// Fine-tunes `bmvp` on `cases`. After each step `on_step(step, loss)` is awaited; it returns
 /// `false` to stop early (the page's Stop button).
 pub async fn finetune<B, F, Fut>(
-    bundle: &ModelBundle,
+    bmvp: &BmvpModel,
     cases: &[LabelledFiles],
     settings: FinetuneSettings,
     device: &B::Device,
@@ -245,8 +245,8 @@ where
     F: FnMut(usize, f32) -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let manifest = &bundle.manifest;
-    let templates = bundle.template_bank().map_err(|e| e.to_string())?;
+    let manifest = &bmvp.manifest;
+    let templates = bmvp.template_bank().map_err(|e| e.to_string())?;
     let labelled = cases
         .iter()
         .map(|case| {
@@ -259,7 +259,7 @@ where
         })
         .collect::<Result<Vec<_>, String>>()?;
     let set = FewShotSet::new(manifest, labelled, templates.as_ref()).map_err(|e| e.to_string())?;
-    let model = bundle.load_model::<B>(device).map_err(|e| e.to_string())?;
+    let model = bmvp.load_model::<B>(device).map_err(|e| e.to_string())?;
     let mut trainer = FewShotTrainer::new(model, manifest, set, settings.batch, settings.seed);
     let mut losses = Vec::with_capacity(settings.steps);
     for step in 1..=settings.steps {
@@ -280,11 +280,11 @@ where
             break;
         }
     }
-    let tuned = ModelBundle::from_model_async(
+    let tuned = BmvpModel::from_model_async(
         manifest,
         &trainer.model(),
-        bundle.precision,
-        bundle.templates.clone(),
+        bmvp.precision,
+        bmvp.templates.clone(),
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -299,9 +299,8 @@ fn num_traits_to_f32<E: burn::tensor::ElementConversion>(value: E) -> f32 {
 }
 
 /// The model's templates as `.nii.gz` (on the model's training grid), for the templates view.
-pub fn templates(bundle: &ModelBundle) -> Result<Vec<(Modality, Vec<u8>)>, String> {
-    bundle
-        .templates
+pub fn templates(bmvp: &BmvpModel) -> Result<Vec<(Modality, Vec<u8>)>, String> {
+    bmvp.templates
         .iter()
         .map(|(modality, volume)| Ok((*modality, encode(nifti::encode_f32(volume, true))?)))
         .collect()

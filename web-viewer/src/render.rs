@@ -114,7 +114,7 @@ pub struct Slice {
 /// How a label map is drawn over a slice.
 #[derive(Debug, Clone, Copy)]
 pub struct Overlay<'a> {
-    pub labels: &'a LabelVolume,
+    pub labels: &'a RasLabelMap,
     /// 0 (invisible) to 1 (label colour only).
     pub opacity: f32,
     /// Labels not drawn.
@@ -274,12 +274,12 @@ impl ViewVolume {
 
 /// A label map on the RAS grid.
 #[derive(Debug, Clone)]
-pub struct LabelVolume {
+pub struct RasLabelMap {
     pub ras: Volume<u8>,
     pub reorientation: Reorientation,
 }
 
-impl LabelVolume {
+impl RasLabelMap {
     /// Reorient a label map given as floats (as decoded from NIfTI) to RAS; `name` is used in the
     /// error when a value is not a whole number in 0..=255.
     pub fn from_values(volume: &Volume<f32>, name: &str) -> Result<Self> {
@@ -362,7 +362,7 @@ impl LabelVolume {
     /// Dice of this label map against `truth` (same RAS grid) for the BraTS regions TC, WT, ET,
     /// the enhancing label (4 or 3) read from the truth (else from this map, else 4). As the
     /// official metric: 1 where both are empty, 0 where only the truth is.
-    pub fn brats_dice(&self, truth: &LabelVolume) -> Result<[f64; 3]> {
+    pub fn brats_dice(&self, truth: &RasLabelMap) -> Result<[f64; 3]> {
         if self.ras.dims != truth.ras.dims {
             return Err(Error::new(
                 "Dice",
@@ -642,7 +642,7 @@ mod tests {
         labels.set(1, 4, 2, 1);
         labels.set(3, 4, 2, 2);
         labels.set(0, 0, 2, 4);
-        let labels = LabelVolume::new(&labels);
+        let labels = RasLabelMap::new(&labels);
         let overlay = Overlay {
             labels: &labels,
             opacity: 1.0,
@@ -743,14 +743,14 @@ mod tests {
                 }
             }
         }
-        let prediction = LabelVolume::new(&prediction);
+        let prediction = RasLabelMap::new(&prediction);
         assert_eq!(prediction.lesion_centre(), Some([7, 7, 7]));
         assert_ne!(prediction.centroid(), prediction.lesion_centre());
-        let truth = LabelVolume::new(&truth);
+        let truth = RasLabelMap::new(&truth);
         let [tc, wt, et] = prediction.brats_dice(&truth).unwrap();
         assert_eq!((tc, et), (1.0, 1.0));
         assert!((wt - 2.0 * 216.0 / (243.0 + 216.0)).abs() < 1e-12, "{wt}");
-        let other = LabelVolume::new(&Volume::filled([4, 4, 4], ras_affine(), 0u8));
+        let other = RasLabelMap::new(&Volume::filled([4, 4, 4], ras_affine(), 0u8));
         assert!(prediction.brats_dice(&other).is_err());
         assert_eq!(other.lesion_centre(), None);
     }
@@ -758,7 +758,7 @@ mod tests {
     #[test]
     fn label_maps_are_checked_counted_and_measured() {
         let volume = Volume::from_vec([3, 1, 1], ras_affine(), vec![0.0, 4.0, 4.0]);
-        let labels = LabelVolume::from_values(&volume, "seg.nii.gz").unwrap();
+        let labels = RasLabelMap::from_values(&volume, "seg.nii.gz").unwrap();
         assert_eq!(labels.label_counts(), vec![(4, 2)]);
         assert!((labels.voxel_ml() - 0.006).abs() < 1e-12);
         assert_eq!(labels.label_at(1, 0, 0), Some(4));
@@ -768,13 +768,13 @@ mod tests {
         for (x, y, z) in [(1, 2, 3), (3, 2, 3), (2, 5, 6), (2, 3, 4)] {
             block.set(x, y, z, 2);
         }
-        assert_eq!(LabelVolume::new(&block).centroid(), Some([2, 3, 4]));
+        assert_eq!(RasLabelMap::new(&block).centroid(), Some([2, 3, 4]));
         assert_eq!(
-            LabelVolume::new(&Volume::filled([2, 2, 2], ras_affine(), 0u8)).centroid(),
+            RasLabelMap::new(&Volume::filled([2, 2, 2], ras_affine(), 0u8)).centroid(),
             None
         );
         let fractional = Volume::from_vec([2, 1, 1], ras_affine(), vec![0.0, 0.5]);
-        let err = LabelVolume::from_values(&fractional, "t1.nii.gz").unwrap_err();
+        let err = RasLabelMap::from_values(&fractional, "t1.nii.gz").unwrap_err();
         assert_eq!(
             err.to_string(),
             "t1.nii.gz: not a label map: voxel value 0.5 is not a whole number in 0..=255"
@@ -830,7 +830,7 @@ mod tests {
     fn bad_requests_are_errors() {
         let view = single_voxel([0, 0, 0], 1.0);
         assert!(view.render_slice(Axis::Axial, 6, 1.0, 0.5, None).is_err());
-        let labels = LabelVolume::new(&Volume::filled([4, 5, 5], ras_affine(), 0u8));
+        let labels = RasLabelMap::new(&Volume::filled([4, 5, 5], ras_affine(), 0u8));
         let overlay = Overlay {
             labels: &labels,
             opacity: 0.5,

@@ -9,7 +9,7 @@ use brainmvp_core::nifti;
 use brainmvp_core::volume::voxel_to_world;
 use wasm_bindgen::prelude::*;
 
-use crate::render::{self, decode_nifti, Axis, LabelVolume, Overlay, ViewVolume};
+use crate::render::{self, decode_nifti, Axis, Overlay, RasLabelMap, ViewVolume};
 
 /// A loaded intensity image (one modality).
 #[wasm_bindgen]
@@ -23,7 +23,7 @@ pub struct ViewerVolume {
 #[wasm_bindgen]
 pub struct ViewerLabels {
     name: String,
-    labels: LabelVolume,
+    labels: RasLabelMap,
     warnings: Vec<String>,
 }
 
@@ -50,7 +50,7 @@ pub fn load_volume(name: &str, bytes: &[u8]) -> Result<ViewerVolume, JsError> {
 #[wasm_bindgen(js_name = loadLabels)]
 pub fn load_labels(name: &str, bytes: &[u8]) -> Result<ViewerLabels, JsError> {
     let image = decode_nifti(bytes, name).map_err(to_js)?;
-    let labels = LabelVolume::from_values(&image.volume, name).map_err(to_js)?;
+    let labels = RasLabelMap::from_values(&image.volume, name).map_err(to_js)?;
     Ok(ViewerLabels {
         name: name.to_string(),
         labels,
@@ -87,7 +87,7 @@ pub fn load_labels_onto(
 ) -> Result<ViewerLabels, JsError> {
     let image = decode_nifti(bytes, name).map_err(to_js)?;
     let (labels, note) =
-        LabelVolume::onto(&image.volume, name, &reference.view, &reference.name).map_err(to_js)?;
+        RasLabelMap::onto(&image.volume, name, &reference.view, &reference.name).map_err(to_js)?;
     let mut warnings = image.warnings;
     warnings.extend(note);
     Ok(ViewerLabels {

@@ -4,8 +4,8 @@
 
 use std::cell::Cell;
 
-use brainmvp_core::finetune::export::ModelBundle;
-use brainmvp_core::finetune::segment::InferenceOptions;
+use brainmvp_core::bmvp::BmvpModel;
+use brainmvp_core::inference::segment::InferenceOptions;
 use brainmvp_core::model::footprint::{MemoryLimits, WindowFootprint};
 use brainmvp_core::postprocess::PostprocessConfig;
 use brainmvp_core::Modality;
@@ -90,7 +90,7 @@ const WASM32_MEMORY_BYTES: u64 = 4 << 30;
 fn job_limits(
     use_webgpu: bool,
     gpu_limits: &JsValue,
-    bundle: &ModelBundle,
+    bmvp: &BmvpModel,
     held_bytes: u64,
 ) -> MemoryLimits {
     if use_webgpu {
@@ -113,7 +113,7 @@ fn job_limits(
         max_buffer_bytes: None,
         max_total_bytes: Some(WASM32_MEMORY_BYTES),
     }
-    .after(held_bytes + 4 * bundle.weight_values())
+    .after(held_bytes + 4 * bmvp.weight_values())
 }
 
 /// What the page shows about a model: `{encoder, precision, values, fileBytes, roi,
@@ -121,8 +121,8 @@ fn job_limits(
 /// for one window at the model's sliding-window size; `summary` one line in words).
 #[wasm_bindgen]
 pub fn worker_model_info(model_name: String, model: Vec<u8>) -> Result<JsValue, JsError> {
-    let bundle = jobs::read_model(&model_name, &model).map_err(error)?;
-    let info = jobs::model_info(&bundle);
+    let bmvp = jobs::read_model(&model_name, &model).map_err(error)?;
+    let info = jobs::model_info(&bmvp);
     let footprint = &info.footprint;
     let result = Object::new();
     set(&result, "encoder", info.encoder);
@@ -165,11 +165,11 @@ pub async fn worker_segment(
     settings: JsValue,
     on_progress: Function,
 ) -> Result<JsValue, JsError> {
-    let bundle = jobs::read_model(&model_name, &model).map_err(error)?;
+    let bmvp = jobs::read_model(&model_name, &model).map_err(error)?;
     let files = input_files(&files).map_err(error)?;
     let held = model.len() as u64 + files.iter().map(|f| f.bytes.len() as u64).sum::<u64>();
     let gpu_limits = field(&settings, "gpuLimits").unwrap_or(JsValue::NULL);
-    let limits = job_limits(use_webgpu, &gpu_limits, &bundle, held);
+    let limits = job_limits(use_webgpu, &gpu_limits, &bmvp, held);
     let switch = |name: &str| field(&settings, name).is_ok_and(|value| value.is_truthy());
     let mirror = switch("mirror");
     let options = InferenceOptions {
@@ -185,12 +185,12 @@ pub async fn worker_segment(
     let (outcome, backend) = if use_webgpu {
         let device = webgpu_device().await;
         let outcome = jobs::segment::<burn::backend::WebGpu>(
-            &bundle, &files, &options, &limits, &device, report,
+            &bmvp, &files, &options, &limits, &device, report,
         );
         (outcome.await, "WebGPU")
     } else {
         let device = Default::default();
-        let outcome = jobs::segment::<Flex>(&bundle, &files, &options, &limits, &device, report);
+        let outcome = jobs::segment::<Flex>(&bmvp, &files, &options, &limits, &device, report);
         (outcome.await, "CPU")
     };
     let outcome = outcome.map_err(|why| match why.starts_with(jobs::DOES_NOT_FIT) {
@@ -272,7 +272,7 @@ pub async fn worker_finetune(
     use_webgpu: bool,
     on_step: Function,
 ) -> Result<JsValue, JsError> {
-    let bundle = jobs::read_model(&model_name, &model).map_err(error)?;
+    let bmvp = jobs::read_model(&model_name, &model).map_err(error)?;
     let cases = labelled_cases(&cases).map_err(error)?;
     let settings = FinetuneSettings {
         steps: steps as usize,
@@ -297,12 +297,12 @@ pub async fn worker_finetune(
     let (outcome, backend) = if use_webgpu {
         let device = webgpu_device().await;
         let run = jobs::finetune::<Autodiff<burn::backend::WebGpu>, _, _>(
-            &bundle, &cases, settings, &device, step,
+            &bmvp, &cases, settings, &device, step,
         );
         (run.await, "WebGPU")
     } else {
         let device = Default::default();
-        let run = jobs::finetune::<Autodiff<Flex>, _, _>(&bundle, &cases, settings, &device, step);
+        let run = jobs::finetune::<Autodiff<Flex>, _, _>(&bmvp, &cases, settings, &device, step);
         (run.await, "CPU")
     };
     let outcome = outcome.map_err(error)?;
@@ -317,8 +317,8 @@ pub async fn worker_finetune(
 /// The model's learned modality templates: `[{modality, nifti}]`.
 #[wasm_bindgen]
 pub fn worker_templates(model_name: String, model: Vec<u8>) -> Result<JsValue, JsError> {
-    let bundle = jobs::read_model(&model_name, &model).map_err(error)?;
-    let templates = jobs::templates(&bundle).map_err(error)?;
+    let bmvp = jobs::read_model(&model_name, &model).map_err(error)?;
+    let templates = jobs::templates(&bmvp).map_err(error)?;
     Ok(modality_volumes(&templates).into())
 }
 

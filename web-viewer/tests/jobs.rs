@@ -2,8 +2,8 @@
 //! segmentation is the CLI pipeline's, fine-tuning stops when asked and returns a model that
 //! loads, and bad inputs are one-line errors naming the file.
 
-use brainmvp_core::finetune::export::ModelBundle;
-use brainmvp_core::finetune::segment::Segmenter;
+use brainmvp_core::bmvp::BmvpModel;
+use brainmvp_core::inference::segment::Segmenter;
 use brainmvp_core::model::footprint::MemoryLimits;
 use brainmvp_core::nifti;
 use brainmvp_core::Modality;
@@ -27,7 +27,7 @@ fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-fn model() -> ModelBundle {
+fn model() -> BmvpModel {
     let bytes = std::fs::read(assets().join("demo-model.bmvp")).unwrap();
     jobs::read_model("demo-model.bmvp", &bytes).unwrap()
 }
@@ -48,7 +48,7 @@ fn sample(modalities: &[(Modality, &str)]) -> Vec<InputFile> {
 
 #[test]
 fn segmentation_is_the_cli_pipeline_and_a_missing_modality_is_synthesised() {
-    let bundle = model();
+    let bmvp = model();
     // FLAIR left out: the model fills it from its template and hands it back as synthetic.
     let files = sample(&[
         (Modality::T1, "t1"),
@@ -58,7 +58,7 @@ fn segmentation_is_the_cli_pipeline_and_a_missing_modality_is_synthesised() {
     let device = Default::default();
     let mut progress = Vec::new();
     let outcome = block_on(jobs::segment::<Flex>(
-        &bundle,
+        &bmvp,
         &files,
         &Default::default(),
         &MemoryLimits::default(),
@@ -69,11 +69,11 @@ fn segmentation_is_the_cli_pipeline_and_a_missing_modality_is_synthesised() {
     assert_eq!(progress.last(), Some(&(outcome.windows, outcome.windows)));
     let images = jobs::decode_case(&files).unwrap();
     let grid = (images[0].1.dims, images[0].1.affine);
-    let model = bundle.load_model::<Flex>(&device).unwrap();
-    let templates = bundle.template_bank().unwrap();
+    let model = bmvp.load_model::<Flex>(&device).unwrap();
+    let templates = bmvp.template_bank().unwrap();
     let segmenter = Segmenter {
         model: &model,
-        manifest: &bundle.manifest,
+        manifest: &bmvp.manifest,
         templates: templates.as_ref(),
     };
     let reference = segmenter
@@ -108,7 +108,7 @@ fn segmentation_is_the_cli_pipeline_and_a_missing_modality_is_synthesised() {
 
 #[test]
 fn fine_tuning_stops_when_asked_and_its_model_loads() {
-    let bundle = model();
+    let bmvp = model();
     let images = sample(&[
         (Modality::T1, "t1"),
         (Modality::T1c, "t1ce"),
@@ -127,7 +127,7 @@ fn fine_tuning_stops_when_asked_and_its_model_loads() {
         seed: 3,
     };
     let outcome = block_on(jobs::finetune::<Autodiff<Flex>, _, _>(
-        &bundle,
+        &bmvp,
         &cases,
         settings,
         &Default::default(),
@@ -137,21 +137,21 @@ fn fine_tuning_stops_when_asked_and_its_model_loads() {
     assert_eq!(outcome.losses.len(), 2, "stopped after the second step");
     assert!(outcome.losses.iter().all(|l| l.is_finite() && *l > 0.0));
     let tuned = jobs::read_model("tuned.bmvp", &outcome.model).unwrap();
-    assert_eq!(tuned.precision, bundle.precision);
-    assert_eq!(tuned.templates.len(), bundle.templates.len());
-    assert_ne!(tuned.tensors, bundle.tensors, "the weights did not change");
+    assert_eq!(tuned.precision, bmvp.precision);
+    assert_eq!(tuned.templates.len(), bmvp.templates.len());
+    assert_ne!(tuned.tensors, bmvp.tensors, "the weights did not change");
     tuned.load_model::<Flex>(&Default::default()).unwrap();
 }
 
 #[test]
 fn a_model_too_large_for_the_limits_is_refused_and_the_window_batch_shrinks_to_fit() {
-    let bundle = model();
+    let bmvp = model();
     let files = sample(&[(Modality::T1, "t1")]);
     let device = Default::default();
-    let info = jobs::model_info(&bundle);
+    let info = jobs::model_info(&bmvp);
     assert_eq!(info.encoder, "tiny");
     assert_eq!(info.footprint.batch, 1);
-    assert_eq!(info.footprint.weight_values, bundle.weight_values());
+    assert_eq!(info.footprint.weight_values, bmvp.weight_values());
     let one_window = info.footprint.largest_tensor_bytes;
     let narrow = MemoryLimits {
         max_buffer_bytes: Some(one_window - 1),
@@ -159,7 +159,7 @@ fn a_model_too_large_for_the_limits_is_refused_and_the_window_batch_shrinks_to_f
     };
     let run = |limits: &MemoryLimits| {
         block_on(jobs::segment::<Flex>(
-            &bundle,
+            &bmvp,
             &files,
             &Default::default(),
             limits,
@@ -179,7 +179,7 @@ fn a_model_too_large_for_the_limits_is_refused_and_the_window_batch_shrinks_to_f
     let outcome = run(&just_one).unwrap();
     assert_eq!(outcome.footprint.batch, 1);
     let unlimited = run(&MemoryLimits::default()).unwrap();
-    assert_eq!(unlimited.footprint.batch, bundle.manifest.window.batch);
+    assert_eq!(unlimited.footprint.batch, bmvp.manifest.window.batch);
     assert_eq!(
         outcome.nifti, unlimited.nifti,
         "the batch changed the labels"
@@ -188,13 +188,13 @@ fn a_model_too_large_for_the_limits_is_refused_and_the_window_batch_shrinks_to_f
 
 #[test]
 fn bad_inputs_are_one_line_errors_naming_the_file() {
-    let bundle = model();
+    let bmvp = model();
     let device = Default::default();
     let mut broken = sample(&[(Modality::T1, "t1")]);
     broken[0].name = "broken.nii.gz".into();
     broken[0].bytes.truncate(500);
     let err = block_on(jobs::segment::<Flex>(
-        &bundle,
+        &bmvp,
         &broken,
         &Default::default(),
         &MemoryLimits::default(),

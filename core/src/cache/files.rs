@@ -1,14 +1,11 @@
-//! Cache files on disk: names, voxel encodings, atomic writes.
+//! Cache files on disk: names and voxel encodings (written through [`crate::fs`]).
 
 use super::manifest::CacheDtype;
-use crate::{Error, Result};
+use crate::fs::write_atomic;
+use crate::Result;
 use half::f16;
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Suffix of files being written; they are renamed to their final name once complete.
-pub const TEMP_SUFFIX: &str = ".tmp";
 /// Suffix of the per-subject record written after a subject's volumes (used to resume).
 pub const SUBJECT_RECORD_SUFFIX: &str = ".subject.json";
 
@@ -32,33 +29,6 @@ pub fn file_stem(id: &str) -> String {
         stem.insert(0, '_');
     }
     stem
-}
-
-/// Write a file atomically: the bytes go to `<path>.tmp`, are synced, and the file is renamed.
-pub fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<()> {
-    let temp = temp_path(path);
-    let result = (|| {
-        let file = File::create(&temp)?;
-        let mut writer = BufWriter::with_capacity(1 << 20, file);
-        fill(&mut writer)?;
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        Error::io(path.display(), e)
-    })
-}
-
-/// `<path>.tmp`.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(TEMP_SUFFIX);
-    PathBuf::from(name)
 }
 
 /// Write `values` little-endian in `dtype`.
@@ -115,24 +85,6 @@ fn decode_f16(bytes: &[u8], out: &mut [f32]) {
     }
 }
 
-/// Remove leftover `*.tmp` files (from a killed run) in `dir`; returns how many were removed.
-pub fn remove_temp_files(dir: &Path) -> Result<usize> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir.display(), e))?;
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let is_temp = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.ends_with(TEMP_SUFFIX));
-        if is_temp && path.is_file() {
-            std::fs::remove_file(&path).map_err(|e| Error::io(path.display(), e))?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,7 +107,7 @@ mod tests {
             write_image(&path, &values, dtype).unwrap();
             let bytes = std::fs::read(&path).unwrap();
             assert_eq!(bytes.len(), values.len() * dtype.bytes());
-            assert!(!temp_path(&path).exists());
+            assert!(!crate::fs::temp_path(&path).exists());
             let mut decoded = vec![0.0; values.len()];
             decode_into(&bytes, dtype, &mut decoded);
             // Also the unaligned (fallback) path for f16.

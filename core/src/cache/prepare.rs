@@ -75,7 +75,7 @@ where
         }
         _ => {}
     }
-    files::remove_temp_files(out)?;
+    crate::fs::remove_temp_files(out)?;
 
     let done = AtomicUsize::new(0);
     let results: Vec<Result<SubjectEntry>> = (0..ids.len())
@@ -142,7 +142,7 @@ fn finish(
     }
     let manifest = Manifest::new(options.config.clone(), entries, failures);
     let json = manifest.to_json();
-    files::write_atomic(&out.join(MANIFEST_FILE), |w| w.write_all(json.as_bytes()))?;
+    crate::fs::write_atomic(&out.join(MANIFEST_FILE), |w| w.write_all(json.as_bytes()))?;
     Ok(manifest)
 }
 
@@ -220,7 +220,7 @@ fn write_subject(
     };
     let json = serde_json::to_string_pretty(&record).unwrap_or_default();
     let record_path = out.join(format!("{stem}{SUBJECT_RECORD_SUFFIX}"));
-    files::write_atomic(&record_path, |w| w.write_all(json.as_bytes()))?;
+    crate::fs::write_atomic(&record_path, |w| w.write_all(json.as_bytes()))?;
     Ok(record.entry)
 }
 

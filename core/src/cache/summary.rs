@@ -36,10 +36,7 @@ pub fn summarize(reader: &CacheReader) -> Result<CacheSummary> {
         let entry = reader.subject(index)?;
         let voxel_ml = entry.spacing.iter().product::<f64>() / 1000.0;
         let label_ml = match entry.label {
-            Some(_) => Some(label_volumes(
-                &reader.read_label_volume(index)?.data,
-                voxel_ml,
-            )),
+            Some(_) => Some(label_ml(&reader.read_label_volume(index)?.data, voxel_ml)),
             None => None,
         };
         subjects.push(SubjectSummary {
@@ -66,7 +63,7 @@ pub fn summarize(reader: &CacheReader) -> Result<CacheSummary> {
 }
 
 /// Millilitres per non-zero label value.
-fn label_volumes(labels: &[u8], voxel_ml: f64) -> BTreeMap<u8, f64> {
+fn label_ml(labels: &[u8], voxel_ml: f64) -> BTreeMap<u8, f64> {
     let mut counts = [0usize; 256];
     for &label in labels {
         counts[label as usize] += 1;
@@ -135,7 +132,7 @@ mod tests {
     fn label_volumes_count_each_value_in_ml() {
         // 2 mm voxels hold 0.008 ml each.
         let labels = [0u8, 1, 1, 4, 4, 4, 0, 2];
-        let volumes = label_volumes(&labels, 0.008);
+        let volumes = label_ml(&labels, 0.008);
         assert_eq!(volumes.keys().copied().collect::<Vec<_>>(), [1, 2, 4]);
         assert!((volumes[&1] - 0.016).abs() < 1e-12);
         assert!((volumes[&2] - 0.008).abs() < 1e-12);

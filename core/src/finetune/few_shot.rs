@@ -13,8 +13,8 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 
 use super::cutmix::{fill_missing, TemplateBank};
-use super::segment::SegmenterManifest;
 use crate::crops::{copy_crop, crop_start, crop_start_containing, flip_in_place};
+use crate::inference::segment::SegmenterManifest;
 use crate::model::UniUnet;
 use crate::preprocess::preprocess_images;
 use crate::rng::Rng;

@@ -5,15 +5,14 @@
 //! - [`init`]: loading a pre-trained encoder into a downstream model (the first patch
 //!   embedding re-initialised when the channel count differs), with a report;
 //! - [`cutmix`]: template channel cut-mix and filling missing modalities with templates;
-//! - [`segment`]: the model folder manifest and the full inference pipeline of one case;
-//! - [`export`]: `.bmvp`, a model in one file (the browser's and `brainmvp export`'s format);
 //! - [`few_shot`]: fine-tuning on a few labelled cases in memory (the browser's fine-tuning);
 //! - [`split`]: seeded train/validation/test splits and nested label fractions.
+//!
+//! Segmenting a case with the fine-tuned model is [`crate::inference`]; the model's one-file
+//! form is [`crate::bmvp`].
 
 pub mod cutmix;
-pub mod export;
 pub mod few_shot;
 pub mod init;
 pub mod labels;
-pub mod segment;
 pub mod split;

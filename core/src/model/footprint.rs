@@ -43,7 +43,7 @@ pub struct WindowFootprint {
 
 impl WindowFootprint {
     /// The estimate for `config` on `batch` windows of `roi`, the network having `weight_values`
-    /// float values (`Module::num_params` of the loaded model, or the bundle's count).
+    /// float values (`Module::num_params` of the loaded model, or the bmvp's count).
     pub fn estimate(
         config: &UniUnetConfig,
         roi: [usize; 3],

@@ -137,7 +137,7 @@ pub(crate) fn encode(
     Ok(out)
 }
 
-/// Write atomically: into `<name>.tmp-<pid>` beside `path`, then rename over `path`.
+/// Write atomically through [`crate::fs::write_atomic`] (`<name>.tmp`, synced, renamed).
 #[cfg(feature = "fs")]
 pub(crate) fn write_path<T>(
     path: &std::path::Path,
@@ -153,16 +153,7 @@ pub(crate) fn write_path<T>(
         .file_name()
         .ok_or_else(|| Error::new(shown.to_string(), "not a file path"))?;
     let gzip = file_name.to_string_lossy().ends_with(".gz");
-    let mut temp_name = file_name.to_os_string();
-    temp_name.push(format!(".tmp-{}", std::process::id()));
-    let temp = path.with_file_name(temp_name);
-    let written = std::fs::File::create(&temp).and_then(|file| {
-        let writer = io::BufWriter::with_capacity(1 << 20, file);
-        write_nifti(writer, volume.dims, &volume.affine, voxels, gzip)?;
-        std::fs::rename(&temp, path)
-    });
-    written.map_err(|err| {
-        let _ = std::fs::remove_file(&temp);
-        Error::io(shown, err)
+    crate::fs::write_atomic(path, |writer| {
+        write_nifti(writer, volume.dims, &volume.affine, voxels, gzip)
     })
 }

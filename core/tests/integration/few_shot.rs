@@ -5,7 +5,7 @@
 use crate::support::AD;
 use brainmvp_core::finetune::few_shot::{FewShotSet, FewShotTrainer, LabelledCase};
 use brainmvp_core::finetune::labels::LabelScheme;
-use brainmvp_core::finetune::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
+use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
 use brainmvp_core::inference::SlidingWindowConfig;
 use brainmvp_core::model::{EncoderPreset, UniUnetConfig};
 use brainmvp_core::preprocess::PreprocessConfig;

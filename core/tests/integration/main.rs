@@ -5,6 +5,7 @@
 
 mod support;
 
+mod bmvp;
 mod cache;
 mod classification;
 mod classifier;
@@ -12,7 +13,6 @@ mod cohort;
 mod contrastive;
 mod cutmix;
 mod decoder;
-mod export;
 mod few_shot;
 mod finetune_init;
 mod inference;

@@ -255,7 +255,7 @@ fn print_peak_memory() -> Option<u64> {
 
 /// Writes a benchmark record (one JSON object) atomically to `path`.
 fn write_json(path: &std::path::Path, record: &serde_json::Value) -> anyhow::Result<()> {
-    brainmvp_core::cache::files::write_atomic(path, |out| {
+    brainmvp_core::fs::write_atomic(path, |out| {
         serde_json::to_writer_pretty(&mut *out, record)?;
         writeln!(out)
     })?;

@@ -2,7 +2,7 @@
 //! pre-train → fine-tune (pre-trained and scratch) → evaluate → export, on the CPU by default.
 
 use anyhow::Context;
-use brainmvp_core::cache::files::write_atomic;
+use brainmvp_core::fs::write_atomic;
 use brainmvp_core::synth;
 use std::path::PathBuf;
 use std::process::ExitCode;

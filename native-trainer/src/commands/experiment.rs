@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use crate::backend::DeviceSpec;
 use crate::experiment::{run_label_efficiency, LabelEfficiencyConfig};
-use brainmvp_core::cache::files::write_atomic;
+use brainmvp_core::fs::write_atomic;
 
 /// The experiments.
 #[derive(clap::Subcommand)]

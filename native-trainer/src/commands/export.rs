@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use brainmvp_core::model::EncoderPreset;
 
 use super::parse_encoder;
-use crate::export::{export_model, ExportOptions, PrecisionChoice};
+use crate::bmvp::{export_model, ExportOptions, PrecisionChoice};
 
 /// Arguments of `brainmvp export`.
 #[derive(clap::Args)]

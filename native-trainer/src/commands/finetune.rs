@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use crate::backend::DeviceSpec;
 use crate::finetune::{run_finetune, FinetuneConfig, Task};
-use brainmvp_core::cache::files::write_atomic;
+use brainmvp_core::fs::write_atomic;
 
 #[derive(clap::Args)]
 pub struct FinetuneArgs {

@@ -79,9 +79,7 @@ pub fn prepare(
     bar.finish_and_clear();
     let manifest = result?;
     let config_path = out.join(CONFIG_FILE);
-    brainmvp_core::cache::files::write_atomic(&config_path, |w| {
-        w.write_all(config_toml.as_bytes())
-    })?;
+    brainmvp_core::fs::write_atomic(&config_path, |w| w.write_all(config_toml.as_bytes()))?;
     let seconds = started.elapsed().as_secs_f64();
     print_summary(&manifest, out, skipped.into_inner(), seconds);
     Ok(manifest)

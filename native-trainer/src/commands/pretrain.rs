@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use crate::backend::DeviceSpec;
 use crate::pretrain::{run_pretrain, PretrainConfig};
-use brainmvp_core::cache::files::write_atomic;
+use brainmvp_core::fs::write_atomic;
 
 #[derive(clap::Args)]
 pub struct PretrainArgs {

@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context};
 use brainmvp_core::finetune::labels::LabelScheme;
-use brainmvp_core::finetune::segment::{label_volumes, InferenceOptions, Segmenter};
+use brainmvp_core::inference::segment::{measure_labels, InferenceOptions, Segmenter};
 use brainmvp_core::postprocess::PostprocessConfig;
 use brainmvp_core::Modality;
 use burn::tensor::backend::AutodiffBackend;
@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::backend::DeviceSpec;
-use crate::finetune::bundle::load_segmenter;
+use crate::model_folder::load_segmenter;
 
 #[derive(clap::Args)]
 pub struct SegmentArgs {
@@ -192,7 +192,7 @@ pub fn segment_files<B: burn::tensor::backend::Backend>(
 
 /// Volume of every non-zero label in millilitres.
 fn print_volumes(labels: &brainmvp_core::Volume<u8>, scheme: &LabelScheme) {
-    for volume in label_volumes(labels, scheme) {
+    for volume in measure_labels(labels, scheme) {
         println!(
             "label {}: {} voxels, {:.2} ml ({})",
             volume.label, volume.voxels, volume.ml, volume.name

@@ -6,11 +6,11 @@
 //! model tested at the end (`out/test/classification.md`, `out/test/predictions.csv`).
 
 use anyhow::{bail, Context, Result};
-use brainmvp_core::cache::files::write_atomic;
 use brainmvp_core::cache::CacheReader;
 use brainmvp_core::classification::{accuracy, balanced_sample_order, macro_f1, roc_auc};
 use brainmvp_core::finetune::init::transfer_encoder;
 use brainmvp_core::finetune::split::{label_fraction, split_subjects};
+use brainmvp_core::fs::write_atomic;
 use brainmvp_core::loader::{Batch, Loader};
 use brainmvp_core::model::classifier::{
     class_balanced_cross_entropy, Classifier, ClassifierConfig,
@@ -30,10 +30,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::bundle::{export_dir, load_pretrained_encoder, preset_of};
 use super::config::FinetuneConfig;
-use crate::pretrain::checkpoint::{CheckpointRecorder, Checkpoints, TrainState};
+use crate::checkpoint::{CheckpointRecorder, Checkpoints, TrainState};
+use crate::pretrain::pretrained::{load_pretrained_encoder, preset_of};
 use crate::report::{plot_metrics, MetricsLog, TrainProgress};
+use brainmvp_core::fs::folder_of;
 
 /// `format` of a classifier's `model.json`.
 pub const CLASSIFIER_FORMAT: &str = "brainmvp-classifier";
@@ -332,29 +333,18 @@ pub fn save_classifier<B: Backend>(
     manifest: &ClassifierManifest,
     model: &Classifier<B>,
 ) -> Result<()> {
-    let partial = dir.with_extension("partial");
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial)
-            .with_context(|| format!("{}: cannot remove", partial.display()))?;
-    }
-    std::fs::create_dir_all(&partial)
-        .with_context(|| format!("{}: cannot create", partial.display()))?;
-    let weights = partial.join(CLASSIFIER_WEIGHTS);
-    model
-        .clone()
-        .save_file(weights.with_extension(""), &CheckpointRecorder::new())
-        .with_context(|| format!("{}: cannot write", weights.display()))?;
-    let json = serde_json::to_string_pretty(manifest)?;
-    write_atomic(&partial.join(CLASSIFIER_MANIFEST), |file| {
-        file.write_all(json.as_bytes())
-    })?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)
-            .with_context(|| format!("{}: cannot replace", dir.display()))?;
-    }
-    std::fs::rename(&partial, dir)
-        .with_context(|| format!("{}: cannot rename into place", dir.display()))?;
-    Ok(())
+    brainmvp_core::fs::replace_folder(dir, |partial| {
+        let weights = partial.join(CLASSIFIER_WEIGHTS);
+        model
+            .clone()
+            .save_file(weights.with_extension(""), &CheckpointRecorder::new())
+            .with_context(|| format!("{}: cannot write", weights.display()))?;
+        let json = serde_json::to_string_pretty(manifest)?;
+        write_atomic(&partial.join(CLASSIFIER_MANIFEST), |file| {
+            file.write_all(json.as_bytes())
+        })?;
+        Ok(())
+    })
 }
 
 /// Reads a classifier folder (or the folder of its `model.json`).
@@ -362,7 +352,7 @@ pub fn load_classifier<B: Backend>(
     dir: &Path,
     device: &B::Device,
 ) -> Result<(ClassifierManifest, Classifier<B>)> {
-    let dir = export_dir(dir);
+    let dir = folder_of(dir);
     let path = dir.join(CLASSIFIER_MANIFEST);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
@@ -497,7 +487,7 @@ fn build_classifier<B: AutodiffBackend>(
     let pretrained = match &config.init {
         Some(path) => Some((
             path,
-            load_pretrained_encoder::<B>(&export_dir(path), device)?,
+            load_pretrained_encoder::<B>(&folder_of(path), device)?,
         )),
         None => None,
     };

@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 use brainmvp_core::cache::CacheReader;
 use brainmvp_core::finetune::cutmix::{cut_mix, fill_missing, CutMixConfig, TemplateBank};
-use brainmvp_core::finetune::segment::stack_channels;
+use brainmvp_core::inference::segment::stack_channels;
 use brainmvp_core::loader::Batch;
 use brainmvp_core::rng::Rng;
 use brainmvp_core::{Modality, Volume};

@@ -1,6 +1,5 @@
-//! `brainmvp finetune`: fine-tuning on labelled subjects (config, setup, loop, model folder).
+//! `brainmvp finetune`: fine-tuning on labelled subjects (config, setup, loop); the model folder it writes is [`crate::model_folder`].
 
-pub mod bundle;
 pub mod classify;
 pub mod config;
 pub mod data;

@@ -6,8 +6,8 @@
 use anyhow::{bail, Context, Result};
 use brainmvp_core::finetune::init::FirstEmbedding;
 use brainmvp_core::finetune::labels::LabelScheme;
-use brainmvp_core::finetune::segment::{predict_labels, SegmenterManifest};
-use brainmvp_core::finetune::segment::{SEGMENTER_FORMAT, SEGMENTER_VERSION};
+use brainmvp_core::inference::segment::{predict_labels, SegmenterManifest};
+use brainmvp_core::inference::segment::{SEGMENTER_FORMAT, SEGMENTER_VERSION};
 use brainmvp_core::loader::Loader;
 use brainmvp_core::model::{UniUnet, UniUnetConfig};
 use brainmvp_core::{Modality, Volume};
@@ -21,8 +21,8 @@ use std::time::Instant;
 use super::config::FinetuneConfig;
 use super::data::{batch_input, subject_input};
 use super::setup::{prepare_job, Job};
+use crate::checkpoint::{Checkpoints, TrainState};
 use crate::evaluate::{score_case, EvaluationReport};
-use crate::pretrain::checkpoint::{Checkpoints, TrainState};
 use crate::report::{plot_metrics, MetricsLog, TrainProgress};
 
 /// What a finished fine-tuning run reports.
@@ -212,13 +212,13 @@ fn validate_and_keep<B: AutodiffBackend>(
             dice: mean_dice,
         });
         let best_json = serde_json::to_string(&state.best)?;
-        super::bundle::save_segmenter(
+        crate::model_folder::save_segmenter(
             &config.out.join("model"),
             &job.manifest,
             &inference,
             job.templates_dir.as_deref(),
         )?;
-        brainmvp_core::cache::files::write_atomic(&config.out.join("best.json"), |file| {
+        brainmvp_core::fs::write_atomic(&config.out.join("best.json"), |file| {
             file.write_all(best_json.as_bytes())
         })?;
     }
@@ -293,7 +293,7 @@ fn finish_run<B: AutodiffBackend>(
 ) -> Result<FinetuneSummary> {
     let best = best.context("no validation ran")?;
     let model_dir = config.out.join("model");
-    let loaded = super::bundle::load_segmenter::<B::InnerBackend>(&model_dir, device)?;
+    let loaded = crate::model_folder::load_segmenter::<B::InnerBackend>(&model_dir, device)?;
     let test_dir = config.out.join("test");
     let predictions = test_dir.join("predictions");
     std::fs::create_dir_all(&predictions)

@@ -7,17 +7,19 @@ use brainmvp_core::cache::CacheReader;
 use brainmvp_core::finetune::cutmix::TemplateBank;
 use brainmvp_core::finetune::init::transfer_encoder;
 use brainmvp_core::finetune::labels::LabelScheme;
-use brainmvp_core::finetune::segment::SegmenterManifest;
 use brainmvp_core::finetune::split::{label_fraction, split_subjects};
+use brainmvp_core::inference::segment::SegmenterManifest;
 use brainmvp_core::model::{UniUnet, UniUnetConfig};
 use brainmvp_core::Modality;
 use burn::tensor::backend::AutodiffBackend;
 use std::path::PathBuf;
 
-use super::bundle::{export_dir, load_pretrained_encoder, load_template_bank, preset_of};
 use super::config::FinetuneConfig;
 use super::data::InputPlan;
 use super::run::segmenter_manifest;
+use crate::model_folder::load_template_bank;
+use crate::pretrain::pretrained::{load_pretrained_encoder, preset_of};
+use brainmvp_core::fs::folder_of;
 
 /// A fine-tuning job ready to train.
 pub struct Job<B: AutodiffBackend> {
@@ -138,7 +140,7 @@ fn build_model<B: AutodiffBackend>(
         bail!("{}: no modality to train on", config.cache.display());
     }
     let pretrained = match &config.init {
-        Some(path) => Some(load_pretrained_encoder::<B>(&export_dir(path), device)?),
+        Some(path) => Some(load_pretrained_encoder::<B>(&folder_of(path), device)?),
         None => None,
     };
     let encoder = match (&pretrained, &config.init) {

@@ -1,9 +1,8 @@
-//! `brainmvp pretrain`: the BrainMVP pre-training job (config, loop, checkpoints, export).
+//! `brainmvp pretrain`: the BrainMVP pre-training job (config, loop, the pre-trained folder it hands on).
 
 pub mod bench;
-pub mod checkpoint;
 pub mod config;
-pub mod export;
+pub mod pretrained;
 pub mod run;
 pub mod template_watch;
 

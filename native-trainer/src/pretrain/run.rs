@@ -14,13 +14,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::checkpoint::{Checkpoints, TrainState};
 use super::config::PretrainConfig;
-use super::export::export_run;
+use super::pretrained::export_run;
 use super::template_watch::{
     normalised_values, sampled_cohort_means, template_correlations, write_template_slices,
     MEAN_SUBJECTS,
 };
+use crate::checkpoint::{Checkpoints, TrainState};
 use crate::distributed::{
     average_gradients, broadcast_module, finish, gather_features, start_peer, PeerHandle,
 };

@@ -15,7 +15,7 @@ use burn::tensor::backend::Backend;
 use std::path::Path;
 
 use crate::report::plot::encode_png_image;
-use brainmvp_core::cache::files::write_atomic;
+use brainmvp_core::fs::write_atomic;
 
 /// Most subjects averaged into the cohort means.
 pub const MEAN_SUBJECTS: usize = 64;

@@ -6,7 +6,7 @@
 //! file + rename), so the steps replayed after the last checkpoint are not logged twice.
 
 use anyhow::{bail, ensure, Context, Result};
-use brainmvp_core::cache::files::write_atomic;
+use brainmvp_core::fs::write_atomic;
 use serde_json::{Map, Number, Value};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -282,7 +282,7 @@ mod tests {
         let steps: Vec<u64> = records.iter().map(|r| r.step).collect();
         assert_eq!(steps, [1, 2, 3, 4]);
         assert_eq!(records[3].values["loss"], 40.0);
-        assert!(!brainmvp_core::cache::files::temp_path(&path).exists());
+        assert!(!brainmvp_core::fs::temp_path(&path).exists());
     }
 
     #[test]

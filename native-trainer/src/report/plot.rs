@@ -7,7 +7,7 @@
 
 use super::metrics::{read_metrics, MetricRecord};
 use anyhow::{anyhow, Context, Result};
-use brainmvp_core::cache::files::write_atomic;
+use brainmvp_core::fs::write_atomic;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -357,7 +357,7 @@ mod tests {
         assert!(count(&one, COLOURS[0]) > 100);
         assert_eq!(count(&one, COLOURS[1]), 0);
         assert!(count(&two, COLOURS[1]) > 100);
-        assert!(!brainmvp_core::cache::files::temp_path(&two_path).exists());
+        assert!(!brainmvp_core::fs::temp_path(&two_path).exists());
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! brainmvp model into an official-name safetensors file.
 
 use anyhow::{bail, Result};
-use brainmvp_core::finetune::export::{ModelBundle, WeightPrecision};
+use brainmvp_core::bmvp::{BmvpModel, WeightPrecision};
 use brainmvp_core::finetune::labels::LabelScheme;
-use brainmvp_core::finetune::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
+use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
 use brainmvp_core::inference::SlidingWindowConfig;
 use brainmvp_core::model::{EncoderPreset, UniUnetConfig};
 use brainmvp_core::preprocess::PreprocessConfig;
@@ -17,14 +17,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::export::{uniunet_state_dict, write_safetensors};
 use super::import::{
     architecture_of, import_encoder, import_rec_model, import_unet_rec_model, import_uniunet,
     ImportReport,
 };
 use super::read::read_state_dict;
-use crate::finetune::bundle::{bundle_of, is_bundle_file, save_segmenter, write_bundle};
-use crate::pretrain::export::{write_encoder_export, write_export};
+use super::write::{uniunet_state_dict, write_safetensors};
+use crate::model_folder::{bmvp_of, is_bmvp_file, save_segmenter, write_bmvp};
+use crate::pretrain::pretrained::{write_encoder_export, write_export};
 
 /// Which official class a checkpoint holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -108,21 +108,21 @@ pub fn import_checkpoint(job: &ImportJob) -> Result<ImportReport> {
                 brainmvp_version: brainmvp_core::VERSION.to_string(),
             };
             manifest.validate()?;
-            match is_bundle_file(&job.out) {
+            match is_bmvp_file(&job.out) {
                 true => {
                     let precision = match job.half {
                         true => WeightPrecision::F16,
                         false => WeightPrecision::F32,
                     };
-                    let bundle = ModelBundle::from_model(&manifest, &model, precision, Vec::new())?;
-                    write_bundle(&job.out, &bundle)?;
+                    let bmvp = BmvpModel::from_model(&manifest, &model, precision, Vec::new())?;
+                    write_bmvp(&job.out, &bmvp)?;
                 }
                 false => save_segmenter(&job.out, &manifest, &model, None)?,
             }
             report
         }
         OfficialArch::RecModel => {
-            refuse_bundle(job)?;
+            refuse_bmvp(job)?;
             let modalities = job.template_modalities.clone();
             let (model, arch, report) = import_rec_model::<Flex>(&dict, modalities, &device)?;
             check_channels(job, 1)?;
@@ -130,7 +130,7 @@ pub fn import_checkpoint(job: &ImportJob) -> Result<ImportReport> {
             report
         }
         OfficialArch::Unet3d => {
-            refuse_bundle(job)?;
+            refuse_bmvp(job)?;
             let modalities = job.template_modalities.clone();
             let (model, _, report) = import_unet_rec_model::<Flex>(&dict, modalities, &device)?;
             check_channels(job, 1)?;
@@ -138,7 +138,7 @@ pub fn import_checkpoint(job: &ImportJob) -> Result<ImportReport> {
             report
         }
         OfficialArch::UniformerS | OfficialArch::UniformerTiny => {
-            refuse_bundle(job)?;
+            refuse_bmvp(job)?;
             let (encoder, preset, report) = import_encoder::<Flex>(&dict, &device)?;
             let arch = architecture_of(preset);
             let asked = match job.arch {
@@ -159,9 +159,9 @@ pub fn import_checkpoint(job: &ImportJob) -> Result<ImportReport> {
             report
         }
     };
-    if !is_bundle_file(&job.out) {
+    if !is_bmvp_file(&job.out) {
         let json = serde_json::to_string_pretty(job)?;
-        brainmvp_core::cache::files::write_atomic(&job.out.join("import.json"), |file| {
+        brainmvp_core::fs::write_atomic(&job.out.join("import.json"), |file| {
             file.write_all(json.as_bytes())
         })?;
     }
@@ -178,8 +178,8 @@ fn check_channels(job: &ImportJob, found: usize) -> Result<()> {
     }
 }
 
-fn refuse_bundle(job: &ImportJob) -> Result<()> {
-    match is_bundle_file(&job.out) {
+fn refuse_bmvp(job: &ImportJob) -> Result<()> {
+    match is_bmvp_file(&job.out) {
         true => bail!(
             "{}: a .bmvp holds a segmentation model; a {:?} import writes a folder",
             job.out.display(),
@@ -234,16 +234,11 @@ impl<B: burn::tensor::backend::Backend> burn::module::ModuleVisitor<B> for InMod
 /// Writes the segmentation model `model` (folder or `.bmvp`) as the official `UniUnet`'s state
 /// dict in safetensors at `out`; returns the number of tensors written.
 pub fn export_torch(model: &Path, out: &Path) -> Result<usize> {
-    let bundle = bundle_of::<Flex>(model, &Default::default())?;
-    let network = bundle.load_model::<Flex>(&Default::default())?;
-    let config = &bundle.manifest.model;
+    let bmvp = bmvp_of::<Flex>(model, &Default::default())?;
+    let network = bmvp.load_model::<Flex>(&Default::default())?;
+    let config = &bmvp.manifest.model;
     let tensors = uniunet_state_dict(&network, config)?;
-    let modalities: Vec<&str> = bundle
-        .manifest
-        .modalities
-        .iter()
-        .map(|m| m.name())
-        .collect();
+    let modalities: Vec<&str> = bmvp.manifest.modalities.iter().map(|m| m.name()).collect();
     let metadata = HashMap::from([
         ("format".to_string(), "pt".to_string()),
         (

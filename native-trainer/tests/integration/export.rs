@@ -8,16 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 
-use brainmvp_core::finetune::export::{ModelBundle, WeightPrecision};
+use brainmvp_core::bmvp::{BmvpModel, WeightPrecision};
 use brainmvp_core::finetune::labels::LabelScheme;
-use brainmvp_core::finetune::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
+use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
 use brainmvp_core::inference::SlidingWindowConfig;
 use brainmvp_core::model::{EncoderPreset, UniUnetConfig};
 use brainmvp_core::nifti::read_path;
 use brainmvp_core::preprocess::PreprocessConfig;
 use brainmvp_core::Modality;
-use brainmvp_trainer::export::F16_DICE_TOLERANCE;
-use brainmvp_trainer::finetune::bundle::{load_segmenter, save_segmenter};
+use brainmvp_trainer::bmvp::F16_DICE_TOLERANCE;
+use brainmvp_trainer::model_folder::{load_segmenter, save_segmenter};
 use burn::backend::Flex;
 use burn::tensor::backend::Backend;
 
@@ -138,8 +138,8 @@ fn the_bmvp_segments_exactly_like_the_folder_and_f16_halves_it() {
     let stdout = text(&output.stdout);
     assert!(stdout.contains("f32 as asked"), "{stdout}");
     let bytes = std::fs::read(&exported).unwrap();
-    let bundle = ModelBundle::from_bytes(&bytes, "tiny.bmvp").unwrap();
-    assert_eq!(bundle.precision, WeightPrecision::F32);
+    let bmvp = BmvpModel::from_bytes(&bytes, "tiny.bmvp").unwrap();
+    assert_eq!(bmvp.precision, WeightPrecision::F32);
     assert_eq!(report(&exported)["bytes"], bytes.len());
     // The library reads the file too, with the folder's manifest.
     let device = Default::default();
@@ -208,7 +208,7 @@ fn auto_with_check_scores_both_precisions_and_follows_the_rule() {
         false => "f32",
     };
     assert_eq!(json["precision"], expected, "{json}");
-    let written = ModelBundle::from_bytes(&std::fs::read(&out).unwrap(), "auto.bmvp").unwrap();
+    let written = BmvpModel::from_bytes(&std::fs::read(&out).unwrap(), "auto.bmvp").unwrap();
     assert_eq!(serde_json::to_value(written.precision).unwrap(), expected);
     let sizes = (
         json["bytes_f32"].as_f64().unwrap(),

@@ -403,7 +403,8 @@ fn second_embedding<B: burn::tensor::backend::Backend>(
 
 /// The fine-tuned encoder's second patch embedding, and the pre-trained one.
 fn embeddings_after(run_dir: &Path, export: &Path) -> (Vec<f32>, Vec<f32>) {
-    use brainmvp_trainer::finetune::bundle::{load_pretrained_encoder, load_segmenter};
+    use brainmvp_trainer::model_folder::load_segmenter;
+    use brainmvp_trainer::pretrain::pretrained::load_pretrained_encoder;
     type Flex = burn::backend::Flex;
     let device = Default::default();
     let tuned = load_segmenter::<Flex>(&run_dir.join("model"), &device).unwrap();

@@ -12,9 +12,9 @@ use brainmvp_core::official::layout::{Transform, ENCODER_STAGE_AXES, VOLUME_AXES
 use brainmvp_core::pretext::contrastive::contrastive_loss;
 use brainmvp_core::pretrain::model::{Decoder, Encoder};
 use brainmvp_core::pretrain::LossWeights;
-use brainmvp_trainer::torch::export::{uniunet_state_dict, write_safetensors, OfficialTensor};
 use brainmvp_trainer::torch::import::{import_encoder, import_rec_model, import_uniunet};
 use brainmvp_trainer::torch::read::{read_state_dict, StateTensor};
+use brainmvp_trainer::torch::write::{uniunet_state_dict, write_safetensors, OfficialTensor};
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::Tensor;
 use std::collections::BTreeMap;
@@ -433,7 +433,7 @@ fn an_imported_pretraining_checkpoint_is_an_export_folder_finetune_can_start_fro
         assert!(export.join(name).is_file(), "{name}");
     }
     let golden = read_state_dict(&committed("golden.safetensors")).unwrap();
-    let (_, encoder) = brainmvp_trainer::finetune::bundle::load_pretrained_encoder::<B>(
+    let (_, encoder) = brainmvp_trainer::pretrain::pretrained::load_pretrained_encoder::<B>(
         &export,
         &Default::default(),
     )
@@ -511,14 +511,11 @@ fn an_untrained_official_size_uniunet_has_the_official_parameter_count_and_impor
         }
         brainmvp_ok(&args);
         let bytes = std::fs::read(&path).unwrap();
-        brainmvp_core::finetune::export::ModelBundle::from_bytes(&bytes, out).unwrap()
+        brainmvp_core::bmvp::BmvpModel::from_bytes(&bytes, out).unwrap()
     };
     let full = import("tiny-f32.bmvp", false);
     let half = import("tiny-f16.bmvp", true);
-    assert_eq!(
-        half.precision,
-        brainmvp_core::finetune::export::WeightPrecision::F16
-    );
+    assert_eq!(half.precision, brainmvp_core::bmvp::WeightPrecision::F16);
     assert_eq!(half.weight_values(), full.weight_values());
     for (a, b) in half.tensors.iter().zip(&full.tensors) {
         for (x, y) in a.values.iter().zip(&b.values) {

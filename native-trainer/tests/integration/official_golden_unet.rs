@@ -11,7 +11,7 @@ use brainmvp_core::model::{Unet3d, Unet3dConfig};
 use brainmvp_core::official::layout::{Transform, VOLUME_AXES};
 use brainmvp_core::pretrain::model::{Decoder, Encoder};
 use brainmvp_core::pretrain::LossWeights;
-use brainmvp_trainer::pretrain::checkpoint::CheckpointRecorder;
+use brainmvp_trainer::checkpoint::CheckpointRecorder;
 use brainmvp_trainer::torch::import::{import_rec_model, import_unet_rec_model};
 use brainmvp_trainer::torch::read::{read_state_dict, StateDict};
 use burn::backend::{Autodiff, Flex};

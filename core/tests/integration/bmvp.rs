@@ -2,9 +2,9 @@
 //! templates travel along, and no damaged or foreign file loads (nor panics).
 
 use crate::support::B;
-use brainmvp_core::finetune::export::{ModelBundle, WeightPrecision};
+use brainmvp_core::bmvp::{BmvpModel, WeightPrecision};
 use brainmvp_core::finetune::labels::LabelScheme;
-use brainmvp_core::finetune::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
+use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
 use brainmvp_core::inference::SlidingWindowConfig;
 use brainmvp_core::model::{EncoderPreset, UniUnet, UniUnetConfig};
 use brainmvp_core::preprocess::PreprocessConfig;
@@ -70,21 +70,18 @@ fn f32_round_trip_is_exact_and_templates_travel() {
         (Modality::T1, template(0.0)),
         (Modality::Flair, template(1.0)),
     ];
-    let bundle = ModelBundle::from_model(
+    let bmvp = BmvpModel::from_model(
         &manifest(),
         &original,
         WeightPrecision::F32,
         templates.clone(),
     )
     .unwrap();
-    assert_eq!(
-        bundle.manifest.templates,
-        vec![Modality::T1, Modality::Flair]
-    );
-    let bytes = bundle.to_bytes().unwrap();
-    let read = ModelBundle::from_bytes(&bytes, "model.bmvp").unwrap();
+    assert_eq!(bmvp.manifest.templates, vec![Modality::T1, Modality::Flair]);
+    let bytes = bmvp.to_bytes().unwrap();
+    let read = BmvpModel::from_bytes(&bytes, "model.bmvp").unwrap();
     assert_eq!(read.precision, WeightPrecision::F32);
-    assert_eq!(read.tensors, bundle.tensors);
+    assert_eq!(read.tensors, bmvp.tensors);
     assert_eq!(read.templates.len(), 2);
     for ((m, a), (n, b)) in read.templates.iter().zip(&templates) {
         assert_eq!(
@@ -102,16 +99,16 @@ fn f32_round_trip_is_exact_and_templates_travel() {
 #[test]
 fn f16_halves_the_file_and_stays_close() {
     let original = model(3);
-    let bundle =
-        ModelBundle::from_model(&manifest(), &original, WeightPrecision::F32, Vec::new()).unwrap();
-    let f32_bytes = bundle.to_bytes().unwrap();
-    let f16_bytes = bundle
+    let bmvp =
+        BmvpModel::from_model(&manifest(), &original, WeightPrecision::F32, Vec::new()).unwrap();
+    let f32_bytes = bmvp.to_bytes().unwrap();
+    let f16_bytes = bmvp
         .with_precision(WeightPrecision::F16)
         .to_bytes()
         .unwrap();
     let ratio = f16_bytes.len() as f64 / f32_bytes.len() as f64;
     assert!((0.49..0.53).contains(&ratio), "f16/f32 size {ratio}");
-    let read = ModelBundle::from_bytes(&f16_bytes, "half.bmvp").unwrap();
+    let read = BmvpModel::from_bytes(&f16_bytes, "half.bmvp").unwrap();
     assert_eq!(read.precision, WeightPrecision::F16);
     let (exact, half) = (
         outputs(&original),
@@ -132,17 +129,17 @@ fn f16_halves_the_file_and_stays_close() {
 
 #[test]
 fn damaged_and_foreign_files_are_refused_without_panic() {
-    let bundle = ModelBundle::from_model(
+    let bmvp = BmvpModel::from_model(
         &manifest(),
         &model(4),
         WeightPrecision::F16,
         vec![(Modality::T1, template(0.5))],
     )
     .unwrap();
-    let bytes = bundle.to_bytes().unwrap();
+    let bytes = bmvp.to_bytes().unwrap();
     let step = (bytes.len() / 300).max(1);
     for cut in (0..bytes.len()).step_by(step) {
-        let err = ModelBundle::from_bytes(&bytes[..cut], "cut.bmvp")
+        let err = BmvpModel::from_bytes(&bytes[..cut], "cut.bmvp")
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("cut.bmvp: "), "{err}");
@@ -152,17 +149,17 @@ fn damaged_and_foreign_files_are_refused_without_panic() {
         let mut damaged = bytes.clone();
         damaged[position] ^= 0x5a;
         assert!(
-            ModelBundle::from_bytes(&damaged, "damaged.bmvp").is_err(),
+            BmvpModel::from_bytes(&damaged, "damaged.bmvp").is_err(),
             "byte {position}"
         );
     }
-    let err = ModelBundle::from_bytes(b"\x89PNG\r\n\x1a\n not a model at all", "photo.png")
+    let err = BmvpModel::from_bytes(b"\x89PNG\r\n\x1a\n not a model at all", "photo.png")
         .unwrap_err()
         .to_string();
     assert_eq!(err, "photo.png: not a brainmvp model (.bmvp) file");
     let mut newer = bytes.clone();
     newer[16] = 9;
-    let err = ModelBundle::from_bytes(&newer, "new.bmvp")
+    let err = BmvpModel::from_bytes(&newer, "new.bmvp")
         .unwrap_err()
         .to_string();
     assert!(err.contains("version 9"), "{err}");
@@ -170,12 +167,12 @@ fn damaged_and_foreign_files_are_refused_without_panic() {
 
 #[test]
 fn weights_of_another_network_are_refused() {
-    let bundle =
-        ModelBundle::from_model(&manifest(), &model(5), WeightPrecision::F32, Vec::new()).unwrap();
-    let mut wrong = bundle.clone();
+    let bmvp =
+        BmvpModel::from_model(&manifest(), &model(5), WeightPrecision::F32, Vec::new()).unwrap();
+    let mut wrong = bmvp.clone();
     wrong.manifest.model = UniUnetConfig::new(2, 3).with_encoder(EncoderPreset::Small);
     let bytes = wrong.to_bytes().unwrap();
-    let read = ModelBundle::from_bytes(&bytes, "wrong.bmvp").unwrap();
+    let read = BmvpModel::from_bytes(&bytes, "wrong.bmvp").unwrap();
     let err = read
         .load_model::<B>(&Default::default())
         .unwrap_err()
@@ -186,7 +183,7 @@ fn weights_of_another_network_are_refused() {
     );
 }
 
-/// A bundle's sections: the JSON header's bytes and the raw values.
+/// A bmvp's sections: the JSON header's bytes and the raw values.
 fn sections(bytes: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let header_len = u64::from_le_bytes(bytes[20..28].try_into().unwrap()) as usize;
     let values_at = 28 + header_len + 8;
@@ -212,7 +209,7 @@ fn sealed(header: &[u8], header_len: u64, values: &[u8], value_len: u64) -> Vec<
 }
 
 fn refusal(bytes: &[u8]) -> String {
-    let err = ModelBundle::from_bytes(bytes, "sealed.bmvp")
+    let err = BmvpModel::from_bytes(bytes, "sealed.bmvp")
         .unwrap_err()
         .to_string();
     assert!(
@@ -224,7 +221,7 @@ fn refusal(bytes: &[u8]) -> String {
 
 #[test]
 fn wrong_lengths_and_headers_with_a_valid_checksum_are_refused() {
-    let bundle = ModelBundle::from_model(
+    let bmvp = BmvpModel::from_model(
         &manifest(),
         &model(6),
         WeightPrecision::F16,
@@ -234,7 +231,7 @@ fn wrong_lengths_and_headers_with_a_valid_checksum_are_refused() {
         ],
     )
     .unwrap();
-    let bytes = bundle.to_bytes().unwrap();
+    let bytes = bmvp.to_bytes().unwrap();
     let (json, values) = sections(&bytes);
     let header: serde_json::Value = serde_json::from_slice(&json).unwrap();
     let (header_len, value_len) = (json.len() as u64, values.len() as u64);
@@ -294,7 +291,7 @@ fn wrong_lengths_and_headers_with_a_valid_checksum_are_refused() {
         for flip in [0x01u8, 0x20, 0x80] {
             let mut damaged = json.clone();
             damaged[position] ^= flip;
-            let _ = ModelBundle::from_bytes(
+            let _ = BmvpModel::from_bytes(
                 &sealed(&damaged, header_len, &values, value_len),
                 "flip.bmvp",
             );
@@ -304,13 +301,13 @@ fn wrong_lengths_and_headers_with_a_valid_checksum_are_refused() {
 
 #[test]
 fn every_short_or_long_cut_is_refused() {
-    let bundle =
-        ModelBundle::from_model(&manifest(), &model(7), WeightPrecision::F16, Vec::new()).unwrap();
-    let bytes = bundle.to_bytes().unwrap();
+    let bmvp =
+        BmvpModel::from_model(&manifest(), &model(7), WeightPrecision::F16, Vec::new()).unwrap();
+    let bytes = bmvp.to_bytes().unwrap();
     // Every cut through the magic, version, lengths and header, and the last kilobyte.
     let cuts = (0..8192.min(bytes.len())).chain(bytes.len().saturating_sub(1024)..bytes.len());
     for cut in cuts {
-        let err = ModelBundle::from_bytes(&bytes[..cut], "cut.bmvp")
+        let err = BmvpModel::from_bytes(&bytes[..cut], "cut.bmvp")
             .unwrap_err()
             .to_string();
         assert!(
@@ -320,5 +317,5 @@ fn every_short_or_long_cut_is_refused() {
     }
     let mut longer = bytes.clone();
     longer.push(0);
-    assert!(ModelBundle::from_bytes(&longer, "long.bmvp").is_err());
+    assert!(BmvpModel::from_bytes(&longer, "long.bmvp").is_err());
 }

@@ -14,7 +14,7 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-use brainmvp_core::cache::files::write_atomic;
+use brainmvp_core::fs::write_atomic;
 
 /// The recorder of every checkpoint file (named fields, MessagePack, f32).
 pub type CheckpointRecorder = NamedMpkFileRecorder<FullPrecisionSettings>;
@@ -57,32 +57,20 @@ impl Checkpoints {
         O: Optimizer<M, B>,
     {
         let final_dir = self.step_dir(state.step);
-        let partial = final_dir.with_extension("partial");
-        if partial.exists() {
-            std::fs::remove_dir_all(&partial)
-                .with_context(|| format!("{}: cannot remove", partial.display()))?;
-        }
-        std::fs::create_dir_all(&partial)
-            .with_context(|| format!("{}: cannot create", partial.display()))?;
-        let recorder = CheckpointRecorder::new();
-        Recorder::<B>::record(
-            &recorder,
-            model.clone().into_record(),
-            partial.join("model"),
-        )
-        .with_context(|| format!("{}: cannot write the model", partial.display()))?;
-        Recorder::<B>::record(&recorder, optim.to_record(), partial.join("optim"))
-            .with_context(|| format!("{}: cannot write the optimiser", partial.display()))?;
-        let state_json = serde_json::to_string_pretty(state)?;
-        std::fs::write(partial.join("state.json"), state_json)
-            .with_context(|| format!("{}: cannot write state.json", partial.display()))?;
-        sync_folder_files(&partial)?;
-        if final_dir.exists() {
-            std::fs::remove_dir_all(&final_dir)
-                .with_context(|| format!("{}: cannot replace", final_dir.display()))?;
-        }
-        std::fs::rename(&partial, &final_dir)
-            .with_context(|| format!("{}: cannot rename into place", final_dir.display()))?;
+        brainmvp_core::fs::replace_folder(&final_dir, |partial| {
+            let recorder = CheckpointRecorder::new();
+            Recorder::<B>::record(
+                &recorder,
+                model.clone().into_record(),
+                partial.join("model"),
+            )
+            .with_context(|| format!("{}: cannot write the model", partial.display()))?;
+            Recorder::<B>::record(&recorder, optim.to_record(), partial.join("optim"))
+                .with_context(|| format!("{}: cannot write the optimiser", partial.display()))?;
+            let state_json = serde_json::to_string_pretty(state)?;
+            std::fs::write(partial.join("state.json"), state_json)
+                .with_context(|| format!("{}: cannot write state.json", partial.display()))
+        })?;
         let name = format!("step-{:08}\n", state.step);
         write_atomic(&self.dir.join("latest"), |out| {
             out.write_all(name.as_bytes())
@@ -186,16 +174,4 @@ pub fn read_state(dir: &Path) -> Result<TrainState> {
         .with_context(|| format!("{}: cannot read", path.display()))?;
     serde_json::from_str(&text)
         .with_context(|| format!("{}: not a checkpoint state", path.display()))
-}
-
-fn sync_folder_files(dir: &Path) -> Result<()> {
-    for entry in
-        std::fs::read_dir(dir).with_context(|| format!("{}: cannot list", dir.display()))?
-    {
-        let path = entry?.path();
-        std::fs::File::open(&path)
-            .and_then(|file| file.sync_all())
-            .with_context(|| format!("{}: cannot sync", path.display()))?;
-    }
-    Ok(())
 }

@@ -3,16 +3,16 @@
 //! cases (half the download), else in f32.
 
 use anyhow::{bail, Context, Result};
+use brainmvp_core::bmvp::{BmvpModel, WeightPrecision};
 use brainmvp_core::cohort::discover;
-use brainmvp_core::finetune::export::{ModelBundle, WeightPrecision};
-use brainmvp_core::finetune::segment::Segmenter;
+use brainmvp_core::inference::segment::Segmenter;
 use brainmvp_core::Modality;
 use burn::backend::Flex;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 use crate::evaluate::read_label_map;
-use crate::finetune::bundle::{bundle_of, write_bundle};
+use crate::model_folder::{bmvp_of, write_bmvp};
 
 /// The largest Dice change (in Dice units, 0.005 = 0.5 points) that still allows f16.
 pub const F16_DICE_TOLERANCE: f64 = 0.005;
@@ -115,11 +115,11 @@ fn check_cases(cohort: &Path, count: usize) -> Result<Vec<CheckCase>> {
     Ok(cases)
 }
 
-/// Mean Dice over regions and cases, and the predictions, of `bundle` on `cases`.
-fn score_bundle(bundle: &ModelBundle, cases: &[CheckCase]) -> Result<(f64, Vec<Vec<u8>>)> {
+/// Mean Dice over regions and cases, and the predictions, of `bmvp` on `cases`.
+fn score_bmvp(bmvp: &BmvpModel, cases: &[CheckCase]) -> Result<(f64, Vec<Vec<u8>>)> {
     let device = Default::default();
-    let model = bundle.load_model::<Flex>(&device)?;
-    let templates = bundle.template_bank()?;
+    let model = bmvp.load_model::<Flex>(&device)?;
+    let templates = bmvp.template_bank()?;
     let (mut total, mut predictions) = (0.0, Vec::with_capacity(cases.len()));
     for case in cases {
         let mut images = Vec::with_capacity(case.images.len());
@@ -128,7 +128,7 @@ fn score_bundle(bundle: &ModelBundle, cases: &[CheckCase]) -> Result<(f64, Vec<V
         }
         let segmenter = Segmenter {
             model: &model,
-            manifest: &bundle.manifest,
+            manifest: &bmvp.manifest,
             templates: templates.as_ref(),
         };
         let segmentation =
@@ -140,7 +140,7 @@ fn score_bundle(bundle: &ModelBundle, cases: &[CheckCase]) -> Result<(f64, Vec<V
                 case.label.display()
             );
         }
-        let scores = bundle.manifest.labels.score(
+        let scores = bmvp.manifest.labels.score(
             &segmentation.labels.data,
             &truth.data,
             truth.dims,
@@ -163,11 +163,11 @@ fn agreement(a: &[Vec<u8>], b: &[Vec<u8>]) -> f64 {
 
 /// Exports the model of `options`; see the module docs.
 pub fn export_model(options: &ExportOptions) -> Result<ExportReport> {
-    let bundle = bundle_of::<Flex>(&options.model, &Default::default())
+    let bmvp = bmvp_of::<Flex>(&options.model, &Default::default())
         .with_context(|| format!("{}: cannot read the model", options.model.display()))?;
-    let f32_bundle = bundle.with_precision(WeightPrecision::F32);
-    let f16_bundle = bundle.with_precision(WeightPrecision::F16);
-    let (bytes_f32, bytes_f16) = (f32_bundle.to_bytes()?.len(), f16_bundle.to_bytes()?.len());
+    let f32_bmvp = bmvp.with_precision(WeightPrecision::F32);
+    let f16_bmvp = bmvp.with_precision(WeightPrecision::F16);
+    let (bytes_f32, bytes_f16) = (f32_bmvp.to_bytes()?.len(), f16_bmvp.to_bytes()?.len());
     let mut report = ExportReport {
         out: options.out.clone(),
         precision: WeightPrecision::F32,
@@ -182,8 +182,8 @@ pub fn export_model(options: &ExportOptions) -> Result<ExportReport> {
     };
     if let Some(cohort) = &options.check {
         let cases = check_cases(cohort, options.check_cases.max(1))?;
-        let (dice_f32, predictions_f32) = score_bundle(&f32_bundle, &cases)?;
-        let (dice_f16, predictions_f16) = score_bundle(&f16_bundle, &cases)?;
+        let (dice_f32, predictions_f32) = score_bmvp(&f32_bmvp, &cases)?;
+        let (dice_f16, predictions_f16) = score_bmvp(&f16_bmvp, &cases)?;
         report.dice_f32 = Some(dice_f32);
         report.dice_f16 = Some(dice_f16);
         report.agreement = Some(agreement(&predictions_f32, &predictions_f16));
@@ -191,13 +191,13 @@ pub fn export_model(options: &ExportOptions) -> Result<ExportReport> {
     }
     (report.precision, report.decision) = decide(options.precision, &report);
     let chosen = match report.precision {
-        WeightPrecision::F32 => &f32_bundle,
-        WeightPrecision::F16 => &f16_bundle,
+        WeightPrecision::F32 => &f32_bmvp,
+        WeightPrecision::F16 => &f16_bmvp,
     };
-    report.bytes = write_bundle(&options.out, chosen)?;
+    report.bytes = write_bmvp(&options.out, chosen)?;
     let json_path = PathBuf::from(format!("{}.json", options.out.display()));
     let json = serde_json::to_string_pretty(&report)?;
-    brainmvp_core::cache::files::write_atomic(&json_path, |file| {
+    brainmvp_core::fs::write_atomic(&json_path, |file| {
         std::io::Write::write_all(file, json.as_bytes())
     })?;
     Ok(report)

@@ -9,9 +9,11 @@
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::cutmix::{fill_missing, TemplateBank};
-use super::labels::LabelScheme;
-use crate::inference::{sliding_window_async, sliding_window_with_progress, SlidingWindowConfig};
+use super::sliding_window::{
+    sliding_window_async, sliding_window_with_progress, SlidingWindowConfig,
+};
+use crate::finetune::cutmix::{fill_missing, TemplateBank};
+use crate::finetune::labels::LabelScheme;
 use crate::model::{UniUnet, UniUnetConfig};
 use crate::postprocess::{postprocess_brats, PostprocessConfig, PostprocessReport};
 use crate::preprocess::{preprocess_images, GridRecord, PreprocessConfig};
@@ -388,7 +390,7 @@ impl<B: Backend> Segmenter<'_, B> {
 
 /// The volume of one label in a label map.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LabelVolume {
+pub struct LabelMeasure {
     /// The label value.
     pub label: u8,
     /// What it means under the model's scheme.
@@ -400,7 +402,7 @@ pub struct LabelVolume {
 }
 
 /// The volume of every non-zero label present in `labels`, in label order.
-pub fn label_volumes(labels: &Volume<u8>, scheme: &LabelScheme) -> Vec<LabelVolume> {
+pub fn measure_labels(labels: &Volume<u8>, scheme: &LabelScheme) -> Vec<LabelMeasure> {
     let voxel_ml = labels.spacing().iter().product::<f64>() / 1000.0;
     let mut counts = [0usize; 256];
     labels
@@ -409,7 +411,7 @@ pub fn label_volumes(labels: &Volume<u8>, scheme: &LabelScheme) -> Vec<LabelVolu
         .for_each(|&label| counts[label as usize] += 1);
     (1..=255u8)
         .filter(|&label| counts[label as usize] > 0)
-        .map(|label| LabelVolume {
+        .map(|label| LabelMeasure {
             label,
             name: scheme.label_name(label),
             voxels: counts[label as usize],

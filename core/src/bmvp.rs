@@ -6,7 +6,7 @@
 //! | bytes | what |
 //! |---|---|
 //! | 16 | magic `BRAINMVP-BUNDLE\n` |
-//! | 4 | format version (`u32`, [`BUNDLE_VERSION`]) |
+//! | 4 | format version (`u32`, [`BMVP_VERSION`]) |
 //! | 8 + n | JSON header ([`SegmenterManifest`], precision, the shape of every weight tensor in the
 //! |        | network's parameter order, the templates' modality, dims and affine) |
 //! | 8 + m | values: every weight tensor, then every template, as `f32` or IEEE `f16` |
@@ -15,7 +15,7 @@
 //! The weights are the network's float parameters (BatchNorm running statistics included) in the
 //! order burn visits them; loading builds the network of the manifest and checks every shape, so
 //! a file and a manifest that disagree are refused, never half-loaded. Reading the tensors back is
-//! asynchronous ([`ModelBundle::from_model_async`]) so a model trained on WebGPU in the browser can be
+//! asynchronous ([`BmvpModel::from_model_async`]) so a model trained on WebGPU in the browser can be
 //! saved there.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
@@ -23,18 +23,18 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::cutmix::TemplateBank;
-use super::segment::{init_model, SegmenterManifest};
+use crate::finetune::cutmix::TemplateBank;
+use crate::inference::segment::{init_model, SegmenterManifest};
 use crate::model::UniUnet;
 use crate::volume::Affine;
 use crate::{Error, Modality, Result, Volume};
 
 /// The file extension.
-pub const BUNDLE_EXTENSION: &str = "bmvp";
-/// The first bytes of every bundle.
-pub const BUNDLE_MAGIC: &[u8; 16] = b"BRAINMVP-BUNDLE\n";
+pub const BMVP_EXTENSION: &str = "bmvp";
+/// The first bytes of every bmvp.
+pub const BMVP_MAGIC: &[u8; 16] = b"BRAINMVP-BUNDLE\n";
 /// The current format version.
-pub const BUNDLE_VERSION: u32 = 1;
+pub const BMVP_VERSION: u32 = 1;
 /// The largest header accepted (bytes).
 const MAX_HEADER_BYTES: u64 = 16 << 20;
 /// The largest value section accepted (bytes): far above UniFormer-S (22 M parameters).
@@ -70,7 +70,7 @@ pub struct WeightTensor {
 
 /// A model file in memory.
 #[derive(Debug, Clone)]
-pub struct ModelBundle {
+pub struct BmvpModel {
     /// What the network is and how to run it.
     pub manifest: SegmenterManifest,
     /// How the values are stored in the file.
@@ -157,8 +157,8 @@ fn values_of(data: TensorData) -> Result<Vec<f32>> {
         .map_err(|err| Error::new("model weights", format!("{err:?}")))
 }
 
-impl ModelBundle {
-    /// The bundle of a trained `model` (reads the weights synchronously: native backends).
+impl BmvpModel {
+    /// The bmvp of a trained `model` (reads the weights synchronously: native backends).
     pub fn from_model<B: Backend>(
         manifest: &SegmenterManifest,
         model: &UniUnet<B>,
@@ -224,20 +224,18 @@ impl ModelBundle {
 
     /// The same model stored at another precision (values rounded to f16 when `F16`).
     pub fn with_precision(&self, precision: WeightPrecision) -> Self {
-        let mut bundle = self.clone();
-        bundle.precision = precision;
+        let mut bmvp = self.clone();
+        bmvp.precision = precision;
         if precision == WeightPrecision::F16 {
             let round = |v: &mut f32| *v = half::f16::from_f32(*v).to_f32();
-            bundle
-                .tensors
+            bmvp.tensors
                 .iter_mut()
                 .for_each(|t| t.values.iter_mut().for_each(round));
-            bundle
-                .templates
+            bmvp.templates
                 .iter_mut()
                 .for_each(|(_, v)| v.data.iter_mut().for_each(round));
         }
-        bundle
+        bmvp
     }
 
     /// The network of the manifest with the stored weights, on `device`.
@@ -323,8 +321,8 @@ impl ModelBundle {
                 .map(|(_, v)| v.data.len())
                 .sum::<usize>();
         let mut bytes = Vec::with_capacity(40 + json.len() + count * 4);
-        bytes.extend_from_slice(BUNDLE_MAGIC);
-        bytes.extend_from_slice(&BUNDLE_VERSION.to_le_bytes());
+        bytes.extend_from_slice(BMVP_MAGIC);
+        bytes.extend_from_slice(&BMVP_VERSION.to_le_bytes());
         bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
         bytes.extend_from_slice(&json);
         let value_bytes = count * self.precision.bytes_per_value();
@@ -347,7 +345,7 @@ impl ModelBundle {
 
     /// Reads a file's bytes; `name` (the file name) goes into every error.
     pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Self> {
-        read_bundle(bytes).map_err(|cause| Error::new(name, cause))
+        read_bmvp(bytes).map_err(|cause| Error::new(name, cause))
     }
 }
 
@@ -376,20 +374,20 @@ fn take_u64(bytes: &[u8], at: &mut usize, what: &str) -> std::result::Result<u64
     ))
 }
 
-fn read_bundle(bytes: &[u8]) -> std::result::Result<ModelBundle, String> {
-    if bytes.len() < BUNDLE_MAGIC.len() || &bytes[..BUNDLE_MAGIC.len()] != BUNDLE_MAGIC {
+fn read_bmvp(bytes: &[u8]) -> std::result::Result<BmvpModel, String> {
+    if bytes.len() < BMVP_MAGIC.len() || &bytes[..BMVP_MAGIC.len()] != BMVP_MAGIC {
         return Err("not a brainmvp model (.bmvp) file".to_string());
     }
-    if bytes.len() < BUNDLE_MAGIC.len() + 4 + 16 + 4 {
+    if bytes.len() < BMVP_MAGIC.len() + 4 + 16 + 4 {
         return Err(format!("truncated: {} bytes", bytes.len()));
     }
     let (body, stored_crc) = bytes.split_at(bytes.len() - 4);
-    let mut at = BUNDLE_MAGIC.len();
+    let mut at = BMVP_MAGIC.len();
     let version = u32::from_le_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]);
     at += 4;
-    if version != BUNDLE_VERSION {
+    if version != BMVP_VERSION {
         return Err(format!(
-            "format version {version}; this brainmvp reads version {BUNDLE_VERSION}"
+            "format version {version}; this brainmvp reads version {BMVP_VERSION}"
         ));
     }
     let mut crc = flate2::Crc::new();
@@ -450,7 +448,7 @@ fn read_bundle(bytes: &[u8]) -> std::result::Result<ModelBundle, String> {
     check_templates(&templates)?;
     let mut manifest = header.manifest;
     manifest.templates = templates.iter().map(|(modality, _)| *modality).collect();
-    Ok(ModelBundle {
+    Ok(BmvpModel {
         manifest,
         precision: header.precision,
         tensors,

@@ -3,7 +3,7 @@
 //! official class.
 
 use anyhow::{Context, Result};
-use brainmvp_core::cache::files::write_atomic;
+use brainmvp_core::fs::write_atomic;
 use brainmvp_core::model::{UniUnet, UniUnetConfig, Uniformer, UniformerConfig};
 use brainmvp_core::official::names::{self, TensorPair};
 use burn::tensor::backend::Backend;

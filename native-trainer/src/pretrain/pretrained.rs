@@ -1,12 +1,13 @@
-//! What pre-training hands on: the encoder weights for fine-tuning and every learned modality
-//! template as a NIfTI volume.
+//! The pre-trained folder (`<pretrain out>/export`): what pre-training hands on, the encoder
+//! weights for fine-tuning and every learned modality template as a NIfTI volume; written here
+//! at the end of pre-training and read here by fine-tuning (`--init`).
 //!
 //! `export/encoder.mpk` is the backbone's burn record (named MessagePack, f32) and
 //! `export/encoder.json` says which backbone it is; `export/templates/<modality>.nii.gz` are the
 //! min–max normalised templates on the 1 mm canvas, centred on the world origin (RAS).
 
-use anyhow::{Context, Result};
-use brainmvp_core::model::{Unet3d, Unet3dConfig};
+use anyhow::{bail, Context, Result};
+use brainmvp_core::model::{EncoderPreset, Unet3d, Unet3dConfig, Uniformer, UniformerConfig};
 use brainmvp_core::pretrain::model::Encoder;
 use brainmvp_core::pretrain::{Architecture, BrainMvp};
 use burn::module::Module;
@@ -14,8 +15,8 @@ use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-use super::checkpoint::CheckpointRecorder;
-use brainmvp_core::cache::files::write_atomic;
+use crate::checkpoint::CheckpointRecorder;
+use brainmvp_core::fs::write_atomic;
 
 /// `export/encoder.json`: which backbone `encoder.mpk` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,4 +125,46 @@ fn save_encoder<B: Backend>(
         in_channels,
         version: brainmvp_core::VERSION.to_string(),
     })
+}
+
+/// The encoder preset a pre-trained export holds; an error for a UNet3D export (UniUnet needs a
+/// UniFormer).
+pub fn preset_of(manifest: &EncoderManifest, path: &Path) -> Result<EncoderPreset> {
+    match manifest.arch {
+        Architecture::UniformerS => Ok(EncoderPreset::Small),
+        Architecture::UniformerTiny => Ok(EncoderPreset::Tiny),
+        Architecture::Unet3d => bail!(
+            "{}: a UNet3D encoder cannot initialise UniUnet (pre-train uniformer-s or uniformer-tiny)",
+            path.display()
+        ),
+    }
+}
+
+/// Reads `encoder.json` of an export folder.
+pub fn read_encoder_manifest(export: &Path) -> Result<EncoderManifest> {
+    let path = export.join("encoder.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{}: cannot read (is this a pre-training export folder?)",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|err| anyhow::anyhow!("{}: not an encoder manifest: {err}", path.display()))
+}
+
+/// Loads the pre-trained UniFormer of an export folder (its own channel count, usually 1).
+pub fn load_pretrained_encoder<B: Backend>(
+    export: &Path,
+    device: &B::Device,
+) -> Result<(EncoderManifest, Uniformer<B>)> {
+    let manifest = read_encoder_manifest(export)?;
+    let preset = preset_of(&manifest, export)?;
+    let config: UniformerConfig = preset.encoder_config(manifest.in_channels);
+    let fresh = config.init::<B>(device)?;
+    let weights = export.join("encoder.mpk");
+    let encoder = fresh
+        .load_file(&weights, &CheckpointRecorder::new(), device)
+        .map_err(|err| anyhow::anyhow!("{}: cannot load: {err}", weights.display()))?;
+    Ok((manifest, encoder))
 }

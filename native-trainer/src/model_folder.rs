@@ -1,73 +1,21 @@
-//! Model files on disk: the pre-trained encoder export (read), the fine-tuned segmentation
-//! model folder (`model.json` + `model.mpk` + `templates/`, written atomically, read back), and
-//! the one-file `.bmvp` form of that model (`brainmvp export`, the browser).
+//! The model folder on disk: the fine-tuned segmentation model as `model.json` + `model.mpk` +
+//! `templates/` (written atomically, read back), and reading or writing its one-file `.bmvp`
+//! form ([`brainmvp_core::bmvp`]; `brainmvp export`, the browser).
 
 use anyhow::{bail, Context, Result};
+use brainmvp_core::bmvp::{BmvpModel, WeightPrecision, BMVP_EXTENSION};
 use brainmvp_core::finetune::cutmix::TemplateBank;
-use brainmvp_core::finetune::export::{ModelBundle, WeightPrecision, BUNDLE_EXTENSION};
-use brainmvp_core::finetune::segment::{
+use brainmvp_core::inference::segment::{
     init_model, SegmenterManifest, MANIFEST_FILE, TEMPLATES_DIR, WEIGHTS_FILE,
 };
-use brainmvp_core::model::{EncoderPreset, UniUnet, Uniformer, UniformerConfig};
-use brainmvp_core::pretrain::Architecture;
+use brainmvp_core::model::UniUnet;
 use brainmvp_core::{Modality, Volume};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::pretrain::checkpoint::CheckpointRecorder;
-use crate::pretrain::export::EncoderManifest;
-use brainmvp_core::cache::files::write_atomic;
-
-/// The export folder of `path`: the folder itself, or the folder of a given `encoder.mpk`/`.json`.
-pub fn export_dir(path: &Path) -> PathBuf {
-    match path.is_file() {
-        true => path.parent().map_or_else(PathBuf::new, Path::to_path_buf),
-        false => path.to_path_buf(),
-    }
-}
-
-/// The encoder preset a pre-trained export holds; an error for a UNet3D export (UniUnet needs a
-/// UniFormer).
-pub fn preset_of(manifest: &EncoderManifest, path: &Path) -> Result<EncoderPreset> {
-    match manifest.arch {
-        Architecture::UniformerS => Ok(EncoderPreset::Small),
-        Architecture::UniformerTiny => Ok(EncoderPreset::Tiny),
-        Architecture::Unet3d => bail!(
-            "{}: a UNet3D encoder cannot initialise UniUnet (pre-train uniformer-s or uniformer-tiny)",
-            path.display()
-        ),
-    }
-}
-
-/// Reads `encoder.json` of an export folder.
-pub fn read_encoder_manifest(export: &Path) -> Result<EncoderManifest> {
-    let path = export.join("encoder.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "{}: cannot read (is this a pre-training export folder?)",
-            path.display()
-        )
-    })?;
-    serde_json::from_str(&text)
-        .map_err(|err| anyhow::anyhow!("{}: not an encoder manifest: {err}", path.display()))
-}
-
-/// Loads the pre-trained UniFormer of an export folder (its own channel count, usually 1).
-pub fn load_pretrained_encoder<B: Backend>(
-    export: &Path,
-    device: &B::Device,
-) -> Result<(EncoderManifest, Uniformer<B>)> {
-    let manifest = read_encoder_manifest(export)?;
-    let preset = preset_of(&manifest, export)?;
-    let config: UniformerConfig = preset.encoder_config(manifest.in_channels);
-    let fresh = config.init::<B>(device)?;
-    let weights = export.join("encoder.mpk");
-    let encoder = fresh
-        .load_file(&weights, &CheckpointRecorder::new(), device)
-        .map_err(|err| anyhow::anyhow!("{}: cannot load: {err}", weights.display()))?;
-    Ok((manifest, encoder))
-}
+use crate::checkpoint::CheckpointRecorder;
+use brainmvp_core::fs::{folder_of, replace_folder, write_atomic};
 
 /// Reads the `<modality>.nii.gz` templates of `dir` for `modalities` (those present).
 pub fn read_templates(dir: &Path, modalities: &[Modality]) -> Result<Vec<(Modality, Volume<f32>)>> {
@@ -98,13 +46,18 @@ pub fn save_segmenter<B: Backend>(
     model: &UniUnet<B>,
     templates: Option<&Path>,
 ) -> Result<()> {
-    let partial = dir.with_extension("partial");
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial)
-            .with_context(|| format!("{}: cannot remove", partial.display()))?;
-    }
-    std::fs::create_dir_all(&partial)
-        .with_context(|| format!("{}: cannot create", partial.display()))?;
+    replace_folder(dir, |partial| {
+        write_segmenter(partial, manifest, model, templates)
+    })
+}
+
+/// The files of a model folder, written into `partial` (see [`save_segmenter`]).
+fn write_segmenter<B: Backend>(
+    partial: &Path,
+    manifest: &SegmenterManifest,
+    model: &UniUnet<B>,
+    templates: Option<&Path>,
+) -> Result<()> {
     let weights = partial.join(WEIGHTS_FILE);
     model
         .clone()
@@ -128,12 +81,6 @@ pub fn save_segmenter<B: Backend>(
     write_atomic(&partial.join(MANIFEST_FILE), |file| {
         file.write_all(json.as_bytes())
     })?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)
-            .with_context(|| format!("{}: cannot replace", dir.display()))?;
-    }
-    std::fs::rename(&partial, dir)
-        .with_context(|| format!("{}: cannot rename into place", dir.display()))?;
     Ok(())
 }
 
@@ -145,38 +92,35 @@ pub struct LoadedSegmenter<B: Backend> {
 }
 
 /// Whether `path` names a one-file model (`.bmvp`).
-pub fn is_bundle_file(path: &Path) -> bool {
+pub fn is_bmvp_file(path: &Path) -> bool {
     path.extension()
-        .is_some_and(|extension| extension.eq_ignore_ascii_case(BUNDLE_EXTENSION))
+        .is_some_and(|extension| extension.eq_ignore_ascii_case(BMVP_EXTENSION))
 }
 
 /// Reads a `.bmvp` file.
-pub fn read_bundle(path: &Path) -> Result<ModelBundle> {
+pub fn read_bmvp(path: &Path) -> Result<BmvpModel> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    Ok(ModelBundle::from_bytes(
-        &bytes,
-        &path.display().to_string(),
-    )?)
+    Ok(BmvpModel::from_bytes(&bytes, &path.display().to_string())?)
 }
 
 /// Writes a `.bmvp` file atomically (beside it, then renamed); returns its size in bytes.
-pub fn write_bundle(path: &Path, bundle: &ModelBundle) -> Result<usize> {
-    let bytes = bundle.to_bytes()?;
+pub fn write_bmvp(path: &Path, bmvp: &BmvpModel) -> Result<usize> {
+    let bytes = bmvp.to_bytes()?;
     write_atomic(path, |file| file.write_all(&bytes))?;
     Ok(bytes.len())
 }
 
-/// A model folder or `.bmvp` file as one bundle (f32 unless the file says otherwise).
-pub fn bundle_of<B: Backend>(path: &Path, device: &B::Device) -> Result<ModelBundle> {
-    if is_bundle_file(path) {
-        return read_bundle(path);
+/// A model folder or `.bmvp` file as one bmvp (f32 unless the file says otherwise).
+pub fn bmvp_of<B: Backend>(path: &Path, device: &B::Device) -> Result<BmvpModel> {
+    if is_bmvp_file(path) {
+        return read_bmvp(path);
     }
     let loaded = load_segmenter::<B>(path, device)?;
     let templates = read_templates(
-        &export_dir(path).join(TEMPLATES_DIR),
+        &folder_of(path).join(TEMPLATES_DIR),
         &loaded.manifest.templates,
     )?;
-    Ok(ModelBundle::from_model(
+    Ok(BmvpModel::from_model(
         &loaded.manifest,
         &loaded.model,
         WeightPrecision::F32,
@@ -186,20 +130,20 @@ pub fn bundle_of<B: Backend>(path: &Path, device: &B::Device) -> Result<ModelBun
 
 /// Reads a model: the folder `dir` (or the folder of a given `model.json`), or a `.bmvp` file.
 pub fn load_segmenter<B: Backend>(dir: &Path, device: &B::Device) -> Result<LoadedSegmenter<B>> {
-    if is_bundle_file(dir) {
-        let bundle = read_bundle(dir)?;
+    if is_bmvp_file(dir) {
+        let bmvp = read_bmvp(dir)?;
         let name = dir.display().to_string();
-        let model = bundle
+        let model = bmvp
             .load_model::<B>(device)
             .map_err(|err| err.with_context(&name))?;
-        let templates = bundle.template_bank()?;
+        let templates = bmvp.template_bank()?;
         return Ok(LoadedSegmenter {
-            manifest: bundle.manifest,
+            manifest: bmvp.manifest,
             model,
             templates,
         });
     }
-    let dir = export_dir(dir);
+    let dir = folder_of(dir);
     let manifest_path = dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&manifest_path).with_context(|| {
         format!(

@@ -1,0 +1,12 @@
+//! Inference: from images to a label map.
+//!
+//! - [`sliding_window`]: MONAI's sliding-window inference over whole volumes (window placement,
+//!   padding, blending, batching); its items are re-exported here;
+//! - [`segment`]: a segmentation model's manifest and the whole pipeline of one case (stack the
+//!   modalities, fill missing ones with templates, preprocess, sliding window, decode, optional
+//!   mirroring and post-processing, back onto the input's grid), and the labels' volumes.
+
+pub mod segment;
+pub mod sliding_window;
+
+pub use sliding_window::*;

@@ -20,8 +20,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::commands::prepare::prepare;
-use crate::commands::synth::synthesise;
+use crate::cohort::{prepare, synthesise};
 use crate::finetune::{run_finetune, FinetuneConfig, FinetuneSummary};
 use crate::paired::{differences_by_id, headline_of, headline_region, PairedDifference};
 use crate::pretrain::{run_pretrain, PretrainConfig};
@@ -186,7 +185,7 @@ pub fn run_demo<B: AutodiffBackend>(
 }
 
 fn mean(summary: &FinetuneSummary) -> f64 {
-    crate::finetune::run::mean_over_regions(&summary.test)
+    summary.test.mean_over_regions()
 }
 
 fn finetune_one<B: AutodiffBackend>(
@@ -296,13 +295,7 @@ fn segment_example<B: burn::tensor::backend::Backend>(
     let target = out.join("segmentation").join(format!("{id}_seg.nii.gz"));
     std::fs::create_dir_all(out.join("segmentation"))?;
     let options = brainmvp_core::inference::segment::InferenceOptions::default();
-    crate::commands::segment::segment_files::<B>(
-        &out.join("model"),
-        &files,
-        &target,
-        &options,
-        device,
-    )
+    crate::segment::segment_files::<B>(&out.join("model"), &files, &target, &options, device)
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {

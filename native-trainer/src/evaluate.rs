@@ -450,6 +450,15 @@ impl EvaluationReport {
             .collect()
     }
 
+    /// Mean Dice over regions and cases (each region's case mean, averaged over the regions).
+    pub fn mean_over_regions(&self) -> f64 {
+        let regions = self.regions.len().max(1);
+        (0..self.regions.len())
+            .map(|index| self.mean_dice(index))
+            .sum::<f64>()
+            / regions as f64
+    }
+
     /// Mean Dice of region `region` over the cases (NaN without cases).
     pub fn mean_dice(&self, region: usize) -> f64 {
         let values = self.dice_values(region);

@@ -1,9 +1,7 @@
 //! `brainmvp synth`: write a synthetic multi-modal tumour cohort (BraTS 2021 names) made from the
 //! ICBM152 templates.
-use brainmvp_core::synth::writer::SubjectRecord;
 use brainmvp_core::synth::{self, SynthConfig};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -60,7 +58,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
         secondary_contrast: args.secondary_contrast,
         ..SynthConfig::default()
     };
-    let records = synthesise(&config, &args.out)?;
+    let records = crate::cohort::synthesise(&config, &args.out)?;
     println!(
         "wrote {} subjects to {} in {:.1} s",
         records.len(),
@@ -68,19 +66,4 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Print the config, then write the cohort into `out` with a progress bar (shared with `demo`).
-pub fn synthesise(config: &SynthConfig, out: &Path) -> anyhow::Result<Vec<SubjectRecord>> {
-    config.validate()?;
-    println!("synth config: {}", serde_json::to_string(config)?);
-    let (_, shared) = synth::load_shared(config)?;
-    let bar = ProgressBar::new(config.subjects as u64);
-    bar.set_style(ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {pos}/{len} subjects ({elapsed}, eta {eta})",
-    )?);
-    bar.set_prefix("synth");
-    let records = synth::write_cohort_with(config, &shared, out, |_| bar.inc(1))?;
-    bar.finish_and_clear();
-    Ok(records)
 }

@@ -3,8 +3,8 @@
 pub mod classify;
 pub mod config;
 pub mod data;
-pub mod run;
+pub mod segmentation;
 pub mod setup;
 
 pub use config::{FinetuneConfig, Task};
-pub use run::{run_finetune, FinetuneSummary};
+pub use segmentation::{run_finetune, FinetuneSummary};

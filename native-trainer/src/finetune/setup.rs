@@ -8,15 +8,15 @@ use brainmvp_core::finetune::cutmix::TemplateBank;
 use brainmvp_core::finetune::init::transfer_encoder;
 use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::finetune::split::{label_fraction, split_subjects};
-use brainmvp_core::inference::segment::SegmenterManifest;
+use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
 use brainmvp_core::model::{UniUnet, UniUnetConfig};
+use brainmvp_core::preprocess::PreprocessConfig;
 use brainmvp_core::Modality;
 use burn::tensor::backend::AutodiffBackend;
 use std::path::PathBuf;
 
 use super::config::FinetuneConfig;
 use super::data::InputPlan;
-use super::run::segmenter_manifest;
 use crate::model_folder::load_template_bank;
 use crate::pretrain::pretrained::{load_pretrained_encoder, preset_of};
 use brainmvp_core::fs::folder_of;
@@ -161,4 +161,29 @@ fn build_model<B: AutodiffBackend>(
         report = Some(summary);
     }
     Ok((model, model_config, report))
+}
+
+/// The manifest of the model this job trains.
+pub fn segmenter_manifest(
+    config: &FinetuneConfig,
+    model: &UniUnetConfig,
+    modalities: &[Modality],
+    labels: &LabelScheme,
+    preprocess: PreprocessConfig,
+) -> SegmenterManifest {
+    SegmenterManifest {
+        format: SEGMENTER_FORMAT.to_string(),
+        version: SEGMENTER_VERSION,
+        model: model.clone(),
+        modalities: modalities.to_vec(),
+        labels: labels.clone(),
+        preprocess,
+        window: config.window.clone(),
+        templates: Vec::new(),
+        init: config
+            .init
+            .as_ref()
+            .map_or_else(|| "scratch".to_string(), |p| p.display().to_string()),
+        brainmvp_version: brainmvp_core::VERSION.to_string(),
+    }
 }

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use std::fmt::Write as _;
 
-use crate::experiment::{LabelEfficiencyConfig, RunResult, Variant};
+use super::config::{LabelEfficiencyConfig, RunResult, Variant};
 use crate::paired::{differences_by_id, headline_of, headline_region, PairedDifference};
 use crate::report::plot_curves;
 use brainmvp_core::fs::write_atomic;

@@ -1,0 +1,92 @@
+//! `brainmvp segment`'s job: raw NIfTI files in, the label map out on the input's grid, with a
+//! progress bar over the windows and a report of what was filled, ignored and post-processed
+//! and of each label's volume (used by the verb and by `demo`).
+
+use anyhow::Context;
+use brainmvp_core::finetune::labels::LabelScheme;
+use brainmvp_core::inference::segment::{measure_labels, InferenceOptions, Segmenter};
+use brainmvp_core::Modality;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::model_folder::load_segmenter;
+
+/// Reads the images, segments them with the model folder `model` and writes `out`.
+pub fn segment_files<B: burn::tensor::backend::Backend>(
+    model: &Path,
+    paths: &[(Modality, PathBuf)],
+    out: &Path,
+    options: &InferenceOptions,
+    device: &B::Device,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let loaded = load_segmenter::<B>(model, device)?;
+    let mut images = Vec::with_capacity(paths.len());
+    for (modality, path) in paths {
+        let image = brainmvp_core::nifti::read_path(path)?;
+        for warning in &image.warnings {
+            log::warn!("{}: {warning}", path.display());
+        }
+        images.push((*modality, image.volume));
+    }
+    let id = paths[0].1.display().to_string();
+    let progress = indicatif::ProgressBar::new(0);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40.cyan/blue} {pos}/{len} windows  {elapsed_precise}  ETA {eta}",
+        )
+        .context("progress bar template")?,
+    );
+    let segmenter = Segmenter {
+        model: &loaded.model,
+        manifest: &loaded.manifest,
+        templates: loaded.templates.as_ref(),
+    };
+    let segmentation = segmenter.segment(&id, images, options, device, |done, total| {
+        progress.set_length(total as u64);
+        progress.set_position(done as u64);
+    })?;
+    progress.finish_and_clear();
+    brainmvp_core::nifti::write_u8(out, &segmentation.labels)?;
+    for modality in &segmentation.filled {
+        let source = match loaded
+            .templates
+            .as_ref()
+            .is_some_and(|t| t.modalities().contains(modality))
+        {
+            true => "its template",
+            false => "zeros",
+        };
+        println!("missing {modality}: filled with {source}");
+    }
+    for modality in &segmentation.ignored {
+        println!("{modality}: not used by this model");
+    }
+    if options.mirror {
+        println!("test-time mirroring: mean over 8 mirrorings");
+    }
+    if let Some(report) = &segmentation.postprocessed {
+        println!(
+            "post-processing: {} voxels removed, {} core → oedema, {} enhancing → core, {} enclosed voxels → core",
+            report.removed, report.core_to_oedema, report.enhancing_to_core, report.holes_filled
+        );
+    }
+    print_volumes(&segmentation.labels, &loaded.manifest.labels);
+    println!(
+        "wrote {} ({:?} voxels, the input's grid) in {:.1} s",
+        out.display(),
+        segmentation.labels.dims,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Volume of every non-zero label in millilitres.
+fn print_volumes(labels: &brainmvp_core::Volume<u8>, scheme: &LabelScheme) {
+    for volume in measure_labels(labels, scheme) {
+        println!(
+            "label {}: {} voxels, {:.2} ml ({})",
+            volume.label, volume.voxels, volume.ml, volume.name
+        );
+    }
+}

@@ -44,8 +44,6 @@ import * as seg from './segment-client.js';
 const AXES = ['axial', 'coronal', 'sagittal'];
 // RAS voxel axis each view slices along.
 const NORMAL = [2, 1, 0];
-const MODALITIES = ['flair', 't1', 't1c', 't2', 'mra', 'pd', 'dwi', 'adc'];
-const BRATS_NAMES = { 1: 'necrosis', 2: 'oedema', 3: 'enhancing', 4: 'enhancing' };
 // Canvas size in CSS pixels of the largest physical extent at zoom 1.
 const BASE_VIEW_PX = 300;
 
@@ -278,7 +276,7 @@ function canonical(modality) {
   if (!modality) return undefined;
   const lower = String(modality).toLowerCase();
   if (['seg', 'label', 'labels', 'segmentation'].includes(lower)) return 'label';
-  return MODALITIES.includes(lower) ? lower : wasm.guessModality(`x_${lower}.nii`) ?? undefined;
+  return wasm.modalityNames().includes(lower) ? lower : wasm.guessModality(`x_${lower}.nii`) ?? undefined;
 }
 
 async function readDroppedFiles(fileList) {
@@ -487,7 +485,7 @@ function renderFileList() {
     const select = document.createElement('select');
     select.className = 'modality';
     select.append(new Option('modality?', ''));
-    for (const modality of MODALITIES) select.append(new Option(modality, modality));
+    for (const modality of wasm.modalityNames()) select.append(new Option(modality, modality));
     select.append(new Option('label map', 'label'));
     select.value = entry.modality;
     select.classList.toggle('unset', entry.modality === '');
@@ -559,7 +557,7 @@ function renderLabelToggles() {
     const swatch = document.createElement('span');
     swatch.className = 'swatch';
     swatch.style.background = `rgb(${[...wasm.labelColor(Number(label))].join(',')})`;
-    toggle.append(input, swatch, `${label} ${BRATS_NAMES[label] ?? ''}`);
+    toggle.append(input, swatch, `${label} ${wasm.bratsLabelName(label) ?? ''}`);
     return toggle;
   }));
 }
@@ -576,7 +574,7 @@ function renderVolumeTable() {
     const row = document.createElement('tr');
     row.dataset.label = label;
     const swatch = `<span class="swatch" style="background: rgb(${[...wasm.labelColor(Number(label))].join(',')})"></span>`;
-    row.innerHTML = `<td>${swatch}${label}</td><td>${BRATS_NAMES[label] ?? ''}</td><td>${voxels}</td><td>${(voxels * voxelMl).toFixed(2)}</td>`;
+    row.innerHTML = `<td>${swatch}${label}</td><td>${wasm.bratsLabelName(label) ?? ''}</td><td>${voxels}</td><td>${(voxels * voxelMl).toFixed(2)}</td>`;
     return row;
   }));
 }
@@ -826,7 +824,7 @@ function describeSegmentation(result) {
   if (result.mirrored) parts.push('· mirrored ×8');
   const cleaned = result.postprocessed;
   if (cleaned) {
-    parts.push(`· clean-up: ${cleaned.removed} speck voxels removed, ${cleaned.holesFilled} enclosed voxels → necrosis`);
+    parts.push(`· clean-up: ${cleaned.removed} speck voxels removed, ${cleaned.holesFilled} enclosed voxels → necrotic core`);
   }
   return parts.join(' ');
 }

@@ -1,8 +1,8 @@
 //! The work the page's Web Worker does, backend-generic so that the host tests run it on the CPU
 //! exactly as the browser runs it on WebGPU: segment one case with a `.bmvp` model, fine-tune a
 //! model on a few labelled cases, and hand out its templates. Everything the page gets back is
-//! NIfTI bytes (on the input's own grid and affine) or plain numbers; every failure is one line
-//! naming the file.
+//! NIfTI bytes (on the input's own grid and affine) or plain numbers; every failure is one
+//! [`JobError`] (one line naming the file), turned into a JavaScript error only at the wasm edge.
 
 use brainmvp_core::bmvp::{BmvpModel, WeightPrecision};
 use brainmvp_core::finetune::few_shot::{FewShotSet, FewShotTrainer, LabelledCase};
@@ -16,6 +16,43 @@ use brainmvp_core::nifti;
 use brainmvp_core::postprocess::PostprocessReport;
 use brainmvp_core::{Modality, Volume};
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use std::fmt;
+
+/// Why a job failed: the one error type of the worker's jobs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobError {
+    /// An input, model or setting the job cannot use (one line naming it).
+    Input(brainmvp_core::Error),
+    /// The model's single window does not fit the backend's memory: the figures.
+    DoesNotFit(String),
+}
+
+/// The result of a job.
+pub type JobResult<T> = Result<T, JobError>;
+
+impl JobError {
+    /// A failure about `context` (a file name; empty for none).
+    pub fn new(context: impl Into<String>, cause: impl Into<String>) -> Self {
+        Self::Input(brainmvp_core::Error::new(context, cause))
+    }
+}
+
+impl From<brainmvp_core::Error> for JobError {
+    fn from(err: brainmvp_core::Error) -> Self {
+        Self::Input(err)
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Input(err) => write!(f, "{err}"),
+            Self::DoesNotFit(why) => write!(f, "{DOES_NOT_FIT}: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for JobError {}
 
 /// One file handed to the worker.
 #[derive(Debug, Clone)]
@@ -50,16 +87,14 @@ pub struct SegmentOutcome {
 
 /// Decodes one NIfTI file as the viewer does ([`crate::render::decode_nifti`]: one size limit,
 /// the first volume of a 4D file).
-pub fn decode_image(name: &str, bytes: &[u8]) -> Result<Volume<f32>, String> {
-    crate::render::decode_nifti(bytes, name)
-        .map(|image| image.volume)
-        .map_err(|e| e.to_string())
+pub fn decode_image(name: &str, bytes: &[u8]) -> JobResult<Volume<f32>> {
+    Ok(crate::render::decode_nifti(bytes, name)?.volume)
 }
 
 /// Decodes the images of one case.
-pub fn decode_case(files: &[InputFile]) -> Result<Vec<(Modality, Volume<f32>)>, String> {
+pub fn decode_case(files: &[InputFile]) -> JobResult<Vec<(Modality, Volume<f32>)>> {
     if files.is_empty() {
-        return Err("no image given".to_string());
+        return Err(JobError::new("", "no image given"));
     }
     let mut images: Vec<(Modality, Volume<f32>)> = Vec::with_capacity(files.len());
     for file in files {
@@ -67,7 +102,8 @@ pub fn decode_case(files: &[InputFile]) -> Result<Vec<(Modality, Volume<f32>)>, 
             .iter()
             .any(|(modality, _)| *modality == file.modality)
         {
-            return Err(format!("{}: a second {} image", file.name, file.modality));
+            let cause = format!("a second {} image", file.modality);
+            return Err(JobError::new(file.name.clone(), cause));
         }
         images.push((file.modality, decode_image(&file.name, &file.bytes)?));
     }
@@ -75,8 +111,8 @@ pub fn decode_case(files: &[InputFile]) -> Result<Vec<(Modality, Volume<f32>)>, 
 }
 
 /// Reads a `.bmvp` model.
-pub fn read_model(name: &str, bytes: &[u8]) -> Result<BmvpModel, String> {
-    BmvpModel::from_bytes(bytes, name).map_err(|e| e.to_string())
+pub fn read_model(name: &str, bytes: &[u8]) -> JobResult<BmvpModel> {
+    Ok(BmvpModel::from_bytes(bytes, name)?)
 }
 
 /// How a refusal for want of memory starts.
@@ -138,17 +174,16 @@ pub async fn segment<B: Backend>(
     limits: &MemoryLimits,
     device: &B::Device,
     mut on_window: impl FnMut(usize, usize),
-) -> Result<SegmentOutcome, String> {
+) -> JobResult<SegmentOutcome> {
     let images = decode_case(files)?;
     let id = files.first().map_or("case", |file| file.name.as_str());
-    let templates = bmvp.template_bank().map_err(|e| e.to_string())?;
+    let templates = bmvp.template_bank()?;
     let manifest = &bmvp.manifest;
-    let case = PreparedCase::<B>::new(manifest, id, images, templates.as_ref(), device)
-        .map_err(|e| e.to_string())?;
+    let case = PreparedCase::<B>::new(manifest, id, images, templates.as_ref(), device)?;
     let [_, _, depth, height, width] = case.input.dims();
     let footprint = bmvp
         .fitting_window(&limits.after(case_bytes(bmvp, depth * height * width)))
-        .map_err(|why| format!("{DOES_NOT_FIT}: {why}"))?;
+        .map_err(JobError::DoesNotFit)?;
     let windows_needed = window_count([depth, height, width], &manifest.window);
     let footprint = WindowFootprint::estimate(
         &manifest.model,
@@ -156,7 +191,7 @@ pub async fn segment<B: Backend>(
         footprint.batch.min(windows_needed.max(1)),
         footprint.weight_values,
     );
-    let model = bmvp.load_model::<B>(device).map_err(|e| e.to_string())?;
+    let model = bmvp.load_model::<B>(device)?;
     let window = SlidingWindowConfig {
         batch: footprint.batch,
         ..manifest.window.clone()
@@ -174,19 +209,15 @@ pub async fn segment<B: Backend>(
         },
     )
     .await
-    .map_err(|e| e.with_context(id).to_string())?;
-    let segmentation = case
-        .finish(predicted, &manifest.labels, &options.postprocess)
-        .map_err(|e| e.to_string())?;
+    .map_err(|e| e.with_context(id))?;
+    let segmentation = case.finish(predicted, &manifest.labels, &options.postprocess)?;
     let mut synthetic = Vec::with_capacity(segmentation.filled.len());
     for &modality in &segmentation.filled {
-        let volume = case
-            .channel_on_input_grid(modality)
-            .map_err(|e| e.to_string())?;
-        synthetic.push((modality, encode(nifti::encode_f32(&volume, true))?));
+        let volume = case.channel_on_input_grid(modality)?;
+        synthetic.push((modality, nifti::encode_f32(&volume, true)?));
     }
     Ok(SegmentOutcome {
-        nifti: encode(nifti::encode_u8(&segmentation.labels, true))?,
+        nifti: nifti::encode_u8(&segmentation.labels, true)?,
         volumes: measure_labels(&segmentation.labels, &manifest.labels),
         windows,
         synthetic,
@@ -194,10 +225,6 @@ pub async fn segment<B: Backend>(
         postprocessed: segmentation.postprocessed,
         footprint,
     })
-}
-
-fn encode(bytes: brainmvp_core::Result<Vec<u8>>) -> Result<Vec<u8>, String> {
-    bytes.map_err(|e| e.to_string())
 }
 
 /// One labelled case handed to the worker: its images and its label map.
@@ -239,14 +266,14 @@ pub async fn finetune<B, F, Fut>(
     settings: FinetuneSettings,
     device: &B::Device,
     mut on_step: F,
-) -> Result<FinetuneOutcome, String>
+) -> JobResult<FinetuneOutcome>
 where
     B: AutodiffBackend,
     F: FnMut(usize, f32) -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let manifest = &bmvp.manifest;
-    let templates = bmvp.template_bank().map_err(|e| e.to_string())?;
+    let templates = bmvp.template_bank()?;
     let labelled = cases
         .iter()
         .map(|case| {
@@ -257,22 +284,22 @@ where
                 label: decode_image(label_name, label_bytes)?,
             })
         })
-        .collect::<Result<Vec<_>, String>>()?;
-    let set = FewShotSet::new(manifest, labelled, templates.as_ref()).map_err(|e| e.to_string())?;
-    let model = bmvp.load_model::<B>(device).map_err(|e| e.to_string())?;
+        .collect::<JobResult<Vec<_>>>()?;
+    let set = FewShotSet::new(manifest, labelled, templates.as_ref())?;
+    let model = bmvp.load_model::<B>(device)?;
     let mut trainer = FewShotTrainer::new(model, manifest, set, settings.batch, settings.seed);
     let mut losses = Vec::with_capacity(settings.steps);
     for step in 1..=settings.steps {
         let loss = trainer
-            .step(settings.learning_rate)
-            .map_err(|e| e.to_string())?
+            .step(settings.learning_rate)?
             .into_scalar_async()
             .await
-            .map_err(|e| format!("fine-tuning step {step}: {e:?}"))?;
+            .map_err(|e| JobError::new(format!("fine-tuning step {step}"), format!("{e:?}")))?;
         let loss: f32 = num_traits_to_f32(loss);
         if !loss.is_finite() {
-            return Err(format!(
-                "fine-tuning step {step}: the loss is not finite; lower the learning rate"
+            return Err(JobError::new(
+                format!("fine-tuning step {step}"),
+                "the loss is not finite; lower the learning rate",
             ));
         }
         losses.push(loss);
@@ -286,10 +313,9 @@ where
         bmvp.precision,
         bmvp.templates.clone(),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     Ok(FinetuneOutcome {
-        model: tuned.to_bytes().map_err(|e| e.to_string())?,
+        model: tuned.to_bytes()?,
         losses,
     })
 }
@@ -299,10 +325,10 @@ fn num_traits_to_f32<E: burn::tensor::ElementConversion>(value: E) -> f32 {
 }
 
 /// The model's templates as `.nii.gz` (on the model's training grid), for the templates view.
-pub fn templates(bmvp: &BmvpModel) -> Result<Vec<(Modality, Vec<u8>)>, String> {
+pub fn templates(bmvp: &BmvpModel) -> JobResult<Vec<(Modality, Vec<u8>)>> {
     bmvp.templates
         .iter()
-        .map(|(modality, volume)| Ok((*modality, encode(nifti::encode_f32(volume, true))?)))
+        .map(|(modality, volume)| Ok((*modality, nifti::encode_f32(volume, true)?)))
         .collect()
 }
 
@@ -319,18 +345,22 @@ pub fn bench_setup<B: Backend>(
     preset: &str,
     roi: usize,
     device: &B::Device,
-) -> Result<BenchSetup<B>, String> {
+) -> JobResult<BenchSetup<B>> {
     use brainmvp_core::model::{EncoderPreset, UniUnetConfig};
     let encoder = match preset {
         "tiny" => EncoderPreset::Tiny,
         "small" | "full" => EncoderPreset::Small,
-        other => return Err(format!("unknown model preset {other:?} (tiny or small)")),
+        other => {
+            let cause = format!("unknown model preset {other:?} (tiny or small)");
+            return Err(JobError::new("bench", cause));
+        }
     };
     if !(32..=160).contains(&roi) || roi % 32 != 0 {
-        return Err(format!("window {roi}: use a multiple of 32 from 32 to 160"));
+        let cause = "use a multiple of 32 from 32 to 160";
+        return Err(JobError::new(format!("window {roi}"), cause));
     }
     let config = UniUnetConfig::new(4, 3).with_encoder(encoder);
-    let model = config.init::<B>(device).map_err(|e| e.to_string())?;
+    let model = config.init::<B>(device)?;
     let values = burn::module::Module::num_params(&model) as u64;
     let footprint = WindowFootprint::estimate(&config, [roi; 3], 1, values);
     let input = burn::tensor::Tensor::random(
@@ -346,14 +376,12 @@ pub fn bench_setup<B: Backend>(
 pub async fn bench_window<B: Backend>(
     model: &brainmvp_core::model::UniUnet<B>,
     input: burn::tensor::Tensor<B, 5>,
-) -> Result<f32, String> {
-    let output = model
-        .try_forward_inference(input)
-        .map_err(|e| e.to_string())?;
+) -> JobResult<f32> {
+    let output = model.try_forward_inference(input)?;
     let sum = output
         .sum()
         .into_scalar_async()
         .await
-        .map_err(|e| format!("{e:?}"))?;
+        .map_err(|e| JobError::new("bench window", format!("{e:?}")))?;
     Ok(num_traits_to_f32(sum))
 }

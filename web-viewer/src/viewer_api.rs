@@ -107,6 +107,25 @@ pub fn guess_modality(name: &str) -> Option<String> {
     })
 }
 
+/// The modality names the page offers, in core's order (`brainmvp_core::Modality::ALL`).
+#[wasm_bindgen(js_name = modalityNames)]
+pub fn modality_names() -> js_sys::Array {
+    brainmvp_core::Modality::ALL
+        .iter()
+        .map(|modality| JsValue::from_str(modality.name()))
+        .collect()
+}
+
+/// The name of a BraTS label value (`necrotic core`, `oedema`, `enhancing tumour` for 3 and
+/// 4, the BraTS 2023 and 2021 values), `undefined` for others: core's names, as the CLI's.
+#[wasm_bindgen(js_name = bratsLabelName)]
+pub fn brats_label_name(value: u8) -> Option<String> {
+    let enhancing = if value == 3 { 3 } else { 4 };
+    brainmvp_core::finetune::labels::brats_label_name(value, enhancing)
+        .filter(|_| value > 0)
+        .map(str::to_string)
+}
+
 /// `[r, g, b]` of a label in the overlay.
 #[wasm_bindgen(js_name = labelColor)]
 pub fn label_color(label: u8) -> Vec<u8> {

@@ -15,7 +15,7 @@ use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::jobs::{self, FinetuneSettings, InputFile, LabelledFiles};
+use crate::jobs::{self, FinetuneSettings, InputFile, JobError, JobResult, LabelledFiles};
 
 thread_local! {
     /// Whether burn's WebGPU runtime has been set up in this worker (once, with the adapter's
@@ -32,17 +32,23 @@ async fn webgpu_device() -> WgpuDevice {
     device
 }
 
-fn field(object: &JsValue, name: &str) -> Result<JsValue, String> {
-    Reflect::get(object, &JsValue::from_str(name)).map_err(|_| format!("no field {name}"))
+/// A message field the worker got wrong (a page bug, not a user's file).
+fn message_error(cause: String) -> JobError {
+    JobError::new("worker message", cause)
 }
 
-fn string_field(object: &JsValue, name: &str) -> Result<String, String> {
+fn field(object: &JsValue, name: &str) -> JobResult<JsValue> {
+    Reflect::get(object, &JsValue::from_str(name))
+        .map_err(|_| message_error(format!("no field {name}")))
+}
+
+fn string_field(object: &JsValue, name: &str) -> JobResult<String> {
     field(object, name)?
         .as_string()
-        .ok_or_else(|| format!("field {name} is not a string"))
+        .ok_or_else(|| message_error(format!("field {name} is not a string")))
 }
 
-fn bytes_field(object: &JsValue, name: &str) -> Result<Vec<u8>, String> {
+fn bytes_field(object: &JsValue, name: &str) -> JobResult<Vec<u8>> {
     let value = field(object, name)?;
     if value.is_instance_of::<js_sys::ArrayBuffer>() {
         return Ok(Uint8Array::new(&value).to_vec());
@@ -50,19 +56,22 @@ fn bytes_field(object: &JsValue, name: &str) -> Result<Vec<u8>, String> {
     value
         .dyn_into::<Uint8Array>()
         .map(|array| array.to_vec())
-        .map_err(|_| format!("field {name} is not bytes"))
+        .map_err(|_| message_error(format!("field {name} is not bytes")))
 }
 
 /// `[{name, modality, bytes}]` → input files.
-fn input_files(files: &JsValue) -> Result<Vec<InputFile>, String> {
-    let array: &Array = files.dyn_ref().ok_or("the files are not an array")?;
+fn input_files(files: &JsValue) -> JobResult<Vec<InputFile>> {
+    let array: &Array = files
+        .dyn_ref()
+        .ok_or_else(|| message_error("the files are not an array".into()))?;
     array
         .iter()
         .map(|file| {
             let name = string_field(&file, "name")?;
             let token = string_field(&file, "modality")?;
-            let modality = Modality::from_token(&token)
-                .ok_or_else(|| format!("{name}: unknown modality {token:?}"))?;
+            let modality = Modality::from_token(&token).ok_or_else(|| {
+                JobError::new(name.clone(), format!("unknown modality {token:?}"))
+            })?;
             Ok(InputFile {
                 name,
                 modality,
@@ -77,8 +86,26 @@ fn set(object: &Object, name: &str, value: impl Into<JsValue>) {
     let _ = Reflect::set(object, &JsValue::from_str(name), &value.into());
 }
 
-fn error(message: String) -> JsError {
-    JsError::new(&message)
+/// The one place an error becomes a JavaScript one (its one line is the message).
+fn error(err: impl std::fmt::Display) -> JsError {
+    JsError::new(&err.to_string())
+}
+
+/// Runs the job `$job` (a future) with `$B` bound to burn's WebGPU backend (the worker's
+/// adapter, set up once) or to the CPU backend (flex), and `$device` to that backend's device;
+/// evaluates to `(the job's result, "WebGPU" or "CPU")`. The one place the worker chooses.
+macro_rules! on_backend {
+    ($use_webgpu:expr, |$B:ident, $device:ident| $job:expr) => {
+        if $use_webgpu {
+            type $B = burn::backend::WebGpu;
+            let $device = webgpu_device().await;
+            ($job.await, "WebGPU")
+        } else {
+            type $B = Flex;
+            let $device: burn::tensor::Device<Flex> = Default::default();
+            ($job.await, "CPU")
+        }
+    };
 }
 
 /// wasm32's linear memory: 4 GiB at most, everything the CPU path holds included.
@@ -182,20 +209,12 @@ pub async fn worker_segment(
     let report = |done: usize, total: usize| {
         let _ = on_progress.call2(&JsValue::NULL, &done.into(), &total.into());
     };
-    let (outcome, backend) = if use_webgpu {
-        let device = webgpu_device().await;
-        let outcome = jobs::segment::<burn::backend::WebGpu>(
-            &bmvp, &files, &options, &limits, &device, report,
-        );
-        (outcome.await, "WebGPU")
-    } else {
-        let device = Default::default();
-        let outcome = jobs::segment::<Flex>(&bmvp, &files, &options, &limits, &device, report);
-        (outcome.await, "CPU")
-    };
-    let outcome = outcome.map_err(|why| match why.starts_with(jobs::DOES_NOT_FIT) {
-        true => error(format!("{model_name} on {backend}: {why}")),
-        false => error(why),
+    let (outcome, backend) = on_backend!(use_webgpu, |B, device| {
+        jobs::segment::<B>(&bmvp, &files, &options, &limits, &device, report)
+    });
+    let outcome = outcome.map_err(|why| match why {
+        JobError::DoesNotFit(_) => error(format!("{model_name} on {backend}: {why}")),
+        JobError::Input(_) => error(why),
     })?;
     let result = Object::new();
     set(&result, "nifti", Uint8Array::from(outcome.nifti.as_slice()));
@@ -246,8 +265,10 @@ fn modality_volumes(volumes: &[(Modality, Vec<u8>)]) -> Array {
 }
 
 /// `[{images: [{name, modality, bytes}], label: {name, bytes}}]` → labelled cases.
-fn labelled_cases(cases: &JsValue) -> Result<Vec<LabelledFiles>, String> {
-    let array: &Array = cases.dyn_ref().ok_or("the cases are not an array")?;
+fn labelled_cases(cases: &JsValue) -> JobResult<Vec<LabelledFiles>> {
+    let array: &Array = cases
+        .dyn_ref()
+        .ok_or_else(|| message_error("the cases are not an array".into()))?;
     array
         .iter()
         .map(|case| {
@@ -294,17 +315,9 @@ pub async fn worker_finetune(
             }
         }
     };
-    let (outcome, backend) = if use_webgpu {
-        let device = webgpu_device().await;
-        let run = jobs::finetune::<Autodiff<burn::backend::WebGpu>, _, _>(
-            &bmvp, &cases, settings, &device, step,
-        );
-        (run.await, "WebGPU")
-    } else {
-        let device = Default::default();
-        let run = jobs::finetune::<Autodiff<Flex>, _, _>(&bmvp, &cases, settings, &device, step);
-        (run.await, "CPU")
-    };
+    let (outcome, backend) = on_backend!(use_webgpu, |B, device| {
+        jobs::finetune::<Autodiff<B>, _, _>(&bmvp, &cases, settings, &device, step)
+    });
     let outcome = outcome.map_err(error)?;
     let result = Object::new();
     set(&result, "model", Uint8Array::from(outcome.model.as_slice()));
@@ -336,9 +349,10 @@ pub async fn worker_bench(
     kernels: bool,
 ) -> Result<JsValue, JsError> {
     brainmvp_core::kernels::set_enabled(kernels);
-    let timed = bench_on_backend(&preset, roi, repeats, use_webgpu).await;
+    let (timing, backend) = on_backend!(use_webgpu, |B, device| {
+        time_windows::<B>(&preset, roi, repeats, &device)
+    });
     brainmvp_core::kernels::set_enabled(true);
-    let (timing, backend) = timed;
     let (ms, footprint) = timing.map_err(error)?;
     let result = Object::new();
     set(&result, "msPerWindow", ms);
@@ -349,30 +363,12 @@ pub async fn worker_bench(
     Ok(result.into())
 }
 
-/// `(milliseconds per window, backend name)` on WebGPU or the CPU backend.
-async fn bench_on_backend(
-    preset: &str,
-    roi: u32,
-    repeats: u32,
-    use_webgpu: bool,
-) -> (Result<(f64, WindowFootprint), String>, &'static str) {
-    if use_webgpu {
-        let device = webgpu_device().await;
-        let timing = time_windows::<burn::backend::WebGpu>(preset, roi, repeats, &device);
-        (timing.await, "WebGPU")
-    } else {
-        let device = Default::default();
-        let timing = time_windows::<Flex>(preset, roi, repeats, &device);
-        (timing.await, "CPU")
-    }
-}
-
 async fn time_windows<B: burn::tensor::backend::Backend>(
     preset: &str,
     roi: u32,
     repeats: u32,
     device: &B::Device,
-) -> Result<(f64, WindowFootprint), String> {
+) -> JobResult<(f64, WindowFootprint)> {
     let (model, input, footprint) = jobs::bench_setup::<B>(preset, roi as usize, device)?;
     jobs::bench_window(&model, input.clone()).await?;
     let started = js_sys::Date::now();

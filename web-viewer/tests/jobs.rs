@@ -168,6 +168,8 @@ fn a_model_too_large_for_the_limits_is_refused_and_the_window_batch_shrinks_to_f
         ))
     };
     let err = run(&narrow).unwrap_err();
+    assert!(matches!(err, jobs::JobError::DoesNotFit(_)), "{err}");
+    let err = err.to_string();
     assert!(
         err.starts_with("the model does not fit: one ") && err.contains("window needs a "),
         "{err}"
@@ -201,7 +203,8 @@ fn bad_inputs_are_one_line_errors_naming_the_file() {
         &device,
         |_, _| {},
     ))
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         err.starts_with("broken.nii.gz: ") && !err.contains('\n'),
         "{err}"
@@ -211,9 +214,11 @@ fn bad_inputs_are_one_line_errors_naming_the_file() {
         sample(&[(Modality::T1, "t2")]),
     ]
     .concat();
-    let err = jobs::decode_case(&twice).unwrap_err();
+    let err = jobs::decode_case(&twice).unwrap_err().to_string();
     assert!(err.starts_with("sample_t2.nii.gz: a second t1"), "{err}");
-    let err = jobs::read_model("photo.jpg", b"\xff\xd8\xff\xe0 jpeg").unwrap_err();
+    let err = jobs::read_model("photo.jpg", b"\xff\xd8\xff\xe0 jpeg")
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, "photo.jpg: not a brainmvp model (.bmvp) file");
     // A 4D image: the header says 3 volumes, and the data holds them.
     let t1 = jobs::decode_case(&sample(&[(Modality::T1, "t1")])).unwrap();

@@ -43,16 +43,27 @@ impl Default for LabelScheme {
     }
 }
 
+/// The BraTS name of a label value (`background`, `necrotic core`, `oedema`, `enhancing
+/// tumour` for `enhancing_label`), or `None` for a value BraTS does not use. The CLI, the
+/// evaluation and the page all name labels through this.
+pub fn brats_label_name(value: u8, enhancing_label: u8) -> Option<&'static str> {
+    match value {
+        0 => Some("background"),
+        1 => Some("necrotic core"),
+        2 => Some("oedema"),
+        v if v == enhancing_label => Some("enhancing tumour"),
+        _ => None,
+    }
+}
+
 impl LabelScheme {
     /// What a label value means (`"oedema (2)"`), for tables and the browser's legend.
     pub fn label_name(&self, value: u8) -> String {
         match self {
-            Self::Brats { enhancing_label } => match value {
-                0 => "background".to_string(),
-                1 => "necrotic core (1)".to_string(),
-                2 => "oedema (2)".to_string(),
-                v if v == *enhancing_label => format!("enhancing tumour ({v})"),
-                v => format!("label {v}"),
+            Self::Brats { enhancing_label } => match brats_label_name(value, *enhancing_label) {
+                Some(name) if value > 0 => format!("{name} ({value})"),
+                Some(name) => name.to_string(),
+                None => format!("label {value}"),
             },
             Self::Classes { .. } => format!("label {value}"),
         }

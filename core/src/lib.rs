@@ -1,9 +1,20 @@
 //! brainmvp-core: the BrainMVP method (multi-modal MRI self-supervised pre-training) as a library.
 //!
-//! Everything here is shared by the native trainer and the browser viewer:
-//! NIfTI I/O ([`nifti`]), cohort discovery ([`cohort`]), preprocessing ([`preprocess`]),
-//! the synthetic multi-modal tumour cohort ([`synth`]), and, with the `fs` feature, the
-//! memory-mapped training cache ([`cache`]) and the prefetching crop loader ([`loader`]).
+//! Everything here is shared by the native trainer and the browser viewer (a code map:
+//! `docs/architecture.md`):
+//!
+//! - data: [`nifti`] (read/write), [`volume`] (grids and affines), [`modality`], [`cohort`]
+//!   (discovery and file names), [`preprocess`], [`synth`] (the synthetic multi-modal tumour
+//!   cohort), [`crops`], [`rng`]; with the `fs` feature [`fs`] (atomic writes), [`cache`] (the
+//!   memory-mapped training cache) and [`loader`] (the prefetching crop loader);
+//! - models: [`model`] (UniFormer, UNet3D, UniUnet, classifier, decoders, memory footprint),
+//!   [`kernels`] (fused CPU kernels), [`official`] (the official checkpoints' names and layouts);
+//! - pre-training: [`pretext`] (masking, views, templates, contrastive loss), [`pretrain`] (the
+//!   network and its losses);
+//! - fine-tuning and use: [`finetune`] (labels, encoder transfer, cut-mix, splits, few-shot),
+//!   [`losses`], [`metrics`], [`classification`], [`inference`] (sliding window and case
+//!   segmentation), [`postprocess`], [`bmvp`] (the one-file model);
+//! - [`error`]: the one error type.
 
 pub mod bmvp;
 pub mod classification;

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use crate::cohort::{prepare, synthesise};
 use crate::finetune::{run_finetune, FinetuneConfig, FinetuneSummary};
+use crate::job::JobFile;
 use crate::paired::{differences_by_id, headline_of, headline_region, PairedDifference};
 use crate::pretrain::{run_pretrain, PretrainConfig};
 use brainmvp_core::fs::write_atomic;

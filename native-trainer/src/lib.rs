@@ -25,6 +25,7 @@ pub mod distributed;
 pub mod evaluate;
 pub mod experiment;
 pub mod finetune;
+pub mod job;
 pub mod model_folder;
 pub mod paired;
 pub mod pretrain;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use crate::backend::DeviceSpec;
 use crate::experiment::{run_label_efficiency, LabelEfficiencyConfig};
+use crate::job::JobFile;
 use brainmvp_core::fs::write_atomic;
 
 /// The experiments.

@@ -1,13 +1,12 @@
 //! `brainmvp finetune --config FILE.toml [--init EXPORT] [--label-fraction F] [--mix-template]`:
 //! fine-tune a segmentation model on the labelled subjects of a cache.
 
-use anyhow::{bail, Context};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::backend::DeviceSpec;
 use crate::finetune::{run_finetune, FinetuneConfig, Task};
-use brainmvp_core::fs::write_atomic;
+use crate::job::JobFile;
 
 #[derive(clap::Args)]
 pub struct FinetuneArgs {
@@ -26,9 +25,9 @@ pub struct FinetuneArgs {
     /// Template channel cut-mix (templates of `--init`).
     #[arg(long)]
     pub mix_template: bool,
-    /// `segment` or `classify`.
-    #[arg(long)]
-    pub task: Option<String>,
+    /// What is learnt (overrides the job's `task`).
+    #[arg(long, value_enum)]
+    pub task: Option<Task>,
     /// Overrides of the config.
     #[arg(long)]
     pub cache: Option<PathBuf>,
@@ -58,12 +57,8 @@ pub fn resolve(args: &FinetuneArgs) -> anyhow::Result<FinetuneConfig> {
     if args.mix_template {
         config.mix_template.enabled = true;
     }
-    if let Some(task) = &args.task {
-        config.task = match task.as_str() {
-            "segment" => Task::Segment,
-            "classify" => Task::Classify,
-            other => bail!("--task {other}: expected segment or classify"),
-        };
+    if let Some(task) = args.task {
+        config.task = task;
     }
     config.cache = args.cache.clone().unwrap_or(config.cache);
     config.out = args.out.clone().unwrap_or(config.out);
@@ -76,7 +71,12 @@ pub fn resolve(args: &FinetuneArgs) -> anyhow::Result<FinetuneConfig> {
 pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
     let config = resolve(&args)?;
     let spec = DeviceSpec::parse(&args.device)?;
-    prepare_out(&config, args.resume)?;
+    crate::job::start_run(
+        &config,
+        &config.out,
+        args.resume,
+        "resolved finetune config",
+    )?;
     if config.task == Task::Classify {
         let summary = crate::with_autodiff_backend!(spec, |B, devices| {
             crate::finetune::classify::run_classify::<B>(&config, first(devices), args.resume)?
@@ -109,23 +109,4 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
 
 fn first<D: Default>(devices: Vec<D>) -> D {
     devices.into_iter().next().unwrap_or_default()
-}
-
-/// Prints the resolved config and saves it as `out/config.toml`; refuses to start a fresh run in
-/// a folder that already holds one.
-pub fn prepare_out(config: &FinetuneConfig, resume: bool) -> anyhow::Result<()> {
-    let out = &config.out;
-    if !resume && out.join("checkpoints").exists() {
-        bail!(
-            "{}: already holds a run; pass --resume to continue it or choose another --out",
-            out.display()
-        );
-    }
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
-    let text = config.to_toml()?;
-    println!("# resolved finetune config\n{text}");
-    write_atomic(&out.join("config.toml"), |file| {
-        file.write_all(text.as_bytes())
-    })?;
-    Ok(())
 }

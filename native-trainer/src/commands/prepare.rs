@@ -1,6 +1,6 @@
 //! `brainmvp prepare DATA_DIR --out CACHE`: preprocess a cohort folder into the training cache.
 
-use anyhow::Context;
+use crate::job::JobFile;
 use brainmvp_core::cache::{CacheDtype, PrepareConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,12 +32,7 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<ExitCode> {
 /// Defaults, then `--config`, then the flags.
 fn resolve_config(args: &PrepareArgs) -> anyhow::Result<PrepareConfig> {
     let mut config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("{}: cannot read", path.display()))?;
-            toml::from_str(&text)
-                .with_context(|| format!("{}: invalid configuration", path.display()))?
-        }
+        Some(path) => PrepareConfig::load(path)?,
         None => PrepareConfig::default(),
     };
     if args.f32 {

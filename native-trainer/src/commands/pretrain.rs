@@ -1,12 +1,11 @@
 //! `brainmvp pretrain --config FILE.toml [--device cuda:0,1] [--resume]`: BrainMVP pre-training.
 
-use anyhow::{bail, Context};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::backend::DeviceSpec;
+use crate::job::JobFile;
 use crate::pretrain::{run_pretrain, PretrainConfig};
-use brainmvp_core::fs::write_atomic;
 
 #[derive(clap::Args)]
 pub struct PretrainArgs {
@@ -42,7 +41,12 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         config.cache = cache;
     }
     let spec = DeviceSpec::parse(&args.device)?;
-    prepare_out(&config, args.resume)?;
+    crate::job::start_run(
+        &config,
+        &config.out,
+        args.resume,
+        "resolved pretrain config",
+    )?;
     let summary = crate::with_autodiff_backend!(spec, |B, devices| {
         run_pretrain::<B>(&config, devices, args.resume)?
     });
@@ -54,23 +58,4 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     }
     println!("outputs: {}", config.out.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Prints the resolved config and saves it as `out/config.toml`; refuses to start a fresh run in
-/// a folder that already holds one (use `--resume` or another `--out`).
-fn prepare_out(config: &PretrainConfig, resume: bool) -> anyhow::Result<()> {
-    let out = &config.out;
-    if !resume && out.join("checkpoints").exists() {
-        bail!(
-            "{}: already holds a run; pass --resume to continue it or choose another --out",
-            out.display()
-        );
-    }
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
-    let text = config.to_toml()?;
-    println!("# resolved pretrain config\n{text}");
-    write_atomic(&out.join("config.toml"), |file| {
-        file.write_all(text.as_bytes())
-    })?;
-    Ok(())
 }

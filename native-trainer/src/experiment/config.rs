@@ -1,7 +1,7 @@
 //! The label-efficiency experiment's job file ([`LabelEfficiencyConfig`]), its pre-training
 //! variants (the ablations) and the result of one fine-tuning run.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -40,48 +40,6 @@ impl Default for LabelEfficiencyConfig {
             pretrain: PretrainConfig::default(),
             finetune: FinetuneConfig::default(),
         }
-    }
-}
-
-impl LabelEfficiencyConfig {
-    /// Reads a TOML job file; unknown keys are errors.
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        let config: Self = toml::from_str(&text).map_err(|err| {
-            let line = err
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            anyhow::anyhow!("{}: {line}", path.display())
-        })?;
-        config
-            .validate()
-            .with_context(|| format!("{}: invalid config", path.display()))?;
-        Ok(config)
-    }
-
-    /// Checks fractions, seeds and both jobs.
-    pub fn validate(&self) -> Result<()> {
-        if self.fractions.is_empty() || self.seeds.is_empty() {
-            bail!("fractions and seeds must not be empty");
-        }
-        for &fraction in self.fractions.iter().chain(&self.ablation_fractions) {
-            if !(fraction > 0.0 && fraction <= 1.0) {
-                bail!("label fraction {fraction} is outside (0, 1]");
-            }
-        }
-        for &fraction in &self.ablation_fractions {
-            if !self.fractions.iter().any(|f| (f - fraction).abs() < 1e-9) {
-                bail!(
-                    "ablation fraction {fraction} is not one of fractions {:?}",
-                    self.fractions
-                );
-            }
-        }
-        self.pretrain.validate()?;
-        self.finetune.validate()
     }
 }
 
@@ -148,9 +106,34 @@ pub struct RunResult {
     pub case_dice: Vec<(String, Vec<f64>)>,
 }
 
+impl crate::job::JobFile for LabelEfficiencyConfig {
+    /// Checks fractions, seeds and both jobs.
+    fn validate(&self) -> Result<()> {
+        if self.fractions.is_empty() || self.seeds.is_empty() {
+            bail!("fractions and seeds must not be empty");
+        }
+        for &fraction in self.fractions.iter().chain(&self.ablation_fractions) {
+            if !(fraction > 0.0 && fraction <= 1.0) {
+                bail!("label fraction {fraction} is outside (0, 1]");
+            }
+        }
+        for &fraction in &self.ablation_fractions {
+            if !self.fractions.iter().any(|f| (f - fraction).abs() < 1e-9) {
+                bail!(
+                    "ablation fraction {fraction} is not one of fractions {:?}",
+                    self.fractions
+                );
+            }
+        }
+        self.pretrain.validate()?;
+        self.finetune.validate()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::JobFile;
 
     /// Every label-efficiency job shipped in `configs/` loads and validates (their headers are
     /// the documented re-run commands of docs/results.md).

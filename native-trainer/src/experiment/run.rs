@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use super::config::{LabelEfficiencyConfig, RunResult, Variant};
 use crate::finetune::run_finetune;
+use crate::job::JobFile;
 use crate::pretrain::run_pretrain;
 use brainmvp_core::fs::write_atomic;
 

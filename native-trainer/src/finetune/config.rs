@@ -1,7 +1,7 @@
 //! The `brainmvp finetune` job file (TOML). Every field has a default; the resolved config is
 //! printed at start and saved as `config.toml` beside the outputs.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use brainmvp_core::finetune::cutmix::CutMixConfig;
 use brainmvp_core::finetune::init::FirstEmbedding;
 use brainmvp_core::finetune::labels::LabelScheme;
@@ -11,10 +11,10 @@ use brainmvp_core::model::EncoderPreset;
 use brainmvp_core::pretrain::LrSchedule;
 use brainmvp_core::Modality;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What is learnt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Task {
     /// Voxel labels (UniUnet).
@@ -236,28 +236,43 @@ impl Default for ClassifyConfig {
 }
 
 impl FinetuneConfig {
-    /// Reads a TOML job file; unknown keys are errors.
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        let config: Self = toml::from_str(&text).map_err(|err| {
-            let message = err.to_string();
-            let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
-            anyhow::anyhow!("{}: {line}", path.display())
-        })?;
-        config
-            .validate()
-            .with_context(|| format!("{}: invalid config", path.display()))?;
-        Ok(config)
+    /// The learning-rate schedule over the optimiser steps.
+    pub fn schedule(&self) -> LrSchedule {
+        LrSchedule {
+            base_lr: self.optim.lr,
+            min_lr: self.optim.min_lr,
+            warmup_steps: (self.optim.warmup_fraction * self.steps as f64).round() as u64,
+            total_steps: self.steps,
+        }
     }
 
-    /// The resolved config as TOML.
-    pub fn to_toml(&self) -> Result<String> {
-        Ok(toml::to_string_pretty(self)?)
+    /// The training loader's settings.
+    pub fn loader(&self) -> LoaderConfig {
+        LoaderConfig {
+            crop_size: self.data.crop_size,
+            batch_size: self.data.batch_size,
+            flips: self.data.flips,
+            intensity_shift: self.data.intensity_shift,
+            intensity_scale: self.data.intensity_scale,
+            workers: self.data.workers,
+            queue_depth: 2 * self.data.workers.max(1),
+            seed: self.seed,
+            foreground_fraction: self.data.foreground_fraction,
+        }
     }
 
+    /// The templates folder used by cut-mix and for missing modalities, if any.
+    pub fn templates_dir(&self) -> Option<PathBuf> {
+        self.mix_template
+            .templates
+            .clone()
+            .or_else(|| self.init.as_ref().map(|init| init.join("templates")))
+    }
+}
+
+impl crate::job::JobFile for FinetuneConfig {
     /// Checks everything that can be checked before touching data.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         self.window.validate()?;
         self.schedule().validate()?;
         if let Some(labels) = &self.labels {
@@ -297,38 +312,5 @@ impl FinetuneConfig {
             bail!("mix_template needs templates: set init (a pre-trained export) or mix_template.templates");
         }
         Ok(())
-    }
-
-    /// The learning-rate schedule over the optimiser steps.
-    pub fn schedule(&self) -> LrSchedule {
-        LrSchedule {
-            base_lr: self.optim.lr,
-            min_lr: self.optim.min_lr,
-            warmup_steps: (self.optim.warmup_fraction * self.steps as f64).round() as u64,
-            total_steps: self.steps,
-        }
-    }
-
-    /// The training loader's settings.
-    pub fn loader(&self) -> LoaderConfig {
-        LoaderConfig {
-            crop_size: self.data.crop_size,
-            batch_size: self.data.batch_size,
-            flips: self.data.flips,
-            intensity_shift: self.data.intensity_shift,
-            intensity_scale: self.data.intensity_scale,
-            workers: self.data.workers,
-            queue_depth: 2 * self.data.workers.max(1),
-            seed: self.seed,
-            foreground_fraction: self.data.foreground_fraction,
-        }
-    }
-
-    /// The templates folder used by cut-mix and for missing modalities, if any.
-    pub fn templates_dir(&self) -> Option<PathBuf> {
-        self.mix_template
-            .templates
-            .clone()
-            .or_else(|| self.init.as_ref().map(|init| init.join("templates")))
     }
 }

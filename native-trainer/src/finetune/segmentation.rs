@@ -20,6 +20,7 @@ use super::config::FinetuneConfig;
 use super::data::{batch_input, subject_input};
 use super::setup::{prepare_job, Job};
 use crate::evaluate::{score_case, EvaluationReport};
+use crate::job::JobFile;
 use crate::report::plot_metrics;
 use crate::training::{train, Best, InnerModel, SupervisedTask, Validation};
 

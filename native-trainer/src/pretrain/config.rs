@@ -1,12 +1,12 @@
 //! The `brainmvp pretrain` job file (TOML). Every field has a default; the resolved config is
 //! printed at start and saved as `config.toml` beside the outputs.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use brainmvp_core::loader::LoaderConfig;
 use brainmvp_core::pretext::views::ViewConfig;
 use brainmvp_core::pretrain::{BrainMvpConfig, LossWeights, LrSchedule};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::distributed::DistributedConfig;
 
@@ -156,25 +156,40 @@ impl Default for CheckpointConfig {
 }
 
 impl PretrainConfig {
-    /// Reads a TOML job file; unknown keys are errors (typos do not pass silently).
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        let config: Self = toml::from_str(&text)
-            .map_err(|err| anyhow::anyhow!("{}: {}", path.display(), one_line(&err.to_string())))?;
-        config
-            .validate()
-            .with_context(|| format!("{}: invalid config", path.display()))?;
-        Ok(config)
+    /// The learning-rate schedule over the optimiser steps.
+    pub fn schedule(&self) -> LrSchedule {
+        LrSchedule {
+            base_lr: self.optim.lr,
+            min_lr: self.optim.min_lr,
+            warmup_steps: (self.optim.warmup_fraction * self.steps as f64).round() as u64,
+            total_steps: self.steps,
+        }
     }
 
-    /// The resolved config as TOML.
-    pub fn to_toml(&self) -> Result<String> {
-        Ok(toml::to_string_pretty(self)?)
+    /// Micro-batches per optimiser step on one device.
+    pub fn micro_batches(&self) -> u64 {
+        self.optim.accumulation
     }
 
+    /// The loader settings of one device.
+    pub fn loader(&self) -> LoaderConfig {
+        LoaderConfig {
+            crop_size: self.data.crop_size,
+            batch_size: self.data.batch_size,
+            flips: self.data.flips,
+            intensity_shift: self.data.intensity_shift,
+            intensity_scale: self.data.intensity_scale,
+            workers: self.data.workers,
+            queue_depth: self.data.queue_depth.max(self.data.workers),
+            seed: self.seed,
+            foreground_fraction: 0.0,
+        }
+    }
+}
+
+impl crate::job::JobFile for PretrainConfig {
     /// Checks everything that can be checked before touching data.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         self.views.validate()?;
         self.model.templates.validate()?;
         self.schedule().validate()?;
@@ -209,38 +224,4 @@ impl PretrainConfig {
         }
         Ok(())
     }
-
-    /// The learning-rate schedule over the optimiser steps.
-    pub fn schedule(&self) -> LrSchedule {
-        LrSchedule {
-            base_lr: self.optim.lr,
-            min_lr: self.optim.min_lr,
-            warmup_steps: (self.optim.warmup_fraction * self.steps as f64).round() as u64,
-            total_steps: self.steps,
-        }
-    }
-
-    /// Micro-batches per optimiser step on one device.
-    pub fn micro_batches(&self) -> u64 {
-        self.optim.accumulation
-    }
-
-    /// The loader settings of one device.
-    pub fn loader(&self) -> LoaderConfig {
-        LoaderConfig {
-            crop_size: self.data.crop_size,
-            batch_size: self.data.batch_size,
-            flips: self.data.flips,
-            intensity_shift: self.data.intensity_shift,
-            intensity_scale: self.data.intensity_scale,
-            workers: self.data.workers,
-            queue_depth: self.data.queue_depth.max(self.data.workers),
-            seed: self.seed,
-            foreground_fraction: 0.0,
-        }
-    }
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

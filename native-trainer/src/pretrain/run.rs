@@ -24,6 +24,7 @@ use crate::checkpoint::{Checkpoints, TrainState};
 use crate::distributed::{
     average_gradients, broadcast_module, finish, gather_features, start_peer, PeerHandle,
 };
+use crate::job::JobFile;
 use crate::report::{plot_metrics, MetricsLog, TrainProgress};
 use brainmvp_core::pretext::contrastive::NegativeGather;
 use brainmvp_core::pretext::template_init::{CohortMeans, TemplateInit};

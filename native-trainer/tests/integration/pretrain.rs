@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use brainmvp_trainer::job::JobFile;
 use brainmvp_trainer::pretrain::PretrainConfig;
 use brainmvp_trainer::report::{read_metrics, MetricRecord};
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::finetune::config::FinetuneConfig;
+use crate::job::JobFile;
 use crate::report::plot_metrics;
 use crate::training::{train, Best, InnerModel, SupervisedTask, Validation};
 

@@ -1,0 +1,87 @@
+//! Job files: every verb's TOML job (pre-training, fine-tuning, the label-efficiency experiment,
+//! cache preparation) is read, checked, printed and saved the same way.
+
+use anyhow::{Context, Result};
+use brainmvp_core::fs::write_atomic;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::Path;
+
+/// A TOML job: every key has a default (`#[serde(default)]`), unknown keys are errors.
+pub trait JobFile: Serialize + DeserializeOwned {
+    /// Checks everything that can be checked before touching data.
+    fn validate(&self) -> Result<()>;
+
+    /// Reads a TOML job file and checks it; every error is one line naming the file.
+    fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let job: Self = toml::from_str(&text)
+            .map_err(|err| anyhow::anyhow!("{}: {}", path.display(), one_line(&err.to_string())))?;
+        job.validate()
+            .with_context(|| format!("{}: invalid config", path.display()))?;
+        Ok(job)
+    }
+
+    /// The resolved job as TOML (what a run prints at its start and saves beside its outputs).
+    fn to_toml(&self) -> Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+
+    /// Prints the resolved job under `# title` and writes it to `path` atomically.
+    fn print_and_save(&self, title: &str, path: &Path) -> Result<()> {
+        let text = self.to_toml()?;
+        println!("# {title}\n{text}");
+        write_atomic(path, |file| file.write_all(text.as_bytes()))?;
+        Ok(())
+    }
+}
+
+/// Starts a run in `out`: refuses a fresh run where one already is (its checkpoints), creates
+/// the folder, prints the resolved job under `title` and saves it as `out/config.toml`.
+pub fn start_run<J: JobFile>(job: &J, out: &Path, resume: bool, title: &str) -> Result<()> {
+    if !resume && out.join("checkpoints").exists() {
+        anyhow::bail!(
+            "{}: already holds a run; pass --resume to continue it or choose another --out",
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    job.print_and_save(title, &out.join("config.toml"))
+}
+
+/// A parser message on one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl JobFile for brainmvp_core::cache::PrepareConfig {
+    fn validate(&self) -> Result<()> {
+        Ok(self.preprocess.validate()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finetune::FinetuneConfig;
+
+    #[test]
+    fn errors_are_one_line_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("brainmvp-job-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("finetune.toml");
+        std::fs::write(&path, "steps = 10\nstepz = 3\n").unwrap();
+        let err = format!("{:#}", FinetuneConfig::load(&path).unwrap_err());
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        assert!(err.contains("stepz") && !err.contains('\n'), "{err}");
+        std::fs::write(&path, "steps = 0\n").unwrap();
+        let err = format!("{:#}", FinetuneConfig::load(&path).unwrap_err());
+        assert!(err.contains("invalid config"), "{err}");
+        let saved = dir.join("saved.toml");
+        let job = FinetuneConfig::default();
+        job.print_and_save("finetune", &saved).unwrap();
+        assert_eq!(FinetuneConfig::load(&saved).unwrap(), job);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -9,7 +9,7 @@ use brainmvp_core::finetune::init::transfer_encoder;
 use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::finetune::split::{label_fraction, split_subjects};
 use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
-use brainmvp_core::model::{UniUnet, UniUnetConfig};
+use brainmvp_core::model::{EncoderPreset, UniUnet, UniUnetConfig, Uniformer};
 use brainmvp_core::preprocess::PreprocessConfig;
 use brainmvp_core::Modality;
 use burn::tensor::backend::AutodiffBackend;
@@ -139,27 +139,13 @@ fn build_model<B: AutodiffBackend>(
     if modalities.is_empty() {
         bail!("{}: no modality to train on", config.cache.display());
     }
-    let pretrained = match &config.init {
-        Some(path) => Some(load_pretrained_encoder::<B>(&folder_of(path), device)?),
-        None => None,
-    };
-    let encoder = match (&pretrained, &config.init) {
-        (Some((manifest, _)), Some(path)) => preset_of(manifest, path)?,
-        _ => config.encoder,
-    };
+    let (encoder, pretrained) = pretrained_encoder::<B>(config, device)?;
     let model_config = UniUnetConfig::new(modalities.len(), labels.out_channels())
         .with_encoder(encoder)
         .with_deep_supervision(config.deep_supervision);
     let mut model = model_config.init::<B>(device)?;
-    let mut report = None;
-    if let Some((_, encoder)) = pretrained {
-        let (transferred, transfer) =
-            transfer_encoder(model.encoder, encoder, config.first_embedding)?;
-        model.encoder = transferred;
-        let summary = transfer.summary();
-        log::info!("init: {summary}");
-        report = Some(summary);
-    }
+    let (encoder, report) = transfer_pretrained(model.encoder, pretrained, config)?;
+    model.encoder = encoder;
     Ok((model, model_config, report))
 }
 
@@ -186,4 +172,33 @@ pub fn segmenter_manifest(
             .map_or_else(|| "scratch".to_string(), |p| p.display().to_string()),
         brainmvp_version: brainmvp_core::VERSION.to_string(),
     }
+}
+
+/// The encoder preset a job trains and, with `init`, the pre-trained encoder it starts from (the
+/// preset is then the pre-trained one's). Shared by segmentation and classification.
+pub fn pretrained_encoder<B: AutodiffBackend>(
+    config: &FinetuneConfig,
+    device: &B::Device,
+) -> Result<(EncoderPreset, Option<Uniformer<B>>)> {
+    let Some(path) = &config.init else {
+        return Ok((config.encoder, None));
+    };
+    let (manifest, encoder) = load_pretrained_encoder::<B>(&folder_of(path), device)?;
+    Ok((preset_of(&manifest, path)?, Some(encoder)))
+}
+
+/// `encoder` with the `pretrained` one transferred into it (the first patch embedding as
+/// `first_embedding` says), and the transfer's summary (logged); `encoder` itself from scratch.
+pub fn transfer_pretrained<B: AutodiffBackend>(
+    encoder: Uniformer<B>,
+    pretrained: Option<Uniformer<B>>,
+    config: &FinetuneConfig,
+) -> Result<(Uniformer<B>, Option<String>)> {
+    let Some(pretrained) = pretrained else {
+        return Ok((encoder, None));
+    };
+    let (transferred, transfer) = transfer_encoder(encoder, pretrained, config.first_embedding)?;
+    let summary = transfer.summary();
+    log::info!("init: {summary}");
+    Ok((transferred, Some(summary)))
 }

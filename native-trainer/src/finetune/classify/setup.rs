@@ -2,13 +2,11 @@
 //! label fraction, the network (with the pre-trained encoder), the class-balanced order.
 
 use crate::finetune::config::FinetuneConfig;
-use crate::pretrain::pretrained::{load_pretrained_encoder, preset_of};
+use crate::finetune::setup::{pretrained_encoder, transfer_pretrained};
 use anyhow::{bail, Context, Result};
 use brainmvp_core::cache::CacheReader;
 use brainmvp_core::classification::balanced_sample_order;
-use brainmvp_core::finetune::init::transfer_encoder;
 use brainmvp_core::finetune::split::{label_fraction, split_subjects};
-use brainmvp_core::fs::folder_of;
 use brainmvp_core::model::classifier::{Classifier, ClassifierConfig};
 use brainmvp_core::rng::Rng;
 use brainmvp_core::Modality;
@@ -121,28 +119,11 @@ fn build_classifier<B: AutodiffBackend>(
     if modalities.is_empty() {
         bail!("{}: no modality to train on", config.cache.display());
     }
-    let pretrained = match &config.init {
-        Some(path) => Some((
-            path,
-            load_pretrained_encoder::<B>(&folder_of(path), device)?,
-        )),
-        None => None,
-    };
-    let encoder = match &pretrained {
-        Some((path, (manifest, _))) => preset_of(manifest, path)?,
-        None => config.encoder,
-    };
+    let (encoder, pretrained) = pretrained_encoder::<B>(config, device)?;
     let model_config = ClassifierConfig::new(modalities.len(), classes).with_encoder(encoder);
     let mut model = model_config.init::<B>(device)?;
-    let mut report = None;
-    if let Some((_, (_, pretrained_encoder))) = pretrained {
-        let (transferred, transfer) =
-            transfer_encoder(model.encoder, pretrained_encoder, config.first_embedding)?;
-        model.encoder = transferred;
-        let summary = transfer.summary();
-        log::info!("init: {summary}");
-        report = Some(summary);
-    }
+    let (encoder, report) = transfer_pretrained(model.encoder, pretrained, config)?;
+    model.encoder = encoder;
     Ok((model, model_config, report))
 }
 

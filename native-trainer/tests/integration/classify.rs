@@ -4,11 +4,10 @@
 //! split, the saved model reproduces them); plus the label table, metrics and crop helpers on
 //! hand-made inputs.
 
-use crate::support::{brainmvp, run_ok, scratch, synth_and_prepare, text};
+use crate::support::{brainmvp, kill_after_checkpoint, run_ok, scratch, synth_and_prepare, text};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use brainmvp_core::cache::CacheReader;
 use brainmvp_core::finetune::split::split_subjects;
@@ -349,27 +348,6 @@ fn centred_crops_pad_equally_with_the_extra_voxel_after() {
     assert_eq!(centred_start([40, 33, 32], [32, 32, 32]), [4, 0, 0]);
     // 25 voxels in a 32 crop: 7 of padding, 3 before and 4 after (as the loader).
     assert_eq!(centred_start([25, 31, 30], [32, 32, 32]), [-3, 0, -1]);
-}
-
-/// Waits until `checkpoints/latest` names `step` or later, then kills the run.
-fn kill_after_checkpoint(child: &mut std::process::Child, out: &Path, step: u64) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let latest = out.join("checkpoints/latest");
-    loop {
-        let reached = std::fs::read_to_string(&latest)
-            .ok()
-            .and_then(|name| name.trim().strip_prefix("step-")?.parse::<u64>().ok())
-            .is_some_and(|done| done >= step);
-        if reached || Instant::now() > deadline {
-            break;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the run ended before its checkpoint: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 fn train_losses(out: &Path) -> Vec<(u64, f64)> {

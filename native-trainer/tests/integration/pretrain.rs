@@ -2,10 +2,9 @@
 //! the loss falls, a run killed mid-way resumes to exactly the losses of an uninterrupted run,
 //! outputs (config, metrics, plot, checkpoints, export) are complete, bad configs fail in one line.
 
-use crate::support::{brainmvp, run, scratch, shared_mri, text};
+use crate::support::{brainmvp, kill_after_checkpoint, run, scratch, shared_mri, text};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use brainmvp_trainer::job::JobFile;
 use brainmvp_trainer::pretrain::PretrainConfig;
@@ -137,27 +136,6 @@ fn tiny_model_loss_falls_and_the_outputs_are_complete() {
     let resolved = PretrainConfig::load(&out.join("config.toml")).unwrap();
     assert_eq!((resolved.steps, resolved.optim.weight_decay), (160, 1e-5));
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Waits until `checkpoints/latest` names `step` or later, then kills the run (SIGKILL).
-fn kill_after_checkpoint(child: &mut std::process::Child, out: &Path, step: u64) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let latest = out.join("checkpoints/latest");
-    loop {
-        let reached = std::fs::read_to_string(&latest)
-            .ok()
-            .and_then(|name| name.trim().strip_prefix("step-")?.parse::<u64>().ok())
-            .is_some_and(|done| done >= step);
-        if reached || Instant::now() > deadline {
-            break;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the run ended before its checkpoint: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]

@@ -93,3 +93,25 @@ pub fn synth_and_prepare(
     );
     (cohort, cache)
 }
+
+/// Waits until the run in `out` has written its checkpoint of `step` (at most 5 min), then kills
+/// `child` (SIGKILL); panics when the run ends first.
+pub fn kill_after_checkpoint(child: &mut std::process::Child, out: &Path, step: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let latest = out.join("checkpoints/latest");
+    loop {
+        let reached = std::fs::read_to_string(&latest)
+            .ok()
+            .and_then(|name| name.trim().strip_prefix("step-")?.parse::<u64>().ok())
+            .is_some_and(|done| done >= step);
+        if reached || std::time::Instant::now() > deadline {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the run ended before its checkpoint: {status}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

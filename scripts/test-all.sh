@@ -9,12 +9,16 @@ start=$(date +%s)
 stage() { printf '\n=== %s (%ds elapsed)\n' "$*" "$(( $(date +%s) - start ))"; }
 
 # One package set and one feature set for every host cargo call below, so burn is compiled once
-# (the CUDA backend is compiled in to prove it builds; tests run on the CPU backend).
-HOST=(--release --workspace --features brainmvp-trainer/cuda,brainmvp-trainer/collective)
+# (the CUDA backend and the NCCL engine are compiled in to prove they build; tests run on the CPU
+# backend, the MPI ones under mpirun).
+HOST=(--release --workspace --features brainmvp-trainer/cuda,brainmvp-trainer/nccl,brainmvp-trainer/mpi)
 
 stage "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo --version
+
+stage "host packages (OpenMPI for the mpi feature and the mpirun tests)"
+./scripts/setup-host.sh
 
 stage "format"
 cargo fmt --all --check

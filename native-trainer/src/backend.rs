@@ -49,6 +49,25 @@ impl DeviceSpec {
     }
 }
 
+impl DeviceSpec {
+    /// The device of one process of a launched job (`mpirun`, `srun`, `torchrun`): `cuda` or
+    /// `wgpu` without an index take GPU `local_rank`, as `torchrun` does; an explicit single index
+    /// stays; several devices or CPU peers are refused (one device per process).
+    pub fn for_local_rank(self, text: &str, local_rank: usize) -> Result<Self> {
+        let explicit = text.contains(':');
+        match self {
+            Self::Cpu { peers: 1 } => Ok(self),
+            Self::Cuda(_) if !explicit => Ok(Self::Cuda(vec![local_rank])),
+            Self::Wgpu(_) if !explicit => Ok(Self::Wgpu(vec![local_rank])),
+            Self::Cuda(ref ids) | Self::Wgpu(ref ids) if ids.len() == 1 => Ok(self),
+            _ => bail!(
+                "--device {text:?}: a launched job runs one device per process; use cpu, cuda \
+                 (GPU LOCAL_RANK) or one index"
+            ),
+        }
+    }
+}
+
 /// Runs `$body` with `$backend` bound to the autodiff backend and `$devices` to the devices of
 /// `$spec`; a backend whose cargo feature is off is an error naming the feature.
 #[macro_export]

@@ -28,6 +28,12 @@ pub struct TrainState {
     pub total_steps: u64,
     /// brainmvp version that wrote it.
     pub version: String,
+    /// Data-parallel ranks of the run that wrote it (0: not recorded, older checkpoints).
+    #[serde(default)]
+    pub ranks: u64,
+    /// Micro-batches per rank and optimiser step of that run (0: not recorded).
+    #[serde(default)]
+    pub micro_batches: u64,
 }
 
 /// The checkpoint folder of a run.

@@ -40,14 +40,20 @@ pub trait JobFile: Serialize + DeserializeOwned {
 /// Starts a run in `out`: refuses a fresh run where one already is (its checkpoints), creates
 /// the folder, prints the resolved job under `title` and saves it as `out/config.toml`.
 pub fn start_run<J: JobFile>(job: &J, out: &Path, resume: bool, title: &str) -> Result<()> {
+    check_fresh_out(out, resume)?;
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    job.print_and_save(title, &out.join("config.toml"))
+}
+
+/// Refuses to start a new run (not `--resume`) in a folder that holds one.
+pub fn check_fresh_out(out: &Path, resume: bool) -> Result<()> {
     if !resume && out.join("checkpoints").exists() {
         anyhow::bail!(
             "{}: already holds a run; pass --resume to continue it or choose another --out",
             out.display()
         );
     }
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
-    job.print_and_save(title, &out.join("config.toml"))
+    Ok(())
 }
 
 /// A parser message on one line.

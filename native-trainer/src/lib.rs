@@ -3,7 +3,7 @@
 //!
 //! - [`commands`]: one module per verb (arguments + `run`);
 //! - [`pretrain`]: the BrainMVP pre-training job (config, loop, checkpoints, export);
-//! - [`distributed`]: data-parallel peers on burn-collective;
+//! - [`distributed`]: data-parallel ranks (threads, MPI, NCCL), launcher variables, faults;
 //! - [`demo`]: the main job on embedded data;
 //! - [`finetune`]: fine-tuning (segmentation and classification), the model folder;
 //! - [`experiment`]: the label-efficiency experiment (config, runs, its tables and plot);

@@ -38,8 +38,6 @@ enum Command {
     Bench(commands::bench::BenchCommand),
     /// BrainMVP pre-training from a TOML job file (`--resume` continues it).
     Pretrain(commands::pretrain::PretrainArgs),
-    /// burn-collective's global orchestrator for multi-node pre-training (feature `collective`).
-    Orchestrator(commands::orchestrator::OrchestratorArgs),
     /// The main job on embedded data: synthesise, prepare, pre-train, fine-tune (pre-trained and
     /// scratch), evaluate, export and segment; prints the final table.
     Demo(commands::demo::DemoArgs),
@@ -75,7 +73,6 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Demo(args) => commands::demo::run(args),
         Command::Pretrain(args) => commands::pretrain::run(args),
-        Command::Orchestrator(args) => commands::orchestrator::run(args),
         Command::Summary(args) => commands::summary::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),
         Command::Finetune(args) => commands::finetune::run(args),

@@ -150,6 +150,8 @@ pub fn train<B: AutodiffBackend, T: SupervisedTask<B>>(
                 step: done,
                 total_steps: config.steps,
                 version: brainmvp_core::VERSION.to_string(),
+                ranks: 1,
+                micro_batches: 1,
             };
             state
                 .progress

@@ -9,7 +9,6 @@ pub mod export;
 pub mod finetune;
 pub mod import;
 pub mod info;
-pub mod orchestrator;
 pub mod prepare;
 pub mod pretrain;
 pub mod segment;

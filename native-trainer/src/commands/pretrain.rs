@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::backend::DeviceSpec;
+use crate::distributed::Launch;
 use crate::job::JobFile;
-use crate::pretrain::{run_pretrain, PretrainConfig};
+use crate::pretrain::{run_pretrain_launched, PretrainConfig};
 
 #[derive(clap::Args)]
 pub struct PretrainArgs {
@@ -40,16 +41,27 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     if let Some(cache) = args.cache {
         config.cache = cache;
     }
-    let spec = DeviceSpec::parse(&args.device)?;
-    crate::job::start_run(
-        &config,
-        &config.out,
-        args.resume,
-        "resolved pretrain config",
-    )?;
+    let launch = Launch::from_env()?;
+    let mut spec = DeviceSpec::parse(&args.device)?;
+    if launch.world_size > 1 {
+        spec = spec.for_local_rank(&args.device, launch.local_rank)?;
+    }
+    let rank = launch.rank;
+    match rank {
+        0 => crate::job::start_run(
+            &config,
+            &config.out,
+            args.resume,
+            "resolved pretrain config",
+        )?,
+        _ => crate::job::check_fresh_out(&config.out, args.resume)?,
+    }
     let summary = crate::with_autodiff_backend!(spec, |B, devices| {
-        run_pretrain::<B>(&config, devices, args.resume)?
+        run_pretrain_launched::<B>(&config, devices, args.resume, launch)?
     });
+    if rank != 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(losses) = summary.last_losses {
         println!(
             "done: {} steps, last loss {:.5} (template {:.5}, cross-modal {:.5}, contrastive {:.5})",

@@ -7,4 +7,4 @@ pub mod run;
 pub mod template_watch;
 
 pub use config::PretrainConfig;
-pub use run::{run_pretrain, RunSummary};
+pub use run::{run_pretrain, run_pretrain_launched, RunSummary};

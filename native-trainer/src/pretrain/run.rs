@@ -22,7 +22,8 @@ use super::template_watch::{
 };
 use crate::checkpoint::{Checkpoints, TrainState};
 use crate::distributed::{
-    average_gradients, broadcast_module, finish, gather_features, start_peer, PeerHandle,
+    average_gradients, broadcast_module, check_replicas, finish, gather_features, start_peer,
+    Launch, PeerHandle, PeerStart, ThreadGroup,
 };
 use crate::job::JobFile;
 use crate::report::{plot_metrics, MetricsLog, TrainProgress};
@@ -51,15 +52,40 @@ struct Shared<'a> {
     cohort: Option<CohortMeans>,
 }
 
-/// Runs (or resumes) the job on `devices`, one peer thread per device.
+/// Runs (or resumes) the job on `devices` in this process: one rank (thread) per device.
 pub fn run_pretrain<B: AutodiffBackend>(
     config: &PretrainConfig,
     devices: Vec<B::Device>,
     resume: bool,
 ) -> Result<RunSummary> {
+    run_pretrain_launched::<B>(config, devices, resume, Launch::single())
+}
+
+/// Runs (or resumes) the job as this process's part of `launch` (`mpirun`, `srun`, `torchrun`:
+/// one device per process), or, for a single process, on `devices` with one rank per device.
+pub fn run_pretrain_launched<B: AutodiffBackend>(
+    config: &PretrainConfig,
+    devices: Vec<B::Device>,
+    resume: bool,
+    launch: Launch,
+) -> Result<RunSummary> {
     let mut config = config.clone();
     config.distributed.devices = devices.len().max(1);
+    if launch.world_size > 1 && devices.len() > 1 {
+        bail!(
+            "rank {} of {} ({:?} launch): one device per process, got {}; pass --device cuda \
+             (each process takes GPU LOCAL_RANK) or one index",
+            launch.rank,
+            launch.world_size,
+            launch.launcher,
+            devices.len()
+        );
+    }
     config.validate()?;
+    let world = launch.world_size * devices.len().max(1);
+    if resume {
+        config.optim.accumulation = micro_batches_on_resume(&config, world as u64)?;
+    }
     let reader = Arc::new(CacheReader::open(&config.cache)?);
     check_templates_cover_cache(&config, &reader)?;
     let cohort = cohort_means_if_needed(&config, &reader)?;
@@ -71,15 +97,19 @@ pub fn run_pretrain<B: AutodiffBackend>(
     };
     if devices.len() <= 1 {
         let device = devices.into_iter().next().unwrap_or_default();
-        return train_peer::<B>(0, device, &shared);
+        return train_peer::<B>(PeerStart::Process(launch), device, &shared);
     }
+    let members = ThreadGroup::new(
+        devices.len(),
+        Duration::from_secs(config.distributed.timeout_s),
+    );
     std::thread::scope(|scope| {
         let peers: Vec<_> = devices
             .into_iter()
-            .enumerate()
-            .map(|(index, device)| {
+            .zip(members)
+            .map(|(device, member)| {
                 let shared = &shared;
-                scope.spawn(move || train_peer::<B>(index, device, shared))
+                scope.spawn(move || train_peer::<B>(PeerStart::Thread(member), device, shared))
             })
             .collect();
         let mut summaries = Vec::new();
@@ -91,6 +121,41 @@ pub fn run_pretrain<B: AutodiffBackend>(
         }
         Ok(summaries.remove(0))
     })
+}
+
+/// Micro-batches per rank when resuming on `world` ranks: the checkpoint's global batch (its
+/// ranks × micro-batches) split evenly over the ranks, so the run goes on with the same batch
+/// and the same data order whatever the world size.
+fn micro_batches_on_resume(config: &PretrainConfig, world: u64) -> Result<u64> {
+    let configured = config.micro_batches();
+    let checkpoints = Checkpoints::new(&config.out, config.checkpoint.keep);
+    let Some((dir, state)) = checkpoints.latest()? else {
+        return Ok(configured);
+    };
+    if state.ranks == 0 || state.micro_batches == 0 {
+        return Ok(configured);
+    }
+    let global = state.ranks * state.micro_batches;
+    if global == configured * world {
+        return Ok(configured);
+    }
+    if global % world != 0 {
+        bail!(
+            "{}: written by {} rank(s) x {} micro-batch(es) = {global} micro-batches per step; \
+             {world} rank(s) cannot split that evenly: resume on a world size that divides {global}",
+            dir.display(),
+            state.ranks,
+            state.micro_batches
+        );
+    }
+    log::warn!(
+        "resuming a run of {} rank(s) x {} micro-batch(es) on {world} rank(s): {} micro-batch(es) \
+         per rank keep the batch of {global} micro-batches per step",
+        state.ranks,
+        state.micro_batches,
+        global / world
+    );
+    Ok(global / world)
 }
 
 /// Every modality of the cache needs a template (the views fill masked blocks with it).
@@ -142,12 +207,12 @@ struct Reporter {
 }
 
 fn train_peer<B: AutodiffBackend>(
-    local_index: usize,
+    start: PeerStart,
     device: B::Device,
     shared: &Shared<'_>,
 ) -> Result<RunSummary> {
     let config = shared.config;
-    let peer = start_peer::<B>(local_index, device.clone(), &config.distributed)?;
+    let peer = start_peer::<B>(start, device.clone(), &config.distributed)?;
     B::seed(&device, config.seed);
     let mut model = config.model.init::<B>(&device)?;
     if let (TemplateInit::CohortMean, Some(cohort)) = (config.model.templates.init, &shared.cohort)
@@ -183,16 +248,24 @@ fn train_peer<B: AutodiffBackend>(
             optimiser_step(shared, &peer, model, &mut optim, &mut loader, step)?;
         model = next_model;
         last_losses = Some(record.losses);
+        let done = step + 1;
+        let checkpoint = done % config.checkpoint.every == 0 || done == config.steps;
+        if checkpoint && peer.world_size() > 1 {
+            let checksum = check_replicas(&peer, &model)?;
+            log::info!(
+                "step {done}: the {} replicas are identical (weights checksum {checksum:016x})",
+                peer.world_size()
+            );
+        }
         if let Some(reporter) = reporter.as_mut() {
             let seconds = started.elapsed().as_secs_f64();
-            report_step(config, reporter, step + 1, &record, seconds, world)?;
-            let checkpoint = (step + 1) % config.checkpoint.every == 0 || step + 1 == config.steps;
-            let logged = (step + 1) % config.checkpoint.log_every.max(1) == 0;
+            report_step(config, reporter, done, &record, seconds, world)?;
+            let logged = done % config.checkpoint.log_every.max(1) == 0;
             if logged || checkpoint {
-                watch_templates(shared, reporter, &model, step + 1, checkpoint)?;
+                watch_templates(shared, reporter, &model, done, checkpoint)?;
             }
             if checkpoint {
-                let state = train_state(config, step + 1);
+                let state = train_state(config, done, world);
                 reporter
                     .progress
                     .suspend(|| reporter.checkpoints.save(&model, &optim, &state))?;
@@ -219,11 +292,13 @@ fn adamw(config: &PretrainConfig) -> AdamWConfig {
         .with_weight_decay(config.optim.weight_decay as f32)
 }
 
-fn train_state(config: &PretrainConfig, step: u64) -> TrainState {
+fn train_state(config: &PretrainConfig, step: u64, ranks: u64) -> TrainState {
     TrainState {
         step,
         total_steps: config.steps,
         version: brainmvp_core::VERSION.to_string(),
+        ranks,
+        micro_batches: config.micro_batches(),
     }
 }
 
@@ -288,6 +363,12 @@ fn optimiser_step<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
             .then_some(&negatives as &dyn NegativeGather<B>);
         let losses = model.losses_with(views, &config.loss, gather)?;
         let values = losses.values()?;
+        log::debug!(
+            "rank {} step {} batch {}: losses {values:?}",
+            peer.rank(),
+            step + 1,
+            batch.step
+        );
         if values.iter().any(|v| !v.is_finite()) {
             bail!("step {step}: the loss is not finite ({values:?}); lower optim.lr");
         }
@@ -295,10 +376,15 @@ fn optimiser_step<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
         let gradients = losses.total.div_scalar(micro_batches as f64).backward();
         accumulator.accumulate(&model, GradientsParams::from_grads(gradients, &model));
     }
-    let gradients = average_gradients(peer, accumulator.grads(), &model)?;
+    // The loss terms ride along with the gradients: every rank logs the mean over all ranks.
+    let mut losses = sums.map(|sum| (sum / micro_batches as f64) as f32);
+    let gradients = average_gradients(peer, accumulator.grads(), &model, &mut losses)?;
     let lr = config.schedule().lr(step);
     let model = optim.step(lr, model, gradients);
-    let losses = sums.map(|sum| sum / micro_batches as f64);
+    let losses = match peer.world_size() {
+        1 => sums.map(|sum| sum / micro_batches as f64),
+        _ => losses.map(f64::from),
+    };
     Ok((
         model,
         StepRecord {

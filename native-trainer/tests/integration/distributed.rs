@@ -1,11 +1,12 @@
-//! Data-parallel training API (native-trainer/src/distributed.rs): the `[distributed]` config,
-//! and, with the `collective` feature, two peers (threads) on the CPU backend (Autodiff<Flex>)
-//! averaging gradients, broadcasting weights and gathering contrastive features through
-//! burn-collective, checked against single-peer references.
+//! Data-parallel training API (native-trainer/src/distributed/): the `[distributed]` config;
+//! two ranks as threads of one process (`ThreadGroup`) on the CPU backend (Autodiff<Flex>)
+//! averaging gradients in buckets, broadcasting weights and gathering contrastive features,
+//! checked against single-rank references; and the rendezvous between processes, whose rank 0
+//! names a rank that was killed (two processes of this test binary).
 
 use brainmvp_trainer::distributed;
 
-use distributed::{DistributedConfig, ReduceStrategy};
+use distributed::{DistributedConfig, Engine};
 
 #[derive(serde::Deserialize)]
 struct ConfigFile {
@@ -19,47 +20,35 @@ fn parse(text: &str) -> anyhow::Result<DistributedConfig> {
 }
 
 #[test]
-fn config_defaults_to_one_peer() {
+fn config_defaults_to_one_device() {
     let config = parse("[distributed]\n").unwrap();
     assert_eq!(config, DistributedConfig::default());
-    assert_eq!(config.world_size(), 1);
-    assert_eq!(config.effective_batch(3, 2), 6);
+    assert_eq!(config.engine, Engine::Auto);
+    // 25 MB buckets of f32 values.
+    assert_eq!(config.bucket_values(), 6_250_000);
 }
 
 #[test]
-fn config_multi_node_ranks_and_batch() {
+fn config_reads_engine_buckets_and_timeout() {
     let config = parse(
-        "[distributed]\ndevices = 4\nnodes = 3\nnode_rank = 2\n\
-         orchestrator = \"ws://10.0.0.1:3000\"\nnode_address = \"ws://10.0.0.3:3001\"\n\
-         local_strategy = \"tree\"\nglobal_strategy = \"ring\"\ngather_negatives = true\n",
+        "[distributed]\nengine = \"nccl\"\nbucket_mb = 0.5\ntimeout_s = 30\ngather_negatives = true\n",
     )
     .unwrap();
-    assert_eq!(config.world_size(), 12);
-    // Node 2 holds global ranks 8..12.
-    assert_eq!(config.global_rank(0), 8);
-    assert_eq!(config.global_rank(3), 11);
-    assert_eq!(config.data_service_port().unwrap(), 3001);
-    assert_eq!(config.global_strategy, ReduceStrategy::Ring);
-    // 3 subjects per device, 2 accumulation steps, 12 replicas.
-    assert_eq!(config.effective_batch(3, 2), 72);
+    assert_eq!(config.engine, Engine::Nccl);
+    assert_eq!(config.bucket_values(), 125_000);
+    assert_eq!(config.timeout_s, 30);
+    assert!(config.gather_negatives);
 }
 
 #[test]
 fn config_rejects_inconsistent_sections() {
     let cases = [
         ("devices = 0", "devices"),
-        ("nodes = 2\nnode_rank = 2", "node_rank"),
-        ("tree_arity = 1", "tree_arity"),
-        ("nodes = 2", "orchestrator"),
-        (
-            "nodes = 2\norchestrator = \"10.0.0.1:3000\"\nnode_address = \"ws://b:1\"",
-            "ws://host:port",
-        ),
-        (
-            "nodes = 2\norchestrator = \"ws://a:3000\"\nnode_address = \"ws://b:http\"",
-            "not a port",
-        ),
-        ("devices = 2\nunknown_key = 1", "unknown"),
+        ("bucket_mb = 0", "bucket_mb"),
+        ("timeout_s = 0", "timeout_s"),
+        ("engine = \"gloo\"", "unknown variant"),
+        // The burn-collective keys are gone: ranks come from the launcher now.
+        ("nodes = 2", "unknown field"),
     ];
     for (body, expected) in cases {
         let error = parse(&format!("[distributed]\n{body}\n")).unwrap_err();
@@ -68,7 +57,7 @@ fn config_rejects_inconsistent_sections() {
     }
 }
 
-#[cfg(all(feature = "flex", feature = "collective"))]
+#[cfg(feature = "flex")]
 mod flex {
     use brainmvp_trainer::distributed::{self, DistributedConfig};
     use burn::backend::{Autodiff, Flex};
@@ -173,15 +162,18 @@ mod flex {
         pub stepped_weights: Vec<Vec<f32>>,
     }
 
-    /// One data-parallel step of peer `index`, whose replica starts from its own weights.
-    pub fn train_step(index: usize, config: &DistributedConfig) -> anyhow::Result<PeerResult> {
+    /// One data-parallel step of rank `start`, whose replica starts from its own weights.
+    pub fn train_step(
+        start: distributed::PeerStart,
+        config: &DistributedConfig,
+    ) -> anyhow::Result<PeerResult> {
         let device = Device::default();
-        let peer = distributed::start_peer::<Ad>(index, device, config)?;
-        let model = TinyNet::<Ad>::new(index as f32, &device);
+        let peer = distributed::start_peer::<Ad>(start, device, config)?;
+        let model = TinyNet::<Ad>::new(peer.rank() as f32, &device);
         let model = distributed::broadcast_module(&peer, model)?;
         let start_weights = values(&model, None);
         let grads = gradients(&model, peer.rank(), &device);
-        let grads = distributed::average_gradients(&peer, grads, &model)?;
+        let grads = distributed::average_gradients(&peer, grads, &model, &mut [])?;
         let grad_values = values(&model, Some(&grads));
         let mut optimizer = AdamWConfig::new()
             .with_weight_decay(1e-5)
@@ -213,54 +205,37 @@ mod flex {
     }
 }
 
-#[cfg(all(feature = "flex", not(feature = "collective")))]
-#[test]
-fn several_peers_need_the_collective_feature() {
-    use burn::backend::{Autodiff, Flex};
-    let config = DistributedConfig {
-        devices: 2,
-        ..Default::default()
-    };
-    let error =
-        distributed::start_peer::<Autodiff<Flex>>(0, Default::default(), &config).unwrap_err();
-    assert!(error.to_string().contains("collective"), "{error}");
-}
-
-#[cfg(all(feature = "flex", feature = "collective"))]
-mod collective {
+#[cfg(feature = "flex")]
+mod threads {
     use super::flex::*;
-    use brainmvp_trainer::distributed::{self, DistributedConfig};
+    use brainmvp_trainer::distributed::{self, DistributedConfig, PeerStart, ThreadGroup};
     use burn::tensor::TensorData;
-    use std::sync::Mutex;
+    use std::time::Duration;
 
-    /// burn-collective keeps one server per backend and process: the tests take turns.
-    static SERVER: Mutex<()> = Mutex::new(());
-
+    /// Runs `peer` on every member of a fresh two-rank thread group.
     fn run_peers<T: Send + 'static>(
         config: DistributedConfig,
-        peer: impl Fn(usize, &DistributedConfig) -> anyhow::Result<T> + Send + Sync + Copy + 'static,
+        peer: impl Fn(PeerStart, &DistributedConfig) -> anyhow::Result<T> + Send + Sync + Copy + 'static,
     ) -> Vec<T> {
-        let _turn = SERVER
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let threads: Vec<_> = (0..config.devices)
-            .map(|index| {
+        let threads: Vec<_> = ThreadGroup::new(2, Duration::from_secs(60))
+            .into_iter()
+            .map(|member| {
                 let config = config.clone();
-                std::thread::spawn(move || peer(index, &config))
+                std::thread::spawn(move || peer(PeerStart::Thread(member), &config))
             })
             .collect();
         threads
             .into_iter()
             .map(|thread| match thread.join() {
                 Ok(Ok(result)) => result,
-                Ok(Err(error)) => panic!("peer failed: {error:#}"),
-                Err(_) => panic!("peer thread panicked"),
+                Ok(Err(error)) => panic!("rank failed: {error:#}"),
+                Err(_) => panic!("rank thread panicked"),
             })
             .collect()
     }
 
-    /// Both peers started from rank 0's weights, hold the mean of the two single-batch gradients,
-    /// and end the AdamW step with identical, moved weights.
+    /// Both ranks started from rank 0's weights, hold the mean of the two single-batch
+    /// gradients, and end the AdamW step with identical, moved weights.
     fn check_data_parallel_step(what: &str, results: &[PeerResult]) {
         let device = Device::default();
         let model = TinyNet::<Ad>::new(0.0, &device);
@@ -271,7 +246,7 @@ mod collective {
             .zip(&g1)
             .map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect())
             .collect();
-        // Peer 1 never used the offset: its zero gradient halves peer 0's in the mean.
+        // Rank 1 never used the offset: its zero gradient halves rank 0's in the mean.
         assert!(
             reference[2].iter().all(|g| g.abs() > 1e-4),
             "{:?}",
@@ -281,7 +256,7 @@ mod collective {
         assert_eq!(results.len(), 2, "{what}");
         for result in results {
             assert_close(what, &result.start_weights, &initial, 0.0);
-            assert_close(what, &result.grads, &reference, 1e-5);
+            assert_close(what, &result.grads, &reference, 1e-6);
         }
         assert_close(
             what,
@@ -297,134 +272,43 @@ mod collective {
     }
 
     #[test]
-    fn two_peers_average_gradients_and_stay_identical() {
-        for strategy in [
-            distributed::ReduceStrategy::Tree,
-            distributed::ReduceStrategy::Ring,
-            distributed::ReduceStrategy::Centralized,
-        ] {
+    fn two_ranks_average_gradients_and_stay_identical() {
+        // One bucket for everything, and buckets of 8 bytes (each tensor alone, the 4x3 weight
+        // in a bucket larger than the limit): the same result.
+        for bucket_mb in [25.0, 8e-6] {
             let config = DistributedConfig {
-                devices: 2,
-                local_strategy: strategy,
+                bucket_mb,
                 ..Default::default()
             };
             let results = run_peers(config, train_step);
-            check_data_parallel_step(&format!("{strategy:?}"), &results);
+            check_data_parallel_step(&format!("bucket_mb = {bucket_mb}"), &results);
         }
     }
 
-    fn free_port() -> u16 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    }
-
-    /// Two nodes (two processes of this test binary, one peer each) meet through burn's global
-    /// orchestrator, served by this process. With burn-collective 0.21.0 both nodes register and
-    /// finish their first global all-reduce, then the second one never completes (Ring and Tree
-    /// alike; docs/distributed.md): run it with `--ignored` to check a newer burn.
     #[test]
-    #[ignore = "burn-collective 0.21.0: the second global all-reduce hangs (docs/distributed.md)"]
-    fn two_nodes_through_the_orchestrator() {
-        let orchestrator_port = free_port();
-        std::thread::spawn(move || distributed::run_orchestrator(orchestrator_port));
-        let children: Vec<_> = (0..2)
-            .map(|rank| {
-                std::process::Command::new(std::env::current_exe().unwrap())
-                    .args([
-                        "--exact",
-                        "collective::node_worker",
-                        "--ignored",
-                        "--nocapture",
-                    ])
-                    .env("BRAINMVP_TEST_NODE_RANK", rank.to_string())
-                    .env(
-                        "BRAINMVP_TEST_ORCHESTRATOR",
-                        format!("ws://127.0.0.1:{orchestrator_port}"),
-                    )
-                    .env(
-                        "BRAINMVP_TEST_NODE",
-                        format!("ws://127.0.0.1:{}", free_port()),
-                    )
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let mut children = children;
-        while children
-            .iter_mut()
-            .any(|child| child.try_wait().unwrap().is_none())
-        {
-            if std::time::Instant::now() > deadline {
-                children
-                    .iter_mut()
-                    .for_each(|child| child.kill().unwrap_or(()));
-                let logs: Vec<String> = children
-                    .into_iter()
-                    .map(|child| {
-                        let output = child.wait_with_output().unwrap();
-                        let stdout = String::from_utf8_lossy(&output.stdout);
-                        let stderr = String::from_utf8_lossy(&output.stderr);
-                        format!("{stdout}\n{stderr}")
-                    })
-                    .collect();
-                panic!("the nodes did not finish within 60 s:\n{}", logs.join("\n"));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let mut results = Vec::new();
-        for child in children {
-            let output = child.wait_with_output().unwrap();
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            let line = stdout
-                .lines()
-                .find_map(|line| line.strip_prefix("NODE-RESULT "))
-                .unwrap_or_else(|| {
-                    let stderr = String::from_utf8_lossy(&output.stderr);
-                    panic!("node printed no result:\n{stdout}\n{stderr}")
-                });
-            let (grads, start_weights, stepped_weights) = serde_json::from_str(line).unwrap();
-            results.push(PeerResult {
-                grads,
-                start_weights,
-                stepped_weights,
-            });
-        }
-        check_data_parallel_step("two nodes", &results);
-    }
-
-    /// One node of `two_nodes_through_the_orchestrator` (does nothing when run by hand).
-    #[test]
-    #[ignore = "child process of two_nodes_through_the_orchestrator"]
-    fn node_worker() {
-        let Ok(rank) = std::env::var("BRAINMVP_TEST_NODE_RANK") else {
-            return;
-        };
-        let config = DistributedConfig {
-            nodes: 2,
-            node_rank: rank.parse().unwrap(),
-            orchestrator: std::env::var("BRAINMVP_TEST_ORCHESTRATOR").ok(),
-            node_address: std::env::var("BRAINMVP_TEST_NODE").ok(),
-            ..Default::default()
-        };
-        let result = train_step(0, &config).unwrap();
-        let json =
-            serde_json::to_string(&(result.grads, result.start_weights, result.stepped_weights));
-        println!("NODE-RESULT {}", json.unwrap());
+    fn loss_values_ride_along_and_come_back_averaged() {
+        let results = run_peers(DistributedConfig::default(), |start, config| {
+            let device = Device::default();
+            let peer = distributed::start_peer::<Ad>(start, device, config)?;
+            let model = TinyNet::<Ad>::new(0.0, &device);
+            let grads = gradients(&model, peer.rank(), &device);
+            let mut losses = [1.0 + peer.rank() as f32, -2.0 * peer.rank() as f32];
+            distributed::average_gradients(&peer, grads, &model, &mut losses)?;
+            distributed::finish(peer)?;
+            Ok(losses)
+        });
+        assert_eq!(results, vec![[1.5, -1.0], [1.5, -1.0]]);
     }
 
     #[test]
     fn gathered_features_keep_local_gradients() {
         let config = DistributedConfig {
-            devices: 2,
             gather_negatives: true,
             ..Default::default()
         };
-        let results = run_peers(config, |index, config| {
+        let results = run_peers(config, |start, config| {
             let device = Device::default();
-            let peer = distributed::start_peer::<Ad>(index, device, config)?;
+            let peer = distributed::start_peer::<Ad>(start, device, config)?;
             let local = features(peer.rank(), &device);
             let gathered = distributed::gather_features(&peer, local.clone())?;
             let weights: Vec<f32> = (0..12).map(|i| i as f32 - 3.0).collect();
@@ -444,61 +328,175 @@ mod collective {
         for (rank, (gathered, local_grad)) in results.iter().enumerate() {
             assert_eq!(
                 gathered, &expected,
-                "rows of every peer, in rank order, exactly"
+                "rows of every rank, in rank order, exactly"
             );
-            // d(sum(gathered * W)) / d(local) is W's rows of this peer's block.
+            // d(sum(gathered * W)) / d(local) is W's rows of this rank's block.
             let block: Vec<f32> = (rank * 6..rank * 6 + 6).map(|i| i as f32 - 3.0).collect();
             assert_eq!(local_grad, &block);
         }
     }
 
     #[test]
-    fn replicas_built_apart_are_refused_without_broadcast() {
-        let config = DistributedConfig {
-            devices: 2,
-            ..Default::default()
-        };
-        let _turn = SERVER
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let threads: Vec<_> = (0..2)
-            .map(|index| {
-                let config = config.clone();
-                std::thread::spawn(move || {
-                    let device = Device::default();
-                    let peer = distributed::start_peer::<Ad>(index, device, &config)?;
-                    // Same weights, but each replica has its own random parameter ids.
-                    let model = TinyNet::<Ad>::new(0.0, &device);
-                    let grads = gradients(&model, index, &device);
-                    let outcome = distributed::average_gradients(&peer, grads, &model).map(|_| ());
-                    distributed::finish(peer)?;
-                    anyhow::Ok(outcome)
-                })
-            })
-            .collect();
-        for thread in threads {
-            let outcome = thread.join().unwrap().unwrap();
-            let message = format!("{:#}", outcome.unwrap_err());
-            assert!(message.contains("different parameters"), "{message}");
+    fn different_models_are_refused_and_diverged_replicas_found() {
+        let results = run_peers(DistributedConfig::default(), |start, config| {
+            let device = Device::default();
+            let peer = distributed::start_peer::<Ad>(start, device, config)?;
+            let model = TinyNet::<Ad>::new(peer.rank() as f32, &device);
+            // Not broadcast: the replicas differ in value, which the replica check finds.
+            let diverged = distributed::check_replicas(&peer, &model).map(|_| ());
+            let refused = match peer.rank() {
+                0 => distributed::broadcast_module(&peer, model).map(|_| ()),
+                _ => {
+                    let other = burn::nn::LinearConfig::new(4, 3).init::<Ad>(&device);
+                    distributed::broadcast_module(&peer, other).map(|_| ())
+                }
+            };
+            distributed::finish(peer)?;
+            Ok((
+                diverged.map_err(|e| format!("{e:#}")),
+                refused.map_err(|e| format!("{e:#}")),
+            ))
+        });
+        for (diverged, refused) in results {
+            let diverged = diverged.unwrap_err();
+            assert!(
+                diverged.contains("ranks [1] hold weights different"),
+                "{diverged}"
+            );
+            let refused = refused.unwrap_err();
+            assert!(refused.contains("ranks [1] hold parameters"), "{refused}");
         }
     }
 
     #[test]
-    fn one_peer_is_the_identity() {
+    fn one_rank_is_the_identity() {
         let device = Device::default();
         let config = DistributedConfig {
             gather_negatives: true,
             ..Default::default()
         };
-        let peer = distributed::start_peer::<Ad>(0, device, &config).unwrap();
+        let peer = distributed::start_peer::<Ad>(PeerStart::Single, device, &config).unwrap();
         let model = TinyNet::<Ad>::new(0.0, &device);
         let grads = gradients(&model, 0, &device);
         let before = values(&model, Some(&grads));
-        let grads = distributed::average_gradients(&peer, grads, &model).unwrap();
+        let grads = distributed::average_gradients(&peer, grads, &model, &mut [1.0]).unwrap();
         assert_close("gradients", &values(&model, Some(&grads)), &before, 0.0);
         let local = features(0, &device);
         let gathered = distributed::gather_features(&peer, local.clone()).unwrap();
         assert_eq!(gathered.into_data(), local.into_data());
         distributed::finish(peer).unwrap();
+    }
+}
+
+/// Two processes of this test binary meet at a rendezvous on localhost; one is killed with
+/// SIGKILL; the other must exit at once with status 3 and a message naming it.
+mod rendezvous {
+    use brainmvp_trainer::distributed::watch::{Rendezvous, EXIT_PEER_FAILED};
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    fn free_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    fn spawn_rank(rank: usize, port: u16) -> Child {
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "distributed::rendezvous::worker",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("BRAINMVP_TEST_RANK", rank.to_string())
+            .env("BRAINMVP_TEST_PORT", port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits for the worker's `JOINED` line.
+    fn wait_joined(child: &mut Child) {
+        let stdout = child.stdout.take().unwrap();
+        let line = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|line| line.starts_with("JOINED"));
+        assert!(line.is_some(), "the worker did not join");
+    }
+
+    /// Waits (at most 20 s) for `child` to exit; returns its status code and stderr.
+    fn exit_of(mut child: Child) -> (Option<i32>, String) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("the surviving rank did not exit within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    fn killed_rank_is_named(victim: usize) {
+        let port = free_port();
+        let mut ranks = vec![spawn_rank(0, port), spawn_rank(1, port)];
+        for rank in ranks.iter_mut() {
+            wait_joined(rank);
+        }
+        let mut killed = ranks.remove(victim);
+        let pid = killed.id();
+        killed.kill().unwrap(); // SIGKILL: no chance to say goodbye
+        killed.wait().unwrap();
+        let (code, stderr) = exit_of(ranks.remove(0));
+        assert_eq!(code, Some(EXIT_PEER_FAILED), "{stderr}");
+        let expected = match victim {
+            1 => format!("brainmvp rank 0: error: rank 1 (pid {pid} on "),
+            _ => "brainmvp rank 1: error: lost rank 0".to_string(),
+        };
+        assert!(
+            stderr.contains(&expected),
+            "expected {expected:?} in:\n{stderr}"
+        );
+    }
+
+    #[test]
+    fn a_killed_rank_stops_rank_zero_naming_it() {
+        killed_rank_is_named(1);
+    }
+
+    #[test]
+    fn a_killed_rank_zero_stops_the_others() {
+        killed_rank_is_named(0);
+    }
+
+    /// One rank of the tests above (does nothing when run by hand): joins, then waits 60 s,
+    /// as a rank busy training would.
+    #[test]
+    #[ignore = "child process of the rendezvous tests"]
+    fn worker() {
+        let (Ok(rank), Ok(port)) = (
+            std::env::var("BRAINMVP_TEST_RANK"),
+            std::env::var("BRAINMVP_TEST_PORT"),
+        ) else {
+            return;
+        };
+        let port: u16 = port.parse().unwrap();
+        let timeout = Duration::from_secs(20);
+        let _rendezvous = match rank.as_str() {
+            "0" => {
+                let (listener, _) = Rendezvous::listen(port).unwrap();
+                Rendezvous::serve(listener, 2, b"", timeout).unwrap()
+            }
+            _ => Rendezvous::join(1, "127.0.0.1", port, timeout).unwrap().0,
+        };
+        println!("JOINED");
+        std::thread::sleep(Duration::from_secs(60));
     }
 }

@@ -10,6 +10,8 @@ mod distributed;
 mod evaluate;
 mod export;
 mod finetune;
+#[cfg(feature = "mpi")]
+mod mpirun;
 mod official_golden;
 mod official_golden_unet;
 mod pretrain;

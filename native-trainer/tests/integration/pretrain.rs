@@ -11,7 +11,7 @@ use brainmvp_trainer::pretrain::PretrainConfig;
 use brainmvp_trainer::report::{read_metrics, MetricRecord};
 
 /// A 6-subject synthetic cohort at 2 mm, prepared at 2 mm (volumes about 70×85×70).
-fn cache() -> &'static Path {
+pub(crate) fn cache() -> &'static Path {
     static CACHE: OnceLock<PathBuf> = OnceLock::new();
     CACHE.get_or_init(|| {
         let dir = scratch("cohort");
@@ -48,7 +48,7 @@ fn cache() -> &'static Path {
 }
 
 /// A job file for the tiny model; `extra` is appended (TOML).
-fn job(dir: &Path, steps: u64, extra: &str) -> PathBuf {
+pub(crate) fn job(dir: &Path, steps: u64, extra: &str) -> PathBuf {
     let path = dir.join("job.toml");
     let text = format!(
         r#"cache = "{cache}"
@@ -81,7 +81,7 @@ warmup_fraction = 0.05
 }
 
 /// The training steps' records (not the `templates` watch rows).
-fn losses(out: &Path) -> Vec<MetricRecord> {
+pub(crate) fn losses(out: &Path) -> Vec<MetricRecord> {
     let records = read_metrics(&out.join("metrics.jsonl")).unwrap();
     records.into_iter().filter(|r| r.kind == "train").collect()
 }
@@ -249,9 +249,8 @@ fn shipped_job_files_parse_and_validate() {
     assert_eq!(tiny.data.crop_size, [32, 32, 32]);
 }
 
-/// Two data-parallel CPU peers (burn-collective): both train, rank 0 alone logs, checkpoints and
-/// exports, and a resumed two-peer run continues the same losses.
-#[cfg(feature = "collective")]
+/// Two data-parallel CPU ranks as threads of one process: both train, rank 0 alone logs,
+/// checkpoints and exports, and a resumed two-rank run continues the same losses.
 #[test]
 fn two_cpu_peers_train_checkpoint_and_resume_together() {
     let steps = 6;

@@ -98,10 +98,12 @@ const DATA: Section<LoaderConfig> = Section {
     ],
 };
 
+/// Prints `[data]` (serde's `serialize_with` of the `data` field).
 fn serialize_data<S: Serializer>(data: &LoaderConfig, serializer: S) -> Result<S::Ok, S::Error> {
     DATA.serialize(data, serializer)
 }
 
+/// Reads `[data]` (serde's `deserialize_with` of the `data` field).
 fn deserialize_data<'de, D: Deserializer<'de>>(deserializer: D) -> Result<LoaderConfig, D::Error> {
     DATA.deserialize(deserializer)
 }

@@ -14,11 +14,13 @@
 //! - fine-tuning and use: [`finetune`] (labels, encoder transfer, cut-mix, splits, few-shot),
 //!   [`losses`], [`metrics`], [`classification`], [`inference`] (sliding window and case
 //!   segmentation), [`postprocess`], [`bmvp`] (the one-file model);
-//! - [`error`]: the one error type.
+//! - [`error`]: the one error type; [`config`]: the [`config!`] macro (settings structs with
+//!   their defaults next to the fields).
 
 pub mod bmvp;
 pub mod classification;
 pub mod cohort;
+pub mod config;
 pub mod crops;
 pub mod error;
 pub mod finetune;

@@ -28,46 +28,34 @@ use std::thread::JoinHandle;
 /// global sample `g` draws from `Rng::stream(seed ^ SAMPLE_SALT, g)`.
 pub const SAMPLE_SALT: u64 = 0x243F_6A88_85A3_08D3;
 
-/// Loader settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LoaderConfig {
-    /// Crop size in voxels (x, y, z).
-    pub crop_size: [usize; 3],
-    /// Samples (subjects) per batch.
-    pub batch_size: usize,
-    /// Random flip along each axis with probability 0.5, the same for all modalities and the label.
-    pub flips: bool,
-    /// Per-modality random offset in `±intensity_shift` added to the crop (MONAI
-    /// `RandShiftIntensity`); 0 = off.
-    pub intensity_shift: f32,
-    /// Per-modality random factor in `1 ± intensity_scale` multiplying the crop (MONAI
-    /// `RandScaleIntensity`, applied before the shift); 0 = off.
-    pub intensity_scale: f32,
-    /// Worker threads; 0 produces batches on the calling thread.
-    pub workers: usize,
-    /// Batches that may wait in the queues (all workers together, at least one per worker).
-    pub queue_depth: usize,
-    pub seed: u64,
-    /// Probability in `[0, 1]` that a crop contains, at a random place (then clamped into the
-    /// volume), a random voxel whose label is > 0; subjects without a label or with an empty one get the uniform
-    /// crop. 0 (the default) keeps every crop uniform.
-    pub foreground_fraction: f64,
-}
-
-impl Default for LoaderConfig {
-    fn default() -> Self {
-        Self {
-            crop_size: [96, 96, 96],
-            batch_size: 2,
-            flips: false,
-            intensity_shift: 0.0,
-            intensity_scale: 0.0,
-            workers: 2,
-            queue_depth: 4,
-            seed: 0,
-            foreground_fraction: 0.0,
-        }
+crate::config! {
+    /// Loader settings.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    pub struct LoaderConfig {
+        /// Crop size in voxels (x, y, z).
+        pub crop_size: [usize; 3] = [96, 96, 96],
+        /// Samples (subjects) per batch.
+        pub batch_size: usize = 2,
+        /// Worker threads; 0 produces batches on the calling thread.
+        pub workers: usize = 2,
+        /// Batches that may wait in the queues (all workers together, at least one per worker).
+        pub queue_depth: usize = 4,
+        /// Random flip along each axis with probability 0.5, the same for all modalities and the
+        /// label.
+        pub flips: bool = false,
+        /// Per-modality random offset in `±intensity_shift` added to the crop (MONAI
+        /// `RandShiftIntensity`); 0 = off.
+        pub intensity_shift: f32 = 0.0,
+        /// Per-modality random factor in `1 ± intensity_scale` multiplying the crop (MONAI
+        /// `RandScaleIntensity`, applied before the shift); 0 = off.
+        pub intensity_scale: f32 = 0.0,
+        /// Seed of the subject order and of every sample's crop, flips and intensity changes.
+        pub seed: u64 = 0,
+        /// Probability in `[0, 1]` that a crop contains, at a random place (then clamped into the
+        /// volume), a random voxel whose label is > 0; subjects without a label or with an empty
+        /// one get the uniform crop. 0 (the default) keeps every crop uniform.
+        pub foreground_fraction: f64 = 0.0,
     }
 }
 

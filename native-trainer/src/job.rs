@@ -90,4 +90,62 @@ mod tests {
         assert_eq!(FinetuneConfig::load(&saved).unwrap(), job);
         std::fs::remove_dir_all(dir).unwrap();
     }
+
+    /// `Default` is what an empty file means, and the printed config reads back as itself.
+    fn defaults_and_printing_agree<J: JobFile + Default + PartialEq + std::fmt::Debug>() {
+        let default = J::default();
+        assert_eq!(toml::from_str::<J>("").unwrap(), default);
+        default.validate().unwrap();
+        let printed = default.to_toml().unwrap();
+        assert_eq!(toml::from_str::<J>(&printed).unwrap(), default, "{printed}");
+    }
+
+    #[test]
+    fn every_jobs_default_is_the_empty_file_and_its_printed_config_round_trips() {
+        defaults_and_printing_agree::<crate::pretrain::PretrainConfig>();
+        defaults_and_printing_agree::<FinetuneConfig>();
+        defaults_and_printing_agree::<crate::experiment::config::LabelEfficiencyConfig>();
+        defaults_and_printing_agree::<brainmvp_core::cache::PrepareConfig>();
+    }
+
+    /// `[data]` takes the loader's keys with each job's defaults; unknown keys and the keys a job
+    /// sets itself are refused, naming the key.
+    #[test]
+    fn data_sections_keep_their_keys_and_defaults() {
+        use crate::pretrain::PretrainConfig;
+        let pretrain: PretrainConfig = toml::from_str("seed = 5\n[data]\nworkers = 3\n").unwrap();
+        assert_eq!(
+            (pretrain.data.batch_size, pretrain.data.queue_depth),
+            (3, PretrainConfig::default().data.queue_depth)
+        );
+        assert_eq!((pretrain.loader().seed, pretrain.loader().workers), (5, 3));
+        let finetune: FinetuneConfig = toml::from_str("[data]\nworkers = 3\n").unwrap();
+        assert!(finetune.data.flips && finetune.data.batch_size == 2);
+        assert_eq!(finetune.loader().queue_depth, 6);
+        let refused = [
+            ("[data]\nbatchsize = 2\n", "unknown field `batchsize`"),
+            ("[data]\nseed = 2\n", "key `seed` cannot be set here"),
+            (
+                "[data]\nforeground_fraction = 0.5\n",
+                "key `foreground_fraction` cannot",
+            ),
+        ];
+        for (text, message) in refused {
+            let err = toml::from_str::<PretrainConfig>(text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(message), "{text}: {err}");
+        }
+        let refused = [
+            ("[data]\nbatchsize = 2\n", "unknown field `batchsize`"),
+            ("[data]\nseed = 2\n", "key `seed` cannot be set here"),
+            ("[data]\nqueue_depth = 2\n", "key `queue_depth` cannot"),
+        ];
+        for (text, message) in refused {
+            let err = toml::from_str::<FinetuneConfig>(text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(message), "{text}: {err}");
+        }
+    }
 }

@@ -10,6 +10,8 @@
 //! - [`paired`]: paired differences with 95 % intervals (the experiment's comparisons);
 //! - [`evaluate`]: Dice and HD95 of predicted label maps against the ground truth;
 //! - [`backend`]: `--device` parsing and backend dispatch;
+//! - [`job`]: job files (read, check, print, save); [`section`]: a job-file section that is
+//!   another config (the loader's `[data]`);
 //! - [`report`]: metrics log, PNG plots, progress bar;
 //! - [`torch`]: official PyTorch checkpoints in (`import`) and PyTorch-loadable weights out.
 
@@ -30,6 +32,7 @@ pub mod model_folder;
 pub mod paired;
 pub mod pretrain;
 pub mod report;
+pub mod section;
 pub mod segment;
 pub mod serve;
 pub mod torch;

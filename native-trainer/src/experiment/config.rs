@@ -8,38 +8,26 @@ use std::path::{Path, PathBuf};
 use crate::finetune::FinetuneConfig;
 use crate::pretrain::PretrainConfig;
 
-/// The experiment's job file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LabelEfficiencyConfig {
-    /// Output folder (pre-training runs, fine-tuning runs, results).
-    pub out: PathBuf,
-    /// Fractions of the training subjects.
-    pub fractions: Vec<f64>,
-    /// Fine-tuning seeds (weights, subset, crops); the test set is fixed by `finetune.split`.
-    pub seeds: Vec<u64>,
-    /// Whether to run the pre-training ablations.
-    pub ablation: bool,
-    /// The label fractions of the ablation rows (each must also be in `fractions`, whose
-    /// pre-trained and scratch runs the ablation rows are compared with).
-    pub ablation_fractions: Vec<f64>,
-    /// The pre-training job (its `out` is replaced by `<out>/pretrain-<variant>`).
-    pub pretrain: PretrainConfig,
-    /// The fine-tuning job (its `out`, `init`, `seed`, `label_fraction` are set per run).
-    pub finetune: FinetuneConfig,
-}
-
-impl Default for LabelEfficiencyConfig {
-    fn default() -> Self {
-        Self {
-            out: PathBuf::from("runs/label-efficiency"),
-            fractions: vec![0.1, 0.2, 0.4, 1.0],
-            seeds: vec![0, 1],
-            ablation: true,
-            ablation_fractions: vec![0.1, 0.2],
-            pretrain: PretrainConfig::default(),
-            finetune: FinetuneConfig::default(),
-        }
+brainmvp_core::config! {
+    /// The experiment's job file.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct LabelEfficiencyConfig {
+        /// Output folder (pre-training runs, fine-tuning runs, results).
+        pub out: PathBuf = PathBuf::from("runs/label-efficiency"),
+        /// Fractions of the training subjects.
+        pub fractions: Vec<f64> = vec![0.1, 0.2, 0.4, 1.0],
+        /// Fine-tuning seeds (weights, subset, crops); the test set is fixed by `finetune.split`.
+        pub seeds: Vec<u64> = vec![0, 1],
+        /// Whether to run the pre-training ablations.
+        pub ablation: bool = true,
+        /// The label fractions of the ablation rows (each must also be in `fractions`, whose
+        /// pre-trained and scratch runs the ablation rows are compared with).
+        pub ablation_fractions: Vec<f64> = vec![0.1, 0.2],
+        /// The pre-training job (its `out` is replaced by `<out>/pretrain-<variant>`).
+        pub pretrain: PretrainConfig,
+        /// The fine-tuning job (its `out`, `init`, `seed`, `label_fraction` are set per run).
+        pub finetune: FinetuneConfig,
     }
 }
 

@@ -10,8 +10,10 @@ use brainmvp_core::loader::LoaderConfig;
 use brainmvp_core::model::EncoderPreset;
 use brainmvp_core::pretrain::LrSchedule;
 use brainmvp_core::Modality;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::path::PathBuf;
+
+use crate::section::Section;
 
 /// What is learnt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -23,153 +25,116 @@ pub enum Task {
     Classify,
 }
 
-/// A whole fine-tuning job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FinetuneConfig {
-    /// Cache folder made by `brainmvp prepare` (with label maps for segmentation).
-    pub cache: PathBuf,
-    /// Output folder (config, metrics, plots, checkpoints, the model).
-    pub out: PathBuf,
-    /// Seed of the weights, the label fraction, the crops and the cut-mix.
-    pub seed: u64,
-    /// `segment` or `classify`.
-    pub task: Task,
-    /// Pre-trained export folder (`<pretrain out>/export`); none = from scratch.
-    pub init: Option<PathBuf>,
-    /// Encoder preset when training from scratch (with `init`, the export's preset is used).
-    pub encoder: EncoderPreset,
-    /// With `init` and more input channels than the pre-training's one: `fresh` (the official
-    /// fine-tuning) re-initialises the first patch embedding's convolution, `inflate` repeats the
-    /// pre-trained kernel over the channels scaled by 1/C.
-    pub first_embedding: FirstEmbedding,
-    /// Input modalities in channel order; empty = every modality of the cache.
-    pub modalities: Vec<Modality>,
-    /// Segmentation labels; none = detected from the training label maps.
-    pub labels: Option<LabelScheme>,
-    /// Deep supervision heads on the two finest decoder levels during training.
-    pub deep_supervision: bool,
-    /// Optimiser steps.
-    pub steps: u64,
-    /// Fraction of the training subjects used (seeded, nested: 10 % ⊂ 20 % ⊂ …).
-    pub label_fraction: f64,
-    /// Train/validation/test split of the cache's subjects.
-    pub split: SplitConfig,
-    /// Adam and its schedule.
-    pub optim: FinetuneOptim,
-    /// Crops and augmentation.
-    pub data: FinetuneData,
-    /// Template channel cut-mix (`--mix-template`).
-    pub mix_template: MixTemplateConfig,
-    /// Sliding-window inference for validation, test and the exported model.
-    pub window: SlidingWindowConfig,
-    /// Validation and checkpoints.
-    pub validation: ValidationConfig,
-    /// Classification labels (task `classify`).
-    pub classify: ClassifyConfig,
-}
-
-impl Default for FinetuneConfig {
-    fn default() -> Self {
-        Self {
-            cache: PathBuf::from("cache"),
-            out: PathBuf::from("runs/finetune"),
-            seed: 0,
-            task: Task::Segment,
-            init: None,
-            encoder: EncoderPreset::Small,
-            first_embedding: FirstEmbedding::Fresh,
-            modalities: Vec::new(),
-            labels: None,
-            deep_supervision: true,
-            steps: 1000,
-            label_fraction: 1.0,
-            split: SplitConfig::default(),
-            optim: FinetuneOptim::default(),
-            data: FinetuneData::default(),
-            mix_template: MixTemplateConfig::default(),
-            window: SlidingWindowConfig::default(),
-            validation: ValidationConfig::default(),
-            classify: ClassifyConfig::default(),
-        }
-    }
-}
-
-/// Which subjects train, validate and test; the test set depends only on this seed, so runs
-/// with different training seeds and label fractions share it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SplitConfig {
-    pub validation_fraction: f64,
-    pub test_fraction: f64,
-    pub seed: u64,
-}
-
-impl Default for SplitConfig {
-    fn default() -> Self {
-        Self {
-            validation_fraction: 0.2,
-            test_fraction: 0.2,
-            seed: 0,
-        }
-    }
-}
-
-/// Adam (PyTorch's L2 weight decay) with a warm-up cosine schedule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FinetuneOptim {
-    pub lr: f64,
-    pub min_lr: f64,
-    pub weight_decay: f64,
-    pub warmup_fraction: f64,
-    /// With `init`: the pre-trained encoder's learning rate is `lr × encoder_lr_scale` (the
-    /// decoder, new heads and the re-initialised first embedding train at `lr`). 1 = official.
-    pub encoder_lr_scale: f64,
-    /// With `init`: the pre-trained encoder is frozen (no update; BatchNorm statistics still
-    /// follow the data) for this many first steps while the fresh decoder learns to read it.
-    pub freeze_encoder_steps: u64,
-}
-
-impl Default for FinetuneOptim {
-    fn default() -> Self {
-        Self {
-            lr: 3e-4,
-            min_lr: 0.0,
-            weight_decay: 1e-4,
-            warmup_fraction: 0.0,
-            encoder_lr_scale: 1.0,
-            freeze_encoder_steps: 0,
-        }
-    }
-}
-
-/// Crops and augmentation of the training loader.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FinetuneData {
-    /// Crop edge `[x, y, z]` (a multiple of 16).
-    pub crop_size: [usize; 3],
-    pub batch_size: usize,
-    pub workers: usize,
-    pub flips: bool,
-    pub intensity_shift: f32,
-    pub intensity_scale: f32,
-    /// Probability that a crop is centred on a labelled voxel (0 = uniform crops, as official).
-    pub foreground_fraction: f64,
-}
-
-impl Default for FinetuneData {
-    fn default() -> Self {
-        Self {
+brainmvp_core::config! {
+    /// A whole fine-tuning job.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct FinetuneConfig {
+        /// Cache folder made by `brainmvp prepare` (with label maps for segmentation).
+        pub cache: PathBuf = PathBuf::from("cache"),
+        /// Output folder (config, metrics, plots, checkpoints, the model).
+        pub out: PathBuf = PathBuf::from("runs/finetune"),
+        /// Seed of the weights, the label fraction, the crops and the cut-mix.
+        pub seed: u64 = 0,
+        /// `segment` or `classify`.
+        pub task: Task = Task::Segment,
+        /// Pre-trained export folder (`<pretrain out>/export`); none = from scratch.
+        pub init: Option<PathBuf> = None,
+        /// Encoder preset when training from scratch (with `init`, the export's preset is used).
+        pub encoder: EncoderPreset = EncoderPreset::Small,
+        /// With `init` and more input channels than the pre-training's one: `fresh` (the
+        /// official fine-tuning) re-initialises the first patch embedding's convolution,
+        /// `inflate` repeats the pre-trained kernel over the channels scaled by 1/C.
+        pub first_embedding: FirstEmbedding = FirstEmbedding::Fresh,
+        /// Input modalities in channel order; empty = every modality of the cache.
+        pub modalities: Vec<Modality> = Vec::new(),
+        /// Segmentation labels; none = detected from the training label maps.
+        pub labels: Option<LabelScheme> = None,
+        /// Deep supervision heads on the two finest decoder levels during training.
+        pub deep_supervision: bool = true,
+        /// Optimiser steps.
+        pub steps: u64 = 1000,
+        /// Fraction of the training subjects used (seeded, nested: 10 % ⊂ 20 % ⊂ …).
+        pub label_fraction: f64 = 1.0,
+        /// Train/validation/test split of the cache's subjects.
+        pub split: SplitConfig,
+        /// Adam and its schedule.
+        pub optim: FinetuneOptim,
+        /// Crops and augmentation of the training loader: the `[data]` keys are the loader's
+        /// ([`LoaderConfig`]) except `seed` (the job's `seed` wins) and `queue_depth` (always
+        /// twice `workers`); see [`FinetuneConfig::loader`].
+        #[serde(serialize_with = "serialize_data", deserialize_with = "deserialize_data")]
+        pub data: LoaderConfig = LoaderConfig {
             crop_size: [96, 96, 96],
             batch_size: 2,
             workers: 2,
             flips: true,
             intensity_shift: 0.1,
             intensity_scale: 0.1,
+            // 0 = uniform crops, as the official fine-tuning.
             foreground_fraction: 0.0,
-        }
+            ..LoaderConfig::default()
+        },
+        /// Template channel cut-mix (`--mix-template`).
+        pub mix_template: MixTemplateConfig,
+        /// Sliding-window inference for validation, test and the exported model.
+        pub window: SlidingWindowConfig,
+        /// Validation and checkpoints.
+        pub validation: ValidationConfig,
+        /// Classification labels (task `classify`).
+        pub classify: ClassifyConfig,
+    }
+}
+
+/// The `[data]` section: the loader's keys over the job's defaults, less the job's own.
+const DATA: Section<LoaderConfig> = Section {
+    defaults: || FinetuneConfig::default().data,
+    set_by_job: &[
+        ("seed", "the loader's seed is the job's `seed`"),
+        (
+            "queue_depth",
+            "the fine-tuning loader queues twice `workers` batches",
+        ),
+    ],
+};
+
+/// Prints `[data]` (serde's `serialize_with` of the `data` field).
+fn serialize_data<S: Serializer>(data: &LoaderConfig, serializer: S) -> Result<S::Ok, S::Error> {
+    DATA.serialize(data, serializer)
+}
+
+/// Reads `[data]` (serde's `deserialize_with` of the `data` field).
+fn deserialize_data<'de, D: Deserializer<'de>>(deserializer: D) -> Result<LoaderConfig, D::Error> {
+    DATA.deserialize(deserializer)
+}
+
+brainmvp_core::config! {
+    /// Which subjects train, validate and test; the test set depends only on this seed, so runs
+    /// with different training seeds and label fractions share it.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct SplitConfig {
+        pub validation_fraction: f64 = 0.2,
+        pub test_fraction: f64 = 0.2,
+        pub seed: u64 = 0,
+    }
+}
+
+brainmvp_core::config! {
+    /// Adam (PyTorch's L2 weight decay) with a warm-up cosine schedule.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct FinetuneOptim {
+        pub lr: f64 = 3e-4,
+        pub min_lr: f64 = 0.0,
+        pub weight_decay: f64 = 1e-4,
+        pub warmup_fraction: f64 = 0.0,
+        /// With `init`: the pre-trained encoder's learning rate is `lr × encoder_lr_scale` (the
+        /// decoder, new heads and the re-initialised first embedding train at `lr`). 1 = official.
+        pub encoder_lr_scale: f64 = 1.0,
+        /// With `init`: the pre-trained encoder is frozen (no update; BatchNorm statistics still
+        /// follow the data) for this many first steps while the fresh decoder learns to read it.
+        pub freeze_encoder_steps: u64 = 0,
     }
 }
 
@@ -184,54 +149,36 @@ pub struct MixTemplateConfig {
     pub cut_mix: CutMixConfig,
 }
 
-/// When to validate and checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ValidationConfig {
-    /// Optimiser steps between validations (and at the end); the best mean Dice is kept.
-    pub every: u64,
-    /// Steps between greppable log lines.
-    pub log_every: u64,
-    /// Checkpoints kept.
-    pub keep: usize,
-    /// Also validate the untouched model before the first step (the baseline Dice).
-    pub at_start: bool,
-    /// Stop when this many validations in a row did not beat the best (0 = run every step).
-    pub patience: u64,
-}
-
-impl Default for ValidationConfig {
-    fn default() -> Self {
-        Self {
-            every: 100,
-            log_every: 10,
-            keep: 2,
-            at_start: true,
-            patience: 0,
-        }
+brainmvp_core::config! {
+    /// When to validate and checkpoint.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct ValidationConfig {
+        /// Optimiser steps between validations (and at the end); the best mean Dice is kept.
+        pub every: u64 = 100,
+        /// Steps between greppable log lines.
+        pub log_every: u64 = 10,
+        /// Checkpoints kept.
+        pub keep: usize = 2,
+        /// Also validate the untouched model before the first step (the baseline Dice).
+        pub at_start: bool = true,
+        /// Stop when this many validations in a row did not beat the best (0 = run every step).
+        pub patience: u64 = 0,
     }
 }
 
-/// Subject classes from a CSV table (the synthetic cohort's `subjects.csv` by default).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClassifyConfig {
-    /// The table; none = `subjects.csv` next to the cohort the cache came from is not known,
-    /// so it must be given for `classify`.
-    pub labels_csv: Option<PathBuf>,
-    /// Column holding the subject id.
-    pub id_column: String,
-    /// Column holding the class.
-    pub label_column: String,
-}
-
-impl Default for ClassifyConfig {
-    fn default() -> Self {
-        Self {
-            labels_csv: None,
-            id_column: "id".into(),
-            label_column: "grade".into(),
-        }
+brainmvp_core::config! {
+    /// Subject classes from a CSV table (the synthetic cohort's `subjects.csv` by default).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct ClassifyConfig {
+        /// The table; none = `subjects.csv` next to the cohort the cache came from is not known,
+        /// so it must be given for `classify`.
+        pub labels_csv: Option<PathBuf> = None,
+        /// Column holding the subject id.
+        pub id_column: String = "id".into(),
+        /// Column holding the class.
+        pub label_column: String = "grade".into(),
     }
 }
 
@@ -246,18 +193,13 @@ impl FinetuneConfig {
         }
     }
 
-    /// The training loader's settings.
+    /// The training loader's settings: `[data]` with the job's `seed` and a queue of twice
+    /// `workers` batches.
     pub fn loader(&self) -> LoaderConfig {
         LoaderConfig {
-            crop_size: self.data.crop_size,
-            batch_size: self.data.batch_size,
-            flips: self.data.flips,
-            intensity_shift: self.data.intensity_shift,
-            intensity_scale: self.data.intensity_scale,
-            workers: self.data.workers,
             queue_depth: 2 * self.data.workers.max(1),
             seed: self.seed,
-            foreground_fraction: self.data.foreground_fraction,
+            ..self.data.clone()
         }
     }
 

@@ -5,153 +5,116 @@ use anyhow::{bail, Result};
 use brainmvp_core::loader::LoaderConfig;
 use brainmvp_core::pretext::views::ViewConfig;
 use brainmvp_core::pretrain::{BrainMvpConfig, LossWeights, LrSchedule};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::path::PathBuf;
 
 use crate::distributed::DistributedConfig;
+use crate::section::Section;
 
-/// A whole pre-training job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PretrainConfig {
-    /// Cache folder made by `brainmvp prepare`.
-    pub cache: PathBuf,
-    /// Output folder (config, metrics, plots, checkpoints, export).
-    pub out: PathBuf,
-    /// Seed of the data order, masks, views and initial weights.
-    pub seed: u64,
-    /// Optimiser steps (each of `optim.accumulation` micro-batches per device).
-    pub steps: u64,
-    /// Network.
-    pub model: BrainMvpConfig,
-    /// Masking and view construction.
-    pub views: ViewConfig,
-    /// Loss weights.
-    pub loss: LossWeights,
-    /// Optimiser and schedule.
-    pub optim: OptimConfig,
-    /// Crops and the loader.
-    pub data: DataConfig,
-    /// Checkpoints and logs.
-    pub checkpoint: CheckpointConfig,
-    /// Several devices or machines.
-    pub distributed: DistributedConfig,
-}
-
-impl Default for PretrainConfig {
-    fn default() -> Self {
-        Self {
-            cache: PathBuf::from("cache"),
-            out: PathBuf::from("runs/pretrain"),
-            seed: 46,
-            steps: 1000,
-            model: BrainMvpConfig::default(),
-            views: ViewConfig::default(),
-            loss: LossWeights::default(),
-            optim: OptimConfig::default(),
-            data: DataConfig::default(),
-            checkpoint: CheckpointConfig::default(),
-            distributed: DistributedConfig::default(),
-        }
+brainmvp_core::config! {
+    /// A whole pre-training job.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct PretrainConfig {
+        /// Cache folder made by `brainmvp prepare`.
+        pub cache: PathBuf = PathBuf::from("cache"),
+        /// Output folder (config, metrics, plots, checkpoints, export).
+        pub out: PathBuf = PathBuf::from("runs/pretrain"),
+        /// Seed of the data order, masks, views and initial weights.
+        pub seed: u64 = 46,
+        /// Optimiser steps (each of `optim.accumulation` micro-batches per device).
+        pub steps: u64 = 1000,
+        /// Network.
+        pub model: BrainMvpConfig,
+        /// Masking and view construction.
+        pub views: ViewConfig,
+        /// Loss weights.
+        pub loss: LossWeights,
+        /// Optimiser and schedule.
+        pub optim: OptimConfig,
+        /// Crops and the loader of one device: the `[data]` keys are the loader's
+        /// ([`LoaderConfig`]) except `seed` (the job's `seed` wins) and `foreground_fraction`
+        /// (pre-training crops uniformly); see [`PretrainConfig::loader`].
+        #[serde(serialize_with = "serialize_data", deserialize_with = "deserialize_data")]
+        pub data: LoaderConfig = {
+            let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+            LoaderConfig {
+                crop_size: [96, 96, 96],
+                // Subjects per micro-batch per device (each gives one crop per view).
+                batch_size: 3,
+                workers,
+                queue_depth: 2 * workers,
+                flips: true,
+                intensity_shift: 0.1,
+                intensity_scale: 0.1,
+                ..LoaderConfig::default()
+            }
+        },
+        /// Checkpoints and logs.
+        pub checkpoint: CheckpointConfig,
+        /// Several devices or machines.
+        pub distributed: DistributedConfig,
     }
 }
 
-/// AdamW with a warm-up cosine schedule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct OptimConfig {
-    /// Peak learning rate.
-    pub lr: f64,
-    /// Learning rate at the last step.
-    pub min_lr: f64,
-    /// Decoupled weight decay.
-    pub weight_decay: f64,
-    /// Linear warm-up, as a fraction of the steps.
-    pub warmup_fraction: f64,
-    /// Micro-batches whose gradients are averaged before each optimiser step.
-    pub accumulation: u64,
-    /// Adam β₁, β₂, ε (PyTorch's defaults).
-    pub beta1: f32,
-    pub beta2: f32,
-    pub epsilon: f32,
+/// The `[data]` section: the loader's keys over the job's defaults, less the job's own.
+const DATA: Section<LoaderConfig> = Section {
+    defaults: || PretrainConfig::default().data,
+    set_by_job: &[
+        ("seed", "the loader's seed is the job's `seed`"),
+        ("foreground_fraction", "pre-training crops are uniform"),
+    ],
+};
+
+/// Prints `[data]` (serde's `serialize_with` of the `data` field).
+fn serialize_data<S: Serializer>(data: &LoaderConfig, serializer: S) -> Result<S::Ok, S::Error> {
+    DATA.serialize(data, serializer)
 }
 
-impl Default for OptimConfig {
-    fn default() -> Self {
-        Self {
-            lr: 3e-4,
-            min_lr: 0.0,
-            weight_decay: 1e-5,
-            warmup_fraction: 0.0,
-            accumulation: 1,
-            beta1: 0.9,
-            beta2: 0.999,
-            epsilon: 1e-8,
-        }
+/// Reads `[data]` (serde's `deserialize_with` of the `data` field).
+fn deserialize_data<'de, D: Deserializer<'de>>(deserializer: D) -> Result<LoaderConfig, D::Error> {
+    DATA.deserialize(deserializer)
+}
+
+brainmvp_core::config! {
+    /// AdamW with a warm-up cosine schedule.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct OptimConfig {
+        /// Peak learning rate.
+        pub lr: f64 = 3e-4,
+        /// Learning rate at the last step.
+        pub min_lr: f64 = 0.0,
+        /// Decoupled weight decay.
+        pub weight_decay: f64 = 1e-5,
+        /// Linear warm-up, as a fraction of the steps.
+        pub warmup_fraction: f64 = 0.0,
+        /// Micro-batches whose gradients are averaged before each optimiser step.
+        pub accumulation: u64 = 1,
+        /// Adam β₁, β₂, ε (PyTorch's defaults).
+        pub beta1: f32 = 0.9,
+        pub beta2: f32 = 0.999,
+        pub epsilon: f32 = 1e-8,
     }
 }
 
-/// Crops and loader threads.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DataConfig {
-    /// Crop edge `[x, y, z]` in voxels (a multiple of the encoder stride and the mask block).
-    pub crop_size: [usize; 3],
-    /// Subjects per micro-batch per device (each gives one crop per view).
-    pub batch_size: usize,
-    /// Loader worker threads.
-    pub workers: usize,
-    /// Batches prepared ahead.
-    pub queue_depth: usize,
-    /// Random flips along each axis.
-    pub flips: bool,
-    /// Random intensity shift and scale (±).
-    pub intensity_shift: f32,
-    pub intensity_scale: f32,
-}
-
-impl Default for DataConfig {
-    fn default() -> Self {
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
-        Self {
-            crop_size: [96, 96, 96],
-            batch_size: 3,
-            workers,
-            queue_depth: 2 * workers,
-            flips: true,
-            intensity_shift: 0.1,
-            intensity_scale: 0.1,
-        }
-    }
-}
-
-/// When to write checkpoints and log lines.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CheckpointConfig {
-    /// Optimiser steps between checkpoints (and at the end).
-    pub every: u64,
-    /// Checkpoints kept (the oldest are removed).
-    pub keep: usize,
-    /// Optimiser steps between greppable log lines.
-    pub log_every: u64,
-    /// Optimiser steps between refreshes of the loss plot.
-    pub plot_every: u64,
-    /// Track the templates against the cohort's mean images: `template_r_<modality>` every
-    /// `log_every` steps (`templates.png`) and a mid-slice strip per checkpoint
-    /// (`templates/step-<step>.png`). Off, or with frozen zero templates, nothing is read.
-    pub watch_templates: bool,
-}
-
-impl Default for CheckpointConfig {
-    fn default() -> Self {
-        Self {
-            every: 100,
-            keep: 2,
-            log_every: 10,
-            plot_every: 50,
-            watch_templates: true,
-        }
+brainmvp_core::config! {
+    /// When to write checkpoints and log lines.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct CheckpointConfig {
+        /// Optimiser steps between checkpoints (and at the end).
+        pub every: u64 = 100,
+        /// Checkpoints kept (the oldest are removed).
+        pub keep: usize = 2,
+        /// Optimiser steps between greppable log lines.
+        pub log_every: u64 = 10,
+        /// Optimiser steps between refreshes of the loss plot.
+        pub plot_every: u64 = 50,
+        /// Track the templates against the cohort's mean images: `template_r_<modality>` every
+        /// `log_every` steps (`templates.png`) and a mid-slice strip per checkpoint
+        /// (`templates/step-<step>.png`). Off, or with frozen zero templates, nothing is read.
+        pub watch_templates: bool = true,
     }
 }
 
@@ -171,18 +134,14 @@ impl PretrainConfig {
         self.optim.accumulation
     }
 
-    /// The loader settings of one device.
+    /// The loader settings of one device: `[data]` with the job's `seed`, uniform crops and at
+    /// least one queued batch per worker.
     pub fn loader(&self) -> LoaderConfig {
         LoaderConfig {
-            crop_size: self.data.crop_size,
-            batch_size: self.data.batch_size,
-            flips: self.data.flips,
-            intensity_shift: self.data.intensity_shift,
-            intensity_scale: self.data.intensity_scale,
-            workers: self.data.workers,
             queue_depth: self.data.queue_depth.max(self.data.workers),
             seed: self.seed,
             foreground_fraction: 0.0,
+            ..self.data.clone()
         }
     }
 }

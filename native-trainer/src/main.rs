@@ -61,9 +61,26 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
-        .init();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    logger.format_target(false);
+    // A launched job (mpirun, srun, torchrun) interleaves every rank's lines: name the rank.
+    if let Ok(launch) = brainmvp_trainer::distributed::Launch::from_env() {
+        if launch.world_size > 1 {
+            let rank = launch.rank;
+            logger.format(move |buf, record| {
+                use std::io::Write;
+                let time = buf.timestamp();
+                writeln!(
+                    buf,
+                    "[{time} {:5} rank {rank}] {}",
+                    record.level(),
+                    record.args()
+                )
+            });
+        }
+    }
+    logger.init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => commands::info::run(args),

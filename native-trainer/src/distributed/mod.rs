@@ -46,33 +46,25 @@ pub enum Engine {
     Nccl,
 }
 
-/// The `[distributed]` section of the pre-training config. How many processes take part and
-/// which one this is come from the launcher's variables ([`Launch`]), not from the file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DistributedConfig {
-    /// Devices driven by this process, one rank (thread) each; the CLI sets it from `--device`.
-    pub devices: usize,
-    /// Engine between processes (launched by `mpirun`, `srun` or `torchrun`).
-    pub engine: Engine,
-    /// Size of a gradient bucket in MB (f32 values): one collective call per bucket.
-    pub bucket_mb: f64,
-    /// Seconds a collective call or the start-up rendezvous may wait for the other ranks.
-    pub timeout_s: u64,
-    /// Use the features of every rank as contrastive negatives ([`gather_features`]); otherwise
-    /// each rank contrasts only against the samples of its own batch.
-    pub gather_negatives: bool,
-}
-
-impl Default for DistributedConfig {
-    fn default() -> Self {
-        Self {
-            devices: 1,
-            engine: Engine::Auto,
-            bucket_mb: 25.0,
-            timeout_s: 600,
-            gather_negatives: false,
-        }
+brainmvp_core::config! {
+    /// The `[distributed]` section of the pre-training config. How many processes take part
+    /// and which one this is come from the launcher's variables ([`Launch`]), not from the file.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct DistributedConfig {
+        /// Devices driven by this process, one rank (thread) each; the CLI sets it from
+        /// `--device`.
+        pub devices: usize = 1,
+        /// Engine between processes (launched by `mpirun`, `srun` or `torchrun`).
+        pub engine: Engine = Engine::Auto,
+        /// Size of a gradient bucket in MB (f32 values): one collective call per bucket, as
+        /// PyTorch DDP's default.
+        pub bucket_mb: f64 = 25.0,
+        /// Seconds a collective call or the start-up rendezvous may wait for the other ranks.
+        pub timeout_s: u64 = 600,
+        /// Use the features of every rank as contrastive negatives ([`gather_features`]);
+        /// otherwise each rank contrasts only against the samples of its own batch.
+        pub gather_negatives: bool = false,
     }
 }
 

@@ -323,6 +323,8 @@ struct StepRecord {
     losses: [f64; 4],
     lr: f64,
     data_wait: Duration,
+    /// Time in the gradient all-reduce, waiting for the other ranks included.
+    all_reduce: Duration,
 }
 
 fn optimiser_step<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
@@ -378,7 +380,9 @@ fn optimiser_step<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
     }
     // The loss terms ride along with the gradients: every rank logs the mean over all ranks.
     let mut losses = sums.map(|sum| (sum / micro_batches as f64) as f32);
+    let reducing = Instant::now();
     let gradients = average_gradients(peer, accumulator.grads(), &model, &mut losses)?;
+    let all_reduce = reducing.elapsed();
     let lr = config.schedule().lr(step);
     let model = optim.step(lr, model, gradients);
     let losses = match peer.world_size() {
@@ -391,6 +395,7 @@ fn optimiser_step<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
             losses,
             lr,
             data_wait,
+            all_reduce,
         },
     ))
 }
@@ -439,6 +444,9 @@ fn report_step(
     values.push(("lr", record.lr));
     values.push(("step_s", seconds));
     values.push(("data_wait_s", record.data_wait.as_secs_f64()));
+    if world > 1 {
+        values.push(("allreduce_s", record.all_reduce.as_secs_f64()));
+    }
     values.push(("cases_per_s", cases_per_s));
     reporter.metrics.log_values(done, "train", &values)?;
     let terms: Vec<(&str, f64)> = values[..4].to_vec();

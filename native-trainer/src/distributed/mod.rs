@@ -149,7 +149,13 @@ impl<B: AutodiffBackend> PeerHandle<B> {
 
     /// Whether [`gather_features`] gathers across ranks (`gather_negatives` in the config).
     pub fn gathers_negatives(&self) -> bool {
-        self.gather_negatives && self.world_size > 1
+        self.gather_negatives && self.communicates()
+    }
+
+    /// Whether the collective calls run: more than one rank, or an engine chosen in the config
+    /// on a world of one (`engine = "nccl"` on one GPU checks the NCCL path end to end).
+    pub fn communicates(&self) -> bool {
+        self.world_size > 1 || self.engine() != "single"
     }
 
     /// Runs one collective call (`what` names it in errors), under the watchdog's deadline.
@@ -179,7 +185,9 @@ pub fn start_peer<B: AutodiffBackend>(
     let (collective, rendezvous, watchdog): (Box<dyn Collective>, _, _) = match start {
         PeerStart::Single => (Box::new(Solo), None, None),
         PeerStart::Thread(member) => (Box::new(member), None, None),
-        PeerStart::Process(launch) if launch.world_size == 1 => (Box::new(Solo), None, None),
+        PeerStart::Process(launch) if launch.world_size == 1 && config.engine == Engine::Auto => {
+            (Box::new(Solo), None, None)
+        }
         PeerStart::Process(launch) => {
             let (collective, rendezvous) = join_processes::<B>(&launch, config)?;
             let watchdog = Watchdog::start(launch.rank, config.timeout())?;
@@ -287,9 +295,15 @@ fn join_with_mpi(
     launch: &Launch,
     _config: &DistributedConfig,
 ) -> Result<(Box<dyn Collective>, Rendezvous)> {
+    engine_not_built(launch, "MPI", "mpi")
+}
+
+/// The error of an engine whose cargo feature is off.
+#[cfg(not(all(feature = "mpi", feature = "nccl")))]
+fn engine_not_built<T>(launch: &Launch, engine: &str, feature: &str) -> Result<T> {
     bail!(
-        "rank {} of {}: the MPI engine needs brainmvp built with the `mpi` feature \
-         (cargo build --release --features mpi)",
+        "rank {} of {}: the {engine} engine needs brainmvp built with the `{feature}` feature \
+         (cargo build --release --features {feature})",
         launch.rank,
         launch.world_size
     )
@@ -329,15 +343,11 @@ fn join_with_nccl<B: AutodiffBackend>(
     launch: &Launch,
     _config: &DistributedConfig,
 ) -> Result<(Box<dyn Collective>, Rendezvous)> {
-    bail!(
-        "rank {} of {}: the NCCL engine needs brainmvp built with the `nccl` feature \
-         (cargo build --release --features nccl)",
-        launch.rank,
-        launch.world_size
-    )
+    engine_not_built(launch, "NCCL", "nccl")
 }
 
 /// Rank 0 serves `payload` at `port`; the others connect to `host:port` and receive it.
+#[cfg(any(feature = "mpi", feature = "nccl"))]
 fn rendezvous(
     launch: &Launch,
     host: &str,
@@ -356,6 +366,7 @@ fn rendezvous(
 }
 
 /// Rank 0's `text` on every rank (bytes travel as exact small floats).
+#[cfg(feature = "mpi")]
 fn broadcast_text(collective: &mut dyn Collective, text: &str) -> Result<String> {
     let mut length = [text.len() as f32];
     collective.broadcast(&mut length, 0)?;
@@ -378,7 +389,7 @@ pub fn average_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,
     extra: &mut [f32],
 ) -> Result<GradientsParams> {
-    if peer.world_size == 1 {
+    if !peer.communicates() {
         return Ok(grads);
     }
     buckets::average_gradients(peer, grads, module, extra)
@@ -398,7 +409,7 @@ pub fn broadcast_module<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: M,
 ) -> Result<M> {
     buckets::initialise_in_visiting_order(&module);
-    if peer.world_size == 1 {
+    if !peer.communicates() {
         return Ok(module);
     }
     buckets::check_same_parameters(peer, &module)?;

@@ -250,7 +250,7 @@ fn train_peer<B: AutodiffBackend>(
         last_losses = Some(record.losses);
         let done = step + 1;
         let checkpoint = done % config.checkpoint.every == 0 || done == config.steps;
-        if checkpoint && peer.world_size() > 1 {
+        if checkpoint && peer.communicates() {
             let checksum = check_replicas(&peer, &model)?;
             log::info!(
                 "step {done}: the {} replicas are identical (weights checksum {checksum:016x})",
@@ -323,8 +323,8 @@ struct StepRecord {
     losses: [f64; 4],
     lr: f64,
     data_wait: Duration,
-    /// Time in the gradient all-reduce, waiting for the other ranks included.
-    all_reduce: Duration,
+    /// Time in the gradient all-reduce, waiting for the other ranks included (when it runs).
+    all_reduce: Option<Duration>,
 }
 
 fn optimiser_step<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
@@ -382,7 +382,7 @@ fn optimiser_step<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
     let mut losses = sums.map(|sum| (sum / micro_batches as f64) as f32);
     let reducing = Instant::now();
     let gradients = average_gradients(peer, accumulator.grads(), &model, &mut losses)?;
-    let all_reduce = reducing.elapsed();
+    let all_reduce = peer.communicates().then(|| reducing.elapsed());
     let lr = config.schedule().lr(step);
     let model = optim.step(lr, model, gradients);
     let losses = match peer.world_size() {
@@ -444,8 +444,8 @@ fn report_step(
     values.push(("lr", record.lr));
     values.push(("step_s", seconds));
     values.push(("data_wait_s", record.data_wait.as_secs_f64()));
-    if world > 1 {
-        values.push(("allreduce_s", record.all_reduce.as_secs_f64()));
+    if let Some(all_reduce) = record.all_reduce {
+        values.push(("allreduce_s", all_reduce.as_secs_f64()));
     }
     values.push(("cases_per_s", cases_per_s));
     reporter.metrics.log_values(done, "train", &values)?;

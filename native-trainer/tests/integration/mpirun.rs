@@ -1,6 +1,6 @@
 //! `mpirun -np 2 brainmvp pretrain` (feature `mpi`; OpenMPI's `mpirun` on PATH, as root through
-//! its allow-run-as-root variables): two CPU ranks of the tiny job train exactly like one
-//! process with the same global batch, their replicas stay bit-identical, a rank killed with
+//! its allow-run-as-root variables): the MPI engine on a world of one changes nothing; two CPU
+//! ranks of the tiny job train exactly like one process with the same global batch, their replicas stay bit-identical, a rank killed with
 //! SIGKILL stops the other with a message naming it, and the run resumes from its checkpoint to
 //! the same losses, on two ranks or on one.
 
@@ -139,7 +139,7 @@ fn kill_rank_one_after_checkpoint(config: &Path, out: &Path, log: &Path) -> Stri
 fn two_mpi_ranks_train_like_one_process_and_survive_a_killed_rank() {
     let dir = scratch("mpirun");
     let _ = cache();
-    for run in ["single", "ranks", "killed"] {
+    for run in ["single", "one-rank", "ranks", "killed"] {
         std::fs::create_dir_all(dir.join(run)).unwrap();
     }
     // The reference: one process, two micro-batches of 2 subjects per step.
@@ -151,6 +151,28 @@ fn two_mpi_ranks_train_like_one_process_and_survive_a_killed_rank() {
     let output = run(brainmvp().args(["pretrain", "--config"]).arg(&single));
     assert!(output.status.success(), "{}", text(&output.stderr));
     let reference = losses(&dir.join("single/run"));
+
+    // The MPI engine on a world of one (chosen in the config, so its calls run): the same losses.
+    let one_rank_dir = dir.join("one-rank");
+    let one_rank = job(
+        &one_rank_dir,
+        STEPS,
+        "accumulation = 2\n[checkpoint]\nevery = 2\n[distributed]\nengine = \"mpi\"\n",
+    );
+    let output = run(mpirun(1).args(["pretrain", "--config"]).arg(&one_rank));
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("the 1 replicas are identical"), "{stderr}");
+    let one_rank_losses = losses(&one_rank_dir.join("run"));
+    assert!(one_rank_losses
+        .iter()
+        .all(|r| r.values.contains_key("allreduce_s")));
+    assert_same_losses(
+        "MPI world of 1 vs 1 process",
+        &one_rank_losses,
+        &reference,
+        1e-6,
+    );
 
     // Two ranks of one micro-batch of 2 subjects: the same global batch of 4.
     let ranks_dir = dir.join("ranks");

@@ -38,7 +38,6 @@ impl Member {
 /// This process's end of the rendezvous. Dropping it without [`Rendezvous::finish`] (an error)
 /// closes the connection, which the other ranks report as this rank stopping.
 pub struct Rendezvous {
-    rank: usize,
     /// Rank 0: the connection to every other rank; others: the one to rank 0.
     streams: Arc<Mutex<Vec<TcpStream>>>,
     finishing: Arc<AtomicBool>,
@@ -103,7 +102,6 @@ impl Rendezvous {
     ) -> Result<Self> {
         let members = accept_all(&listener, world_size, payload, timeout)?;
         let rendezvous = Self {
-            rank: 0,
             streams: Arc::new(Mutex::new(Vec::new())),
             finishing: Arc::new(AtomicBool::new(false)),
         };
@@ -132,7 +130,6 @@ impl Rendezvous {
             .with_context(|| format!("rendezvous: rank 0 at {host}:{port} did not answer"))?;
         stream.set_read_timeout(None)?;
         let rendezvous = Self {
-            rank,
             streams: Arc::new(Mutex::new(vec![stream.try_clone()?])),
             finishing: Arc::new(AtomicBool::new(false)),
         };
@@ -150,7 +147,6 @@ impl Rendezvous {
         for stream in lock(&self.streams).iter_mut() {
             let _ = stream.write_all(&[BYE]);
         }
-        let _ = self.rank;
     }
 }
 

@@ -66,7 +66,7 @@ step_done "wasm-bindgen-cli $bindgen_version"
 # Trunk's own release profile is fat LTO with one codegen unit: 497 s to install on 2 cores.
 # Trunk only runs cargo and wasm-bindgen and copies files, so it is built unoptimised, without
 # LTO and without debug info: 196 s, the same www/dist byte for byte, a `trunk build` 3 s
-# slower (measured 2026-12-05, see README "Tests").
+# slower (measured 2026-12-05; the cold CI times are in the README, "Development").
 if [ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "$TRUNK_VERSION" ]; then
   CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_LTO=false \
     CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \

@@ -1,4 +1,4 @@
-//! The voxel-to-world affine of a NIfTI-1 header (sform, else qform, else pixdim) and the
+//! The voxel-to-world affine of a NIfTI header (sform, else qform, else pixdim) and the
 //! quaternion form (qform) of an affine, following the NIfTI-1 standard's formulas.
 
 use super::header::Header;
@@ -46,14 +46,18 @@ pub(crate) fn header_affine(
 }
 
 fn sform_affine(header: &Header) -> Affine {
-    let row = |r: usize| header.srow[r].map(f64::from);
-    [row(0), row(1), row(2), [0.0, 0.0, 0.0, 1.0]]
+    [
+        header.srow[0],
+        header.srow[1],
+        header.srow[2],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
 }
 
 fn qform_affine(header: &Header) -> Affine {
     let qform = Qform {
-        quatern: header.quatern.map(f64::from),
-        offset: header.qoffset.map(f64::from),
+        quatern: header.quatern,
+        offset: header.qoffset,
         pixdim: positive_pixdim(header),
         qfac: if header.pixdim[0] < 0.0 { -1.0 } else { 1.0 },
     };
@@ -63,7 +67,7 @@ fn qform_affine(header: &Header) -> Affine {
 /// `pixdim[1..=3]`, with non-positive or non-finite sizes read as 1 (as `nifti1_io` does).
 fn positive_pixdim(header: &Header) -> [f64; 3] {
     std::array::from_fn(|axis| {
-        let size = f64::from(header.pixdim[axis + 1]);
+        let size = header.pixdim[axis + 1];
         if size.is_finite() && size > 0.0 {
             size
         } else {

@@ -98,7 +98,7 @@ pub(crate) struct Scaling {
 impl Scaling {
     /// The header's `scl_slope`/`scl_inter` as the NIfTI standard reads them: a slope of 0 or a
     /// non-finite slope means "no scaling"; a non-finite intercept counts as 0.
-    pub fn from_header(slope: f32, inter: f32) -> Option<Scaling> {
+    pub fn from_header(slope: f64, inter: f64) -> Option<Scaling> {
         if slope == 0.0 || !slope.is_finite() {
             return None;
         }
@@ -106,10 +106,7 @@ impl Scaling {
         if slope == 1.0 && inter == 0.0 {
             return None;
         }
-        Some(Scaling {
-            slope: f64::from(slope),
-            inter: f64::from(inter),
-        })
+        Some(Scaling { slope, inter })
     }
 }
 
@@ -229,10 +226,10 @@ mod tests {
     #[test]
     fn scaling_follows_the_standard() {
         assert_eq!(Scaling::from_header(0.0, 5.0), None);
-        assert_eq!(Scaling::from_header(f32::NAN, 5.0), None);
+        assert_eq!(Scaling::from_header(f64::NAN, 5.0), None);
         assert_eq!(Scaling::from_header(1.0, 0.0), None);
         assert_eq!(
-            Scaling::from_header(2.0, f32::INFINITY),
+            Scaling::from_header(2.0, f64::INFINITY),
             Some(Scaling {
                 slope: 2.0,
                 inter: 0.0

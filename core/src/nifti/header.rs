@@ -1,63 +1,93 @@
-//! The 348-byte NIfTI-1 header: parsing (either byte order, with every field checked before it is
-//! trusted) and building (little-endian, single file `n+1`).
+//! The NIfTI header as the reader needs it, whichever version it came from: the version and byte
+//! order (both from `sizeof_hdr`), a field reader in the header's byte order, the checks NIfTI-1
+//! and NIfTI-2 share, and what the writer puts in a header. The layouts themselves are in
+//! [`super::nifti1`] and [`super::nifti2`].
 
 use super::datatype::unsupported_name;
-use super::Datatype;
+use super::{nifti1, nifti2, Datatype, NiftiFormat};
+use std::fmt;
 
-/// Size of the NIfTI-1 header proper.
-pub(crate) const HEADER_SIZE: usize = 348;
-/// Header plus the 4-byte extension flag: where voxel data starts in the files we write.
-pub(crate) const WRITE_VOX_OFFSET: usize = 352;
+/// The largest accepted `vox_offset` (bytes), in either version.
+const MAX_VOX_OFFSET: f64 = 1.0e9;
+/// Bytes of the extension flag that follows the header proper in a single file.
+pub(crate) const EXTENSION_FLAG_SIZE: usize = 4;
 
-// Byte offsets of the fields we use (NIfTI-1 standard, `nifti1.h`).
-const OFF_DIM: usize = 40;
-const OFF_DATATYPE: usize = 70;
-const OFF_BITPIX: usize = 72;
-const OFF_PIXDIM: usize = 76;
-const OFF_VOX_OFFSET: usize = 108;
-const OFF_SCL_SLOPE: usize = 112;
-const OFF_SCL_INTER: usize = 116;
-const OFF_XYZT_UNITS: usize = 123;
-const OFF_DESCRIP: usize = 148;
-const OFF_QFORM_CODE: usize = 252;
-const OFF_SFORM_CODE: usize = 254;
-const OFF_QUATERN: usize = 256;
-const OFF_QOFFSET: usize = 268;
-const OFF_SROW: usize = 280;
-const OFF_MAGIC: usize = 344;
+impl NiftiFormat {
+    /// Size of the header proper (`sizeof_hdr`): 348 or 540 bytes.
+    pub fn header_size(self) -> usize {
+        match self {
+            NiftiFormat::Nifti1 => nifti1::HEADER_SIZE,
+            NiftiFormat::Nifti2 => nifti2::HEADER_SIZE,
+        }
+    }
 
-/// The header fields the reader needs, already checked for sanity.
+    /// Where voxel data starts at the earliest in a single file: the header plus the 4-byte
+    /// extension flag (352 or 544), also where the files we write put them.
+    pub fn min_vox_offset(self) -> usize {
+        self.header_size() + EXTENSION_FLAG_SIZE
+    }
+}
+
+impl fmt::Display for NiftiFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NiftiFormat::Nifti1 => "NIfTI-1",
+            NiftiFormat::Nifti2 => "NIfTI-2",
+        })
+    }
+}
+
+/// The header fields the reader needs, already checked for sanity (NIfTI-1's `f32` and `i16`
+/// fields widened without loss to NIfTI-2's `f64` and `i32`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Header {
+    pub format: NiftiFormat,
     pub big_endian: bool,
     /// `dim[1..=dim[0]]`, each at least 1.
     pub dims: Vec<usize>,
     pub datatype: Datatype,
-    pub pixdim: [f32; 8],
+    pub pixdim: [f64; 8],
     /// Byte offset of the voxel data from the start of the (decompressed) file.
     pub vox_offset: usize,
-    pub scl_slope: f32,
-    pub scl_inter: f32,
-    pub qform_code: i16,
-    pub sform_code: i16,
+    pub scl_slope: f64,
+    pub scl_inter: f64,
+    pub qform_code: i32,
+    pub sform_code: i32,
     /// `quatern_b, quatern_c, quatern_d`.
-    pub quatern: [f32; 3],
+    pub quatern: [f64; 3],
     /// `qoffset_x, qoffset_y, qoffset_z`.
-    pub qoffset: [f32; 3],
+    pub qoffset: [f64; 3],
     /// `srow_x, srow_y, srow_z`.
-    pub srow: [[f32; 4]; 3],
+    pub srow: [[f64; 4]; 3],
     /// Oddities that were tolerated.
     pub warnings: Vec<String>,
 }
 
-/// Reads fields in the header's byte order; `bytes` is at least [`HEADER_SIZE`] long.
-struct Fields<'a> {
-    bytes: &'a [u8],
-    big_endian: bool,
+/// Reads fields in the header's byte order. Fields past the end of `bytes` read as zero (the
+/// parsers check the length first).
+pub(crate) struct Fields<'a> {
+    pub bytes: &'a [u8],
+    pub big_endian: bool,
+}
+
+/// One reader per numeric type: `from_be_bytes` or `from_le_bytes` by the header's byte order.
+macro_rules! field_readers {
+    ($($name:ident: $ty:ty),* $(,)?) => {
+        $(
+            pub fn $name(&self, offset: usize) -> $ty {
+                let raw = self.array(offset);
+                if self.big_endian {
+                    <$ty>::from_be_bytes(raw)
+                } else {
+                    <$ty>::from_le_bytes(raw)
+                }
+            }
+        )*
+    };
 }
 
 impl Fields<'_> {
-    fn array<const N: usize>(&self, offset: usize) -> [u8; N] {
+    pub fn array<const N: usize>(&self, offset: usize) -> [u8; N] {
         let mut out = [0u8; N];
         if let Some(src) = self.bytes.get(offset..offset + N) {
             out.copy_from_slice(src);
@@ -65,116 +95,105 @@ impl Fields<'_> {
         out
     }
 
-    fn i16(&self, offset: usize) -> i16 {
-        let raw = self.array(offset);
-        if self.big_endian {
-            i16::from_be_bytes(raw)
-        } else {
-            i16::from_le_bytes(raw)
-        }
+    field_readers!(i16: i16, i32: i32, i64: i64, f32: f32, f64: f64);
+
+    /// `N` consecutive `f32` fields widened to `f64`.
+    pub fn f32s<const N: usize>(&self, offset: usize) -> [f64; N] {
+        std::array::from_fn(|i| f64::from(self.f32(offset + 4 * i)))
     }
 
-    fn f32(&self, offset: usize) -> f32 {
-        let raw = self.array(offset);
-        if self.big_endian {
-            f32::from_be_bytes(raw)
-        } else {
-            f32::from_le_bytes(raw)
-        }
-    }
-
-    fn f32s<const N: usize>(&self, offset: usize) -> [f32; N] {
-        std::array::from_fn(|i| self.f32(offset + 4 * i))
+    /// `N` consecutive `f64` fields.
+    pub fn f64s<const N: usize>(&self, offset: usize) -> [f64; N] {
+        std::array::from_fn(|i| self.f64(offset + 8 * i))
     }
 }
 
-/// Parse and check a NIfTI-1 header. `bytes` is the start of the (decompressed) file; the error is
-/// the cause only (the caller adds the file name).
+/// How many bytes the header at the start of `bytes` spans: 540 when `sizeof_hdr` reads 540 in
+/// either byte order, else 348 (anything else is refused by [`parse`]).
+pub(crate) fn declared_size(bytes: &[u8]) -> usize {
+    match sizeof_hdr(bytes).and_then(|raw| detect(raw).ok()) {
+        Some((format, _)) => format.header_size(),
+        None => nifti1::HEADER_SIZE,
+    }
+}
+
+/// Parse and check a NIfTI-1 or NIfTI-2 header. `bytes` is the start of the (decompressed) file;
+/// the error is the cause only (the caller adds the file name).
 pub(crate) fn parse(bytes: &[u8]) -> Result<Header, String> {
     if bytes.is_empty() {
         return Err("empty file".into());
     }
-    if bytes.len() < HEADER_SIZE {
+    let detected = sizeof_hdr(bytes).ok_or_else(String::new).and_then(detect);
+    let (format, big_endian) = match detected {
+        Ok(found) => found,
+        Err(_) if bytes.len() < nifti1::HEADER_SIZE => {
+            return Err(format!(
+                "truncated: {} bytes, too short for a NIfTI header ({} bytes at least)",
+                bytes.len(),
+                nifti1::HEADER_SIZE
+            ))
+        }
+        Err(cause) => return Err(cause),
+    };
+    if bytes.len() < format.header_size() {
         return Err(format!(
-            "truncated: {} bytes, too short for a NIfTI-1 header ({HEADER_SIZE} bytes)",
-            bytes.len()
+            "truncated: {} bytes, too short for a {format} header ({} bytes)",
+            bytes.len(),
+            format.header_size()
         ));
     }
-    let big_endian = detect_byte_order(bytes)?;
-    check_magic(&bytes[OFF_MAGIC..OFF_MAGIC + 4])?;
     let fields = Fields { bytes, big_endian };
-    let dims = parse_dims(&fields)?;
-    let datatype = parse_datatype(&fields)?;
-    let mut warnings = Vec::new();
-    let vox_offset = parse_vox_offset(fields.f32(OFF_VOX_OFFSET), &mut warnings)?;
-    Ok(Header {
-        big_endian,
-        dims,
-        datatype,
-        pixdim: fields.f32s(OFF_PIXDIM),
-        vox_offset,
-        scl_slope: fields.f32(OFF_SCL_SLOPE),
-        scl_inter: fields.f32(OFF_SCL_INTER),
-        qform_code: fields.i16(OFF_QFORM_CODE),
-        sform_code: fields.i16(OFF_SFORM_CODE),
-        quatern: fields.f32s(OFF_QUATERN),
-        qoffset: fields.f32s(OFF_QOFFSET),
-        srow: [
-            fields.f32s(OFF_SROW),
-            fields.f32s(OFF_SROW + 16),
-            fields.f32s(OFF_SROW + 32),
-        ],
-        warnings,
-    })
+    match format {
+        NiftiFormat::Nifti1 => nifti1::parse(&fields),
+        NiftiFormat::Nifti2 => nifti2::parse(&fields),
+    }
 }
 
-/// Byte order from `sizeof_hdr`, which must read 348 one way or the other.
-fn detect_byte_order(bytes: &[u8]) -> Result<bool, String> {
-    let raw = [bytes[0], bytes[1], bytes[2], bytes[3]];
+/// The raw `sizeof_hdr` bytes, if the file holds them.
+fn sizeof_hdr(bytes: &[u8]) -> Option<[u8; 4]> {
+    bytes.get(..4)?.try_into().ok()
+}
+
+/// Version and byte order (`true`: big-endian) from `sizeof_hdr`, which must read 348 or 540 one
+/// way or the other.
+fn detect(raw: [u8; 4]) -> Result<(NiftiFormat, bool), String> {
     let (little, big) = (i32::from_le_bytes(raw), i32::from_be_bytes(raw));
-    if little == HEADER_SIZE as i32 {
-        Ok(false)
-    } else if big == HEADER_SIZE as i32 {
-        Ok(true)
-    } else if little == 540 || big == 540 {
-        Err("NIfTI-2 files are not supported (sizeof_hdr is 540)".into())
-    } else {
-        Err(format!(
-            "not a NIfTI-1 file (sizeof_hdr is {little}, expected {HEADER_SIZE})"
-        ))
+    for format in [NiftiFormat::Nifti1, NiftiFormat::Nifti2] {
+        let size = format.header_size() as i32;
+        if little == size {
+            return Ok((format, false));
+        }
+        if big == size {
+            return Ok((format, true));
+        }
     }
+    Err(format!(
+        "not a NIfTI-1 or NIfTI-2 file (sizeof_hdr is {little}, expected {} or {})",
+        nifti1::HEADER_SIZE,
+        nifti2::HEADER_SIZE
+    ))
 }
 
-fn check_magic(magic: &[u8]) -> Result<(), String> {
-    match magic {
-        b"n+1\0" => Ok(()),
-        b"ni1\0" => Err("two-file NIfTI (.hdr/.img pair) is not supported".into()),
-        _ => Err(format!(
-            "wrong magic {:?} (expected \"n+1\"; Analyze 7.5 files are not supported)",
-            String::from_utf8_lossy(magic).trim_end_matches('\0')
-        )),
-    }
-}
-
-fn parse_dims(fields: &Fields) -> Result<Vec<usize>, String> {
-    let ndim = fields.i16(OFF_DIM);
+/// Check the dims and return `dim[1..=dim[0]]`: `dim[0]` (`ndim`) must be 1 to 7 and every size at
+/// least 1 and representable as `usize`. `size(axis)` reads `dim[axis]`.
+pub(crate) fn check_dims(ndim: i64, size: impl Fn(usize) -> i64) -> Result<Vec<usize>, String> {
     if !(1..=7).contains(&ndim) {
         return Err(format!("dim[0] is {ndim}, expected 1 to 7"));
     }
     (1..=ndim as usize)
         .map(|axis| {
-            let size = fields.i16(OFF_DIM + 2 * axis);
-            if size < 1 {
-                Err(format!("dim[{axis}] is {size}, must be at least 1"))
-            } else {
-                Ok(size as usize)
+            let value = size(axis);
+            if value < 1 {
+                return Err(format!("dim[{axis}] is {value}, must be at least 1"));
             }
+            usize::try_from(value)
+                .map_err(|_| format!("dim[{axis}] is {value}, too large for this platform"))
         })
         .collect()
 }
 
-fn parse_datatype(fields: &Fields) -> Result<Datatype, String> {
-    let code = fields.i16(OFF_DATATYPE);
+/// The datatype with header code `code`, or an error naming the code and what is supported.
+pub(crate) fn check_datatype(code: i16) -> Result<Datatype, String> {
     Datatype::from_code(code).ok_or_else(|| {
         format!(
             "unsupported datatype {code} ({}); supported: uint8, int8, int16, uint16, int32, uint32, float32, float64",
@@ -183,145 +202,103 @@ fn parse_datatype(fields: &Fields) -> Result<Datatype, String> {
     })
 }
 
-/// `vox_offset` as a byte position: a finite, non-negative float, at least 352 in a single file
-/// (smaller values, often 0 in hand-made files, are read as 352 with a warning).
-fn parse_vox_offset(raw: f32, warnings: &mut Vec<String>) -> Result<usize, String> {
-    if !(0.0..=1.0e9).contains(&raw) {
+/// `vox_offset` as a byte position: finite, 0 to 1e9, and at least `minimum` (header plus extension
+/// flag) in a single file; smaller values, often 0 in hand-made files, are read as `minimum` with a
+/// warning.
+pub(crate) fn check_vox_offset(
+    raw: f64,
+    minimum: usize,
+    warnings: &mut Vec<String>,
+) -> Result<usize, String> {
+    if !(0.0..=MAX_VOX_OFFSET).contains(&raw) {
         return Err(format!("vox_offset {raw} is not a valid byte offset"));
     }
     let offset = raw as usize;
-    if offset < WRITE_VOX_OFFSET {
+    if offset < minimum {
         warnings.push(format!(
-            "vox_offset {raw} is below {WRITE_VOX_OFFSET}; reading voxels from byte {WRITE_VOX_OFFSET}"
+            "vox_offset {raw} is below {minimum}; reading voxels from byte {minimum}"
         ));
-        return Ok(WRITE_VOX_OFFSET);
+        return Ok(minimum);
     }
     Ok(offset)
 }
 
-/// Everything the writer puts in a header.
+/// Everything the writer puts in a header, whichever version it writes.
 pub(crate) struct HeaderSpec {
     pub dims: [usize; 3],
     pub datatype: Datatype,
     /// `pixdim[1..=3]` (voxel sizes, mm).
-    pub pixdim: [f32; 3],
+    pub pixdim: [f64; 3],
     /// `pixdim[0]`: the qform's handedness, +1 or -1.
-    pub qfac: f32,
+    pub qfac: f64,
     pub qform_code: i16,
-    pub quatern: [f32; 3],
-    pub qoffset: [f32; 3],
+    pub quatern: [f64; 3],
+    pub qoffset: [f64; 3],
     pub sform_code: i16,
-    pub srow: [[f32; 4]; 3],
+    pub srow: [[f64; 4]; 3],
 }
 
-/// A little-endian single-file NIfTI-1 header plus the empty extension flag ([`WRITE_VOX_OFFSET`]
-/// bytes). Dims must fit `i16` (checked by the caller).
-pub(crate) fn build(spec: &HeaderSpec) -> [u8; WRITE_VOX_OFFSET] {
-    let mut out = [0u8; WRITE_VOX_OFFSET];
-    let mut put = |offset: usize, bytes: &[u8]| {
-        out[offset..offset + bytes.len()].copy_from_slice(bytes);
-    };
-    put(0, &(HEADER_SIZE as i32).to_le_bytes());
-    put(38, b"r");
-    let dims = [3, spec.dims[0], spec.dims[1], spec.dims[2], 1, 1, 1, 1];
-    for (axis, &size) in dims.iter().enumerate() {
-        put(OFF_DIM + 2 * axis, &(size as i16).to_le_bytes());
-    }
-    put(OFF_DATATYPE, &spec.datatype.code().to_le_bytes());
-    let bitpix = 8 * spec.datatype.bytes_per_voxel() as i16;
-    put(OFF_BITPIX, &bitpix.to_le_bytes());
-    let pixdim = [spec.qfac, spec.pixdim[0], spec.pixdim[1], spec.pixdim[2]];
-    for (i, value) in pixdim.iter().enumerate() {
-        put(OFF_PIXDIM + 4 * i, &value.to_le_bytes());
-    }
-    put(OFF_VOX_OFFSET, &(WRITE_VOX_OFFSET as f32).to_le_bytes());
-    put(OFF_SCL_SLOPE, &1.0f32.to_le_bytes());
-    put(OFF_SCL_INTER, &0.0f32.to_le_bytes());
-    put(OFF_XYZT_UNITS, &[2]); // NIFTI_UNITS_MM, no time unit
-    put(OFF_DESCRIP, b"brainmvp");
-    put(OFF_QFORM_CODE, &spec.qform_code.to_le_bytes());
-    put(OFF_SFORM_CODE, &spec.sform_code.to_le_bytes());
-    let floats = spec.quatern.iter().chain(&spec.qoffset);
-    for (i, value) in floats.enumerate() {
-        put(OFF_QUATERN + 4 * i, &value.to_le_bytes());
-    }
-    for (row, values) in spec.srow.iter().enumerate() {
-        for (col, value) in values.iter().enumerate() {
-            put(OFF_SROW + 16 * row + 4 * col, &value.to_le_bytes());
-        }
-    }
-    put(OFF_MAGIC, b"n+1\0");
-    out
+/// Copy `bytes` into `out` at `offset` (header building; offsets are the layout's constants).
+pub(crate) fn put(out: &mut [u8], offset: usize, bytes: &[u8]) {
+    out[offset..offset + bytes.len()].copy_from_slice(bytes);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec() -> HeaderSpec {
-        HeaderSpec {
-            dims: [4, 5, 6],
-            datatype: Datatype::I16,
-            pixdim: [1.0, 2.0, 3.0],
-            qfac: -1.0,
-            qform_code: 2,
-            quatern: [0.0, 1.0, 0.0],
-            qoffset: [7.0, 8.0, 9.0],
-            sform_code: 2,
-            srow: [
-                [-1.0, 0.0, 0.0, 7.0],
-                [0.0, 2.0, 0.0, 8.0],
-                [0.0, 0.0, 3.0, 9.0],
-            ],
-        }
+    #[test]
+    fn version_and_byte_order_come_from_sizeof_hdr() {
+        let nifti1 = NiftiFormat::Nifti1;
+        let nifti2 = NiftiFormat::Nifti2;
+        assert_eq!(detect(348i32.to_le_bytes()), Ok((nifti1, false)));
+        assert_eq!(detect(348i32.to_be_bytes()), Ok((nifti1, true)));
+        assert_eq!(detect(540i32.to_le_bytes()), Ok((nifti2, false)));
+        assert_eq!(detect(540i32.to_be_bytes()), Ok((nifti2, true)));
+        assert!(detect(*b"abcd")
+            .unwrap_err()
+            .contains("not a NIfTI-1 or NIfTI-2"));
+        assert_eq!(declared_size(&540i32.to_be_bytes()), 540);
+        assert_eq!(declared_size(&348i32.to_le_bytes()), 348);
+        assert_eq!(declared_size(&[1, 2]), 348);
     }
 
     #[test]
-    fn built_header_parses_back() {
-        let bytes = build(&spec());
-        let header = parse(&bytes).expect("parse");
-        assert!(!header.big_endian);
-        assert_eq!(header.dims, vec![4, 5, 6]);
-        assert_eq!(header.datatype, Datatype::I16);
-        assert_eq!(header.pixdim[..4], [-1.0, 1.0, 2.0, 3.0]);
-        assert_eq!(header.vox_offset, WRITE_VOX_OFFSET);
-        assert_eq!((header.qform_code, header.sform_code), (2, 2));
-        assert_eq!(header.quatern, [0.0, 1.0, 0.0]);
-        assert_eq!(header.srow, spec().srow);
-        assert!(header.warnings.is_empty());
-    }
-
-    #[test]
-    fn bad_headers_are_refused_with_the_cause() {
+    fn short_input_is_refused_as_too_short() {
         assert_eq!(parse(&[]).unwrap_err(), "empty file");
+        assert!(parse(&[0; 3]).unwrap_err().contains("too short"));
         assert!(parse(&[0; 100]).unwrap_err().contains("too short"));
-        let good = build(&spec());
-        let mut bytes = good;
-        bytes[0..4].copy_from_slice(&540i32.to_le_bytes());
-        assert!(parse(&bytes).unwrap_err().contains("NIfTI-2"));
-        let mut bytes = good;
-        bytes[OFF_MAGIC..OFF_MAGIC + 4].copy_from_slice(b"abc\0");
-        assert!(parse(&bytes).unwrap_err().contains("magic"));
-        let mut bytes = good;
-        bytes[OFF_DIM..OFF_DIM + 2].copy_from_slice(&9i16.to_le_bytes());
-        assert!(parse(&bytes).unwrap_err().contains("dim[0] is 9"));
-        let mut bytes = good;
-        bytes[OFF_DIM + 4..OFF_DIM + 6].copy_from_slice(&(-3i16).to_le_bytes());
-        assert!(parse(&bytes).unwrap_err().contains("dim[2] is -3"));
-        let mut bytes = good;
-        bytes[OFF_DATATYPE..OFF_DATATYPE + 2].copy_from_slice(&1024i16.to_le_bytes());
-        assert!(parse(&bytes).unwrap_err().contains("int64"));
-        let mut bytes = good;
-        bytes[OFF_VOX_OFFSET..OFF_VOX_OFFSET + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-        assert!(parse(&bytes).unwrap_err().contains("vox_offset"));
+        assert!(parse(&[7; 400]).unwrap_err().contains("sizeof_hdr is"));
+        let mut nifti2 = vec![0u8; 400];
+        nifti2[..4].copy_from_slice(&540i32.to_le_bytes());
+        let err = parse(&nifti2).unwrap_err();
+        assert!(
+            err.contains("too short for a NIfTI-2 header (540 bytes)"),
+            "{err}"
+        );
     }
 
     #[test]
-    fn small_vox_offset_is_read_as_352_with_a_warning() {
-        let mut bytes = build(&spec());
-        bytes[OFF_VOX_OFFSET..OFF_VOX_OFFSET + 4].copy_from_slice(&0f32.to_le_bytes());
-        let header = parse(&bytes).expect("parse");
-        assert_eq!(header.vox_offset, WRITE_VOX_OFFSET);
-        assert_eq!(header.warnings.len(), 1);
+    fn dims_are_checked_as_64_bit_values() {
+        let sizes = [3i64, 4, 5, 6, 1, 1, 1, 1];
+        assert_eq!(check_dims(3, |axis| sizes[axis]), Ok(vec![4, 5, 6]));
+        assert!(check_dims(0, |_| 1).unwrap_err().contains("dim[0] is 0"));
+        assert!(check_dims(8, |_| 1).unwrap_err().contains("dim[0] is 8"));
+        let err = check_dims(3, |axis| if axis == 2 { -4 } else { 1 }).unwrap_err();
+        assert!(err.contains("dim[2] is -4"), "{err}");
+        let err = check_dims(3, |axis| if axis == 3 { 0 } else { 1 }).unwrap_err();
+        assert!(err.contains("dim[3] is 0"), "{err}");
+        assert!(check_dims(i64::MIN, |_| 1).is_err());
+    }
+
+    #[test]
+    fn vox_offset_is_bounded_and_small_ones_are_raised() {
+        let mut warnings = Vec::new();
+        assert_eq!(check_vox_offset(600.0, 544, &mut warnings), Ok(600));
+        assert_eq!(check_vox_offset(0.0, 544, &mut warnings), Ok(544));
+        assert_eq!(warnings.len(), 1);
+        assert!(check_vox_offset(-1.0, 352, &mut warnings).is_err());
+        assert!(check_vox_offset(f64::NAN, 352, &mut warnings).is_err());
+        assert!(check_vox_offset(2.0e9, 352, &mut warnings).is_err());
     }
 }

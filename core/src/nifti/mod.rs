@@ -1,18 +1,23 @@
-//! NIfTI-1 reading and writing (`.nii`, `.nii.gz`, from paths and from bytes) and reorientation.
+//! NIfTI-1 and NIfTI-2 reading, NIfTI writing (`.nii`, `.nii.gz`, from paths and from bytes) and
+//! reorientation.
 //!
-//! Reading accepts single-file NIfTI-1 in either byte order, gzip-compressed or not (detected by the
-//! gzip magic, whatever the file name says), with datatypes uint8, int8, int16, uint16, int32,
-//! uint32, float32 and float64. Values are scaled by `scl_slope`/`scl_inter`; the affine comes from
-//! the sform, else the qform, else pixdim. Sizes in the header are checked against [`ReadLimits`]
-//! and the data present before anything is allocated, and every failure is a one-line
-//! [`crate::Error`] naming the file.
+//! Reading accepts single-file NIfTI-1 and NIfTI-2 in either byte order, gzip-compressed or not
+//! (detected by the gzip magic, whatever the file name says), with datatypes uint8, int8, int16,
+//! uint16, int32, uint32, float32 and float64. Both versions go through the same checks: values are
+//! scaled by `scl_slope`/`scl_inter`; the affine comes from the sform, else the qform, else pixdim.
+//! Sizes in the header (NIfTI-2's are 64-bit) are checked against [`ReadLimits`] and the data
+//! present before anything is allocated, and every failure is a one-line [`crate::Error`] naming
+//! the file.
 //!
 //! Writing produces little-endian `n+1` files (voxels at byte 352) with sform and qform set from
-//! the affine; a `.gz` path or `gzip = true` compresses with a fast level.
+//! the affine; a `.gz` path or `gzip = true` compresses with a fast level. A volume with a dim over
+//! NIfTI-1's 32767 is written as NIfTI-2 (`n+2`, voxels at byte 544) instead.
 
 mod affine;
 mod datatype;
 mod header;
+mod nifti1;
+mod nifti2;
 pub mod orient;
 mod read;
 mod write;
@@ -37,6 +42,15 @@ pub enum Datatype {
     F64,
 }
 
+/// Which NIfTI header a file has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NiftiFormat {
+    /// 348-byte header, `i16` dims, `f32` fields (magic `n+1`).
+    Nifti1,
+    /// 540-byte header, `i64` dims, `f64` fields (magic `n+2`).
+    Nifti2,
+}
+
 /// Where the voxel-to-world affine came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrientationSource {
@@ -50,6 +64,8 @@ pub enum OrientationSource {
 pub struct NiftiImage {
     /// Values after `scl_slope`/`scl_inter`, NaN/Inf set to 0; affine from sform, else qform, else pixdim.
     pub volume: Volume<f32>,
+    /// NIfTI-1 or NIfTI-2.
+    pub format: NiftiFormat,
     pub datatype: Datatype,
     pub big_endian: bool,
     /// `dim[1..=dim[0]]` as in the header (more than 3 entries for 4D files).
@@ -81,8 +97,8 @@ pub fn read_path_with_limits(path: &std::path::Path, limits: ReadLimits) -> Resu
 
 /// Encode a float32 image with its affine; gzip-compressed when `gzip`.
 ///
-/// An error if the volume cannot be stored in NIfTI-1 (a dim of 0 or over 32767, or `data` not
-/// matching `dims`).
+/// NIfTI-1, or NIfTI-2 when a dim is over 32767. An error if the volume cannot be stored (a dim of
+/// 0, or `data` not matching `dims`).
 pub fn encode_f32(volume: &Volume<f32>, gzip: bool) -> Result<Vec<u8>> {
     encode_as(volume, Datatype::F32, gzip)
 }

@@ -1,6 +1,6 @@
-//! Decoding `.nii` / `.nii.gz` bytes into a [`NiftiImage`]. Every size taken from the header is
-//! checked (with overflow-checked arithmetic) against the limits and the data actually present
-//! before anything is allocated.
+//! Decoding `.nii` / `.nii.gz` bytes (NIfTI-1 or NIfTI-2) into a [`NiftiImage`]. Every size taken
+//! from the header is checked (with overflow-checked arithmetic) against the limits and the data
+//! actually present before anything is allocated.
 //!
 //! An uncompressed file must hold every volume its dims announce (a shorter one is truncated).
 //! A gzip stream is inflated only as far as the first volume, never further: the rest of a 4D
@@ -9,7 +9,7 @@
 
 use super::affine::header_affine;
 use super::datatype::{decode_voxels, Scaling};
-use super::header::{self, Header, HEADER_SIZE};
+use super::header::{self, Header};
 use super::NiftiImage;
 use crate::{Error, Result, Volume};
 use std::io::{self, Read};
@@ -71,9 +71,8 @@ fn read_raw(bytes: &[u8], limits: ReadLimits) -> std::result::Result<NiftiImage,
 
 fn read_gzip(bytes: &[u8], limits: ReadLimits) -> std::result::Result<NiftiImage, String> {
     let mut stream = flate2::bufread::MultiGzDecoder::new(bytes);
-    let mut head = [0u8; HEADER_SIZE];
-    let got = read_up_to(&mut stream, &mut head)?;
-    let header = header::parse(&head[..got]).map_err(|cause| format!("gzip content: {cause}"))?;
+    let head = read_header_bytes(&mut stream)?;
+    let header = header::parse(&head).map_err(|cause| format!("gzip content: {cause}"))?;
     let plan = plan_data(&header, limits)?;
     let stream_bytes = header
         .vox_offset
@@ -85,7 +84,7 @@ fn read_gzip(bytes: &[u8], limits: ReadLimits) -> std::result::Result<NiftiImage
             bytes.len()
         ));
     }
-    let gap = (header.vox_offset - HEADER_SIZE) as u64;
+    let gap = (header.vox_offset - head.len()) as u64;
     let skipped = io::copy(&mut (&mut stream).take(gap), &mut io::sink()).map_err(gzip_error)?;
     if skipped < gap {
         return Err(truncated(&header, &plan, plan.volume_bytes, 0));
@@ -103,6 +102,18 @@ fn read_gzip(bytes: &[u8], limits: ReadLimits) -> std::result::Result<NiftiImage
         return Err(truncated(&header, &plan, plan.volume_bytes, raw.len()));
     }
     Ok(assemble(header, &plan, &raw))
+}
+
+/// The header's bytes from the start of the stream: as many as its `sizeof_hdr` declares (348 or
+/// 540), fewer if the stream ends first (the parser then reports the file as truncated).
+fn read_header_bytes(stream: &mut impl Read) -> std::result::Result<Vec<u8>, String> {
+    let mut head = [0u8; 4];
+    let got = read_up_to(stream, &mut head)?;
+    let mut head = head[..got].to_vec();
+    head.resize(header::declared_size(&head), 0);
+    let got = got + read_up_to(stream, &mut head[got..])?;
+    head.truncate(got);
+    Ok(head)
 }
 
 /// Fill `buf` as far as the stream allows; returns how many bytes were read.
@@ -193,10 +204,11 @@ fn assemble(header: Header, plan: &DataPlan, raw: &[u8]) -> NiftiImage {
             affine,
             data,
         },
+        format: header.format,
         datatype: header.datatype,
         big_endian: header.big_endian,
         full_dims: header.dims.clone(),
-        pixdim: [header.pixdim[1], header.pixdim[2], header.pixdim[3]],
+        pixdim: [1, 2, 3].map(|axis| header.pixdim[axis] as f32),
         orientation_source,
         warnings,
     }

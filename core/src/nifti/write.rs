@@ -1,10 +1,12 @@
 //! Encoding volumes as little-endian single-file NIfTI-1 (optionally gzip-compressed with a fast
-//! level), to memory or atomically to a path.
+//! level), to memory or atomically to a path. A volume with a dim over NIfTI-1's `i16` range is
+//! written as NIfTI-2, whose dims are `i64`; every other volume stays NIfTI-1, which every tool
+//! reads.
 
 use super::affine::affine_to_qform;
 use super::datatype::encode_voxels;
-use super::header::{build, HeaderSpec};
-use super::Datatype;
+use super::header::HeaderSpec;
+use super::{nifti1, nifti2, Datatype, NiftiFormat};
 use crate::Affine;
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -37,43 +39,46 @@ impl Voxels<'_> {
     }
 }
 
-/// Why a volume cannot be stored as NIfTI-1 (`None` if it can).
+/// NIfTI-1 when every dim fits its `i16` fields, else NIfTI-2.
+pub(crate) fn format_for(dims: [usize; 3]) -> NiftiFormat {
+    if dims.iter().all(|&size| size <= i16::MAX as usize) {
+        NiftiFormat::Nifti1
+    } else {
+        NiftiFormat::Nifti2
+    }
+}
+
+/// Why a volume cannot be stored (`None` if it can): a dim of 0, or data not matching the dims.
 pub(crate) fn unwritable(dims: [usize; 3], voxel_count: usize) -> Option<String> {
-    if dims
-        .iter()
-        .any(|&size| size == 0 || size > i16::MAX as usize)
-    {
+    if dims.contains(&0) {
         return Some(format!(
-            "cannot store dims {}x{}x{} in NIfTI-1 (each must be 1 to {})",
-            dims[0],
-            dims[1],
-            dims[2],
-            i16::MAX
+            "cannot store dims {}x{}x{} in NIfTI (each must be at least 1)",
+            dims[0], dims[1], dims[2]
         ));
     }
-    let expected = dims[0] * dims[1] * dims[2];
-    (voxel_count != expected)
-        .then(|| format!("volume holds {voxel_count} voxels but its dims {dims:?} need {expected}"))
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |acc, &size| acc.checked_mul(size));
+    (expected != Some(voxel_count)).then(|| match expected {
+        Some(expected) => {
+            format!("volume holds {voxel_count} voxels but its dims {dims:?} need {expected}")
+        }
+        None => format!("volume dims {dims:?} overflow the voxel count"),
+    })
 }
 
 /// Header fields for `dims` and `affine`: sform (code 2, aligned) with the affine, and the qform
 /// derived from it (code 2) unless the affine is sheared (then qform code 0).
 fn header_spec(dims: [usize; 3], affine: &Affine, datatype: Datatype) -> HeaderSpec {
-    let srow = std::array::from_fn(|row| affine[row].map(|v| v as f32));
-    let spacing = crate::volume::spacing_of(affine).map(|v| v as f32);
+    let srow = std::array::from_fn(|row| affine[row]);
     let (qform_code, quatern, qoffset, qfac) = match affine_to_qform(affine) {
-        Some(qform) => (
-            2,
-            qform.quatern.map(|v| v as f32),
-            qform.offset.map(|v| v as f32),
-            qform.qfac as f32,
-        ),
+        Some(qform) => (2, qform.quatern, qform.offset, qform.qfac),
         None => (0, [0.0; 3], [0.0; 3], 1.0),
     };
     HeaderSpec {
         dims,
         datatype,
-        pixdim: spacing,
+        pixdim: crate::volume::spacing_of(affine),
         qfac,
         qform_code,
         quatern,
@@ -91,7 +96,11 @@ pub(crate) fn write_nifti(
     voxels: Voxels,
     gzip: bool,
 ) -> io::Result<()> {
-    let header = build(&header_spec(dims, affine, voxels.datatype()));
+    let spec = header_spec(dims, affine, voxels.datatype());
+    let header = match format_for(dims) {
+        NiftiFormat::Nifti1 => nifti1::build(&spec),
+        NiftiFormat::Nifti2 => nifti2::build(&spec),
+    };
     if gzip {
         let mut encoder = GzEncoder::new(out, Compression::fast());
         write_body(&mut encoder, &header, &voxels)?;
@@ -119,8 +128,8 @@ fn write_body(out: &mut impl Write, header: &[u8], voxels: &Voxels) -> io::Resul
     }
 }
 
-/// Encode to memory; an error when the volume cannot be stored in NIfTI-1 (a dim of 0 or over
-/// 32767, or data that does not match its dims).
+/// Encode to memory; an error when the volume cannot be stored (a dim of 0, or data that does not
+/// match its dims).
 pub(crate) fn encode(
     dims: [usize; 3],
     affine: &Affine,
@@ -130,7 +139,8 @@ pub(crate) fn encode(
     if let Some(cause) = unwritable(dims, voxels.len()) {
         return Err(crate::Error::new("nifti encode", cause));
     }
-    let raw_size = 352 + voxels.len() * voxels.datatype().bytes_per_voxel();
+    let raw_size =
+        format_for(dims).min_vox_offset() + voxels.len() * voxels.datatype().bytes_per_voxel();
     let mut out = Vec::with_capacity(if gzip { raw_size / 2 } else { raw_size });
     write_nifti(&mut out, dims, affine, voxels, gzip)
         .map_err(|err| crate::Error::new("nifti encode", err.to_string()))?;

@@ -22,6 +22,7 @@ mod losses;
 mod masking;
 mod metrics;
 mod nifti;
+mod nifti2;
 mod preprocess;
 mod pretrain_model;
 mod split;

@@ -1,11 +1,16 @@
-//! Scoring predicted label maps against the ground truth: Dice and HD95 per region and case
-//! ([`score_case`], in memory), pairing of prediction and ground-truth folders by subject id
-//! ([`evaluate_folders`]), and the report (per-case CSV, summary table in markdown).
+//! Scoring predicted label maps against the ground truth: Dice and HD95 (MONAI) per region and
+//! case ([`score_case`], in memory), pairing of prediction and ground-truth folders by subject id
+//! ([`evaluate_folders`]), and the report (per-case CSV, summary table in markdown). The BraTS
+//! challenge metrics (lesion-wise, NSD, detection) are in [`brats`].
 //!
 //! Regions follow the [`LabelScheme`]: TC/WT/ET for BraTS, one region per non-background label for
-//! classes. As the official metric, an empty ground truth scores Dice 1 when the prediction is
-//! empty too, else 0; HD95 is undefined (`None`) when either mask is empty and is then reported as
-//! undefined, never as 0.
+//! classes. As the official BrainMVP metric, an empty ground truth scores Dice 1 when the
+//! prediction is empty too, else 0; HD95 (MONAI's: the larger of the two directed 95th percentiles,
+//! see [`brainmvp_core::metrics::hd95`]) is undefined (`None`) when either mask is empty and is then
+//! reported as undefined, never as 0. It is written `hd95_monai` / "HD95 (MONAI)" so that it is
+//! never mixed up with the challenge's HD95.
+
+pub mod brats;
 
 use brainmvp_core::cohort::discover::discover;
 use brainmvp_core::cohort::naming::{classify_file_name, nifti_stem, FileRole};
@@ -257,38 +262,73 @@ fn largest_difference(a: &Affine, b: &Affine) -> f64 {
 /// ground truths without a prediction (their ids listed). Predictions without a ground truth are
 /// reported with a warning.
 pub fn pair_folders(pred: &Path, truth: &Path) -> Result<Vec<CasePair>> {
+    let folders = pair_folders_allowing_missing(pred, truth)?;
+    if !folders.missing.is_empty() {
+        return Err(missing_predictions_error(
+            pred,
+            &folders,
+            "no prediction for",
+        ));
+    }
+    Ok(folders.pairs)
+}
+
+/// The ground truths of a truth folder split into those with a prediction and those without.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairedFolders {
+    /// Ground truths with their prediction, in id order.
+    pub pairs: Vec<CasePair>,
+    /// Ids of the ground truths without a prediction, in id order.
+    pub missing: Vec<String>,
+}
+
+/// As [`pair_folders`], but ground truths without a prediction are returned in
+/// [`PairedFolders::missing`] instead of failing (the BraTS challenge scores them as missing
+/// cases); still an error when no ground truth has a prediction.
+pub fn pair_folders_allowing_missing(pred: &Path, truth: &Path) -> Result<PairedFolders> {
     if !pred.is_dir() {
         return Err(Error::new(pred.display().to_string(), "not a folder"));
     }
     let truths = truth_files(truth)?;
-    let mut pairs = Vec::new();
-    let mut missing = Vec::new();
+    let mut folders = PairedFolders {
+        pairs: Vec::new(),
+        missing: Vec::new(),
+    };
     for (id, truth_path) in &truths {
         match prediction_file(pred, id)? {
-            Some(prediction) => pairs.push(CasePair {
+            Some(prediction) => folders.pairs.push(CasePair {
                 id: id.clone(),
                 prediction,
                 truth: truth_path.clone(),
             }),
-            None => missing.push(id.as_str()),
+            None => folders.missing.push(id.clone()),
         }
     }
-    if !missing.is_empty() {
-        let verdict = match pairs.is_empty() {
-            true => "no prediction for any".to_string(),
-            false => format!("no prediction for {}", missing.len()),
-        };
-        return Err(Error::new(
-            pred.display().to_string(),
-            format!(
-                "{verdict} of the {} ground truths: {} (expected <id>_seg.nii.gz, <id>.nii.gz or <id>_pred.nii.gz)",
-                truths.len(),
-                missing.join(", ")
-            ),
+    if folders.pairs.is_empty() {
+        return Err(missing_predictions_error(
+            pred,
+            &folders,
+            "no prediction for any",
         ));
     }
     warn_unmatched_predictions(pred, &truths);
-    Ok(pairs)
+    Ok(folders)
+}
+
+/// The error listing the ground truths without a prediction.
+fn missing_predictions_error(pred: &Path, folders: &PairedFolders, verdict: &str) -> Error {
+    let truths = folders.pairs.len() + folders.missing.len();
+    let verdict = match folders.pairs.is_empty() {
+        true => verdict.to_string(),
+        false => format!("{verdict} {}", folders.missing.len()),
+    };
+    Error::new(
+        pred.display().to_string(),
+        format!(
+            "{verdict} of the {truths} ground truths: {} (expected <id>_seg.nii.gz, <id>.nii.gz or <id>_pred.nii.gz)",
+            folders.missing.join(", ")
+        ),
+    )
 }
 
 /// `(id, label map)` of every ground truth under `truth`, sorted by id.
@@ -488,10 +528,10 @@ impl EvaluationReport {
         (mean, undefined)
     }
 
-    /// One row per case and region, `id,region,dice,hd95` (header first); HD95 is `undefined`
-    /// when it is, never 0. Numbers are written in full precision.
+    /// One row per case and region, `id,region,dice,hd95_monai` (header first); HD95 (MONAI) is
+    /// `undefined` when it is, never 0. Numbers are written in full precision.
     pub fn to_csv(&self) -> String {
-        let mut csv = String::from("id,region,dice,hd95\n");
+        let mut csv = String::from("id,region,dice,hd95_monai\n");
         for case in &self.cases {
             for (region, score) in self.regions.iter().zip(&case.scores) {
                 let hd95 = score
@@ -508,14 +548,16 @@ impl EvaluationReport {
         csv
     }
 
-    /// The summary table: per region the mean ± standard deviation of Dice, the mean HD95 over
-    /// the cases where it is defined, and how many cases it is undefined for.
+    /// The summary table: per region the mean ± standard deviation of Dice, the mean HD95 (MONAI)
+    /// over the cases where it is defined, and how many cases it is undefined for.
     pub fn to_markdown(&self) -> String {
         let mut table = format!(
-            "{} cases (Dice: mean ± population std over all cases; HD95: mean over the cases where it is defined)\n\n",
+            "{} cases (Dice: mean ± population std over all cases; HD95 (MONAI): the larger directed 95th percentile, mean over the cases where it is defined)\n\n",
             self.cases.len()
         );
-        table.push_str("| region | Dice | HD95 (mm) | HD95 undefined |\n|---|---|---|---|\n");
+        table.push_str(
+            "| region | Dice | HD95 (MONAI) (mm) | HD95 (MONAI) undefined |\n|---|---|---|---|\n",
+        );
         for (index, region) in self.regions.iter().enumerate() {
             let (hd95, undefined) = self.mean_hd95(index);
             let hd95 = hd95.map_or_else(|| "undefined".to_string(), |d| format!("{d:.2}"));

@@ -5,6 +5,9 @@
 //!
 //! `bench segment`: seconds per case of UniUnet sliding-window inference (random weights, random
 //! input of one case), inference only, on any backend.
+//!
+//! `bench brats-metrics`: seconds per case of the BraTS challenge metrics on one core (see
+//! `brats_bench`).
 
 use anyhow::Context;
 use brainmvp_core::cache::CacheReader;
@@ -24,7 +27,11 @@ pub enum BenchCommand {
     Segment(SegmentBenchArgs),
     /// Milliseconds and GFLOP/s of each UniFormer-S UniUnet convolution on the CPU backend.
     Kernels(super::bench_kernels::KernelBenchArgs),
+    /// Seconds per case of the BraTS challenge metrics (`evaluate --metrics brats`) on one core.
+    BratsMetrics(brats_bench::BratsMetricsBenchArgs),
 }
+
+mod brats_bench;
 
 #[derive(clap::Args)]
 pub struct PretrainBenchArgs {
@@ -85,6 +92,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Pretrain(args) => bench_pretrain(args),
         BenchCommand::Segment(args) => segment_bench::bench_segment(args),
         BenchCommand::Kernels(args) => super::bench_kernels::bench_kernels(args),
+        BenchCommand::BratsMetrics(args) => brats_bench::bench_brats_metrics(args),
     }
 }
 

@@ -1,6 +1,9 @@
-//! `brainmvp evaluate` and its library: Dice and HD95 of analytic shapes against brute-force
-//! values, empty-mask conventions, pairing errors, the CLI end to end; and `bench segment`'s
-//! window count against MONAI's placement.
+//! `brainmvp evaluate` and its library: Dice and HD95 (MONAI) of analytic shapes against
+//! brute-force values, empty-mask conventions, pairing errors, the CLI end to end; and `bench
+//! segment`'s window count against MONAI's placement. The BraTS challenge metrics (`--metrics
+//! brats`) against the official package: [`brats`].
+
+mod brats;
 
 use crate::support::{brainmvp_output, scratch, text};
 use brainmvp_core::finetune::labels::LabelScheme;
@@ -194,7 +197,7 @@ fn empty_truths_score_one_or_zero_and_hd95_is_undefined() {
     assert_eq!(report.mean_dice(1), 0.5);
     assert_eq!(report.mean_hd95(1), (None, 2));
     let csv = report.to_csv();
-    assert!(csv.starts_with("id,region,dice,hd95\n"), "{csv}");
+    assert!(csv.starts_with("id,region,dice,hd95_monai\n"), "{csv}");
     assert!(csv.contains("a,TC,1,undefined\n"), "{csv}");
     assert!(csv.contains("b,WT,0,undefined\n"), "{csv}");
     assert_eq!(csv.lines().count(), 1 + 2 * 3);

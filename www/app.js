@@ -987,7 +987,7 @@ async function describeModel() {
     const megaValues = (info.values / 1e6).toFixed(info.values < 1e6 ? 2 : 1);
     const fileMb = (info.fileBytes / 1e6).toFixed(info.fileBytes < 1e7 ? 1 : 0);
     const templates = info.templates.length ? `templates for ${info.templates.join(', ')}` : 'no templates (give every modality)';
-    $('model-info').textContent = `${model.name}: ${info.encoder} UniUnet · ${megaValues} M weights · ${info.precision} file ${fileMb} MB · takes ${info.modalities.join(', ')} · ${templates} · ${info.summary}`;
+    $('model-info').textContent = `${model.name}: ${info.encoder} UniUnet · ${megaValues} M weights · ${info.precision} file ${fileMb} MB · takes ${info.modalities.join(', ')} · ${templates} · ${info.preprocess} preprocessing · ${info.summary}`;
   } catch (error) {
     $('model-info').textContent = '';
     showError(`model: ${errorText(error)}`);

@@ -84,7 +84,7 @@ export function chooseBackend(backend = 'auto') {
 }
 
 /**
- * What a model is and the memory one window needs: {encoder, precision, values, fileBytes, roi,
+ * What a model is and the memory one window needs: {encoder, precision, preprocess, values, fileBytes, roi,
  * weightBytes, activationBytes, largestBufferBytes, summary, modalities, templates}.
  */
 export function inspect(model) {

@@ -113,7 +113,7 @@ test('an official-size UniFormer-S model: loaded, described, run on the CPU and 
     await page.waitForFunction(() => document.getElementById('model-info').textContent.includes('UniFormer-S'), null, { timeout: 120_000 });
     const info = await page.textContent('#model-info');
     console.log(info);
-    assert.match(info, /^official-roi32\.bmvp: UniFormer-S UniUnet · 34\.3 M weights · f16 file 69 MB · takes t1, t1c, t2, flair · no templates \(give every modality\) · one 32×32×32 window needs about \d+ MB \(137 MB weights \+ \d+ MB activations; largest buffer 17 MB\)$/);
+    assert.match(info, /^official-roi32\.bmvp: UniFormer-S UniUnet · 34\.3 M weights · f16 file 69 MB · takes t1, t1c, t2, flair · no templates \(give every modality\) · official-downstream preprocessing · one 32×32×32 window needs about \d+ MB \(137 MB weights \+ \d+ MB activations; largest buffer 17 MB\)$/);
 
     await page.uncheck('#mirror');
     await page.uncheck('#clean');

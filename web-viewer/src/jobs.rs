@@ -132,6 +132,8 @@ pub struct ModelInfo {
     pub modalities: Vec<Modality>,
     /// Modalities it can synthesise from templates when missing.
     pub templates: Vec<Modality>,
+    /// The preprocessing it runs on raw images (`pretraining` or `official-downstream`).
+    pub preprocess: &'static str,
 }
 
 /// Describes `bmvp` (see [`ModelInfo`]).
@@ -154,6 +156,7 @@ pub fn model_info(bmvp: &BmvpModel) -> ModelInfo {
         ),
         modalities: manifest.modalities.clone(),
         templates: bmvp.templates.iter().map(|(m, _)| *m).collect(),
+        preprocess: manifest.preprocess.pipeline.name(),
     }
 }
 

@@ -143,7 +143,7 @@ fn job_limits(
     .after(held_bytes + 4 * bmvp.weight_values())
 }
 
-/// What the page shows about a model: `{encoder, precision, values, fileBytes, roi,
+/// What the page shows about a model: `{encoder, precision, preprocess, values, fileBytes, roi,
 /// weightBytes, activationBytes, largestBufferBytes, summary, modalities, templates}` (memory
 /// for one window at the model's sliding-window size; `summary` one line in words).
 #[wasm_bindgen]
@@ -154,6 +154,7 @@ pub fn worker_model_info(model_name: String, model: Vec<u8>) -> Result<JsValue, 
     let result = Object::new();
     set(&result, "encoder", info.encoder);
     set(&result, "precision", info.precision);
+    set(&result, "preprocess", info.preprocess);
     set(&result, "values", footprint.weight_values as f64);
     set(&result, "fileBytes", model.len() as f64);
     set(&result, "roi", footprint.roi[0] as f64);

@@ -18,7 +18,8 @@ use crate::metrics::{detect_enhancing_label, dice, hd95, score_brats, BratsRegio
 use crate::{Error, Result};
 
 const CONTEXT: &str = "label scheme";
-/// Probability above which a sigmoid channel counts as present.
+/// Probability from which a sigmoid channel counts as present (`>=`, as MONAI's
+/// `AsDiscrete(threshold=0.5)` in the official `post_trans`).
 pub const SIGMOID_THRESHOLD: f32 = 0.5;
 
 /// What the label maps hold and how the network predicts them.
@@ -218,11 +219,11 @@ impl LabelScheme {
                 let (core, whole, enhancing) = (channel(0), channel(1), channel(2));
                 (0..voxels)
                     .map(|voxel| {
-                        if enhancing[voxel] > SIGMOID_THRESHOLD {
+                        if enhancing[voxel] >= SIGMOID_THRESHOLD {
                             *enhancing_label
-                        } else if core[voxel] > SIGMOID_THRESHOLD {
+                        } else if core[voxel] >= SIGMOID_THRESHOLD {
                             1
-                        } else if whole[voxel] > SIGMOID_THRESHOLD {
+                        } else if whole[voxel] >= SIGMOID_THRESHOLD {
                             2
                         } else {
                             0

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod crop;
+pub mod downstream;
 pub mod intensity;
 pub mod pipeline;
 pub mod record;
@@ -14,7 +15,7 @@ mod restore;
 #[cfg(feature = "fs")]
 pub mod subject;
 
-pub use config::PreprocessConfig;
+pub use config::{Pipeline, PreprocessConfig};
 pub use crop::{centred_foreground_box, foreground_box, symmetric_box};
 pub use intensity::{percentile, scale_percentiles, scale_percentiles_clipped, scale_range};
 pub use pipeline::preprocess_images;

@@ -16,9 +16,11 @@
 //!
 //! The official *downstream* (fine-tuning) transforms (`Downstream/dataset/transforms.py`)
 //! differ: they scale by percentiles first, over the whole uncropped volume and without `clip`,
-//! then reorient, resample and take an ordinary (not centred) `CropForegroundd(margin=1)`. This
-//! module follows the pre-training pipeline for every use, so pre-training and fine-tuning see the
-//! same intensities; the differences are deliberate deviations for downstream tasks.
+//! then reorient, resample and take an ordinary (not centred) `CropForegroundd(margin=1)`. They
+//! are [`super::downstream`], chosen by [`PreprocessConfig::pipeline`]: an imported official
+//! UniUnet records it, so that it sees the intensities it was trained on. brainmvp's own models
+//! use the pre-training pipeline by default, so pre-training and fine-tuning see the same
+//! intensities.
 //!
 //! The label map (not part of the official pre-training, which has none) follows the images
 //! through the same reorientation, nearest resampling and crops. Every other modality and the
@@ -27,8 +29,9 @@
 //! it through world space ([`super::regrid`]: trilinear, nearest for the label map) with a
 //! warning, and one that shares no world space with it is refused.
 
-use super::config::PreprocessConfig;
+use super::config::{Pipeline, PreprocessConfig};
 use super::crop::{centred_foreground_box, crop, foreground_box, symmetric_box};
+use super::downstream::run_official_downstream;
 use super::intensity::scale_percentiles_clipped;
 use super::record::{CropBox, GridRecord, PreprocessedSubject};
 use super::regrid::{onto_reference, Regridded};
@@ -79,6 +82,9 @@ pub(crate) fn run_pipeline(
 ) -> Result<PreprocessedSubject> {
     config.validate()?;
     check_inputs(context, &images, label.as_ref())?;
+    if config.pipeline == Pipeline::OfficialDownstream {
+        return run_official_downstream(id, context, images, label, config);
+    }
     let (modalities, named): (Vec<Modality>, Vec<NamedVolume>) = images.into_iter().unzip();
     let (ras_images, ras_label, reorientation) = reorient_all(named, label)?;
     let (resampled_images, resampled_label) = resample_all(context, ras_images, ras_label, config)?;
@@ -148,10 +154,13 @@ fn check_inputs(
     Ok(())
 }
 
-type Reoriented = (Vec<Volume<f32>>, Option<Volume<f32>>, Reorientation);
+pub(super) type Reoriented = (Vec<Volume<f32>>, Option<Volume<f32>>, Reorientation);
 
 /// Bring every volume to RAS and onto the first image's grid.
-fn reorient_all(images: Vec<NamedVolume>, label: Option<NamedVolume>) -> Result<Reoriented> {
+pub(super) fn reorient_all(
+    images: Vec<NamedVolume>,
+    label: Option<NamedVolume>,
+) -> Result<Reoriented> {
     let mut reorientation = None;
     let mut reference: Option<(String, Volume<f32>)> = None;
     let mut ras_images = Vec::with_capacity(images.len());
@@ -192,10 +201,10 @@ fn reorient_all(images: Vec<NamedVolume>, label: Option<NamedVolume>) -> Result<
 }
 
 /// Image volumes and the optional label map, on one grid.
-type ImagesAndLabel = (Vec<Volume<f32>>, Option<Volume<f32>>);
+pub(super) type ImagesAndLabel = (Vec<Volume<f32>>, Option<Volume<f32>>);
 
 /// Resample images (trilinear) and label (nearest) to the target spacing when it differs.
-fn resample_all(
+pub(super) fn resample_all(
     context: &str,
     images: Vec<Volume<f32>>,
     label: Option<Volume<f32>>,

@@ -5,7 +5,8 @@
 //! The output grid keeps the input's axis directions and the world position of the centre of
 //! voxel `(0, 0, 0)`; only the voxel size changes. Along each axis the first and last voxel
 //! *centres* of the input span `(n - 1) · old_spacing` mm, and the output gets
-//! `round((n - 1) · old_spacing / new_spacing) + 1` voxels (at least 1), exactly MONAI's
+//! `round((n - 1) · old_spacing / new_spacing + 1)` voxels (at least 1; numpy's rounding, half
+//! to even, so an extent of 94.5 voxels gives 96), exactly MONAI's
 //! `compute_shape_offset` with its default `scale_extent=False`. Output voxel `i` therefore sits at
 //! input voxel coordinate `i · new_spacing / old_spacing`. Example: the 2 mm MNI grid
 //! (91 × 109 × 91) becomes the 1 mm MNI grid (181 × 217 × 181) with the same origin.
@@ -39,7 +40,8 @@ pub fn resampled_grid(
             continue;
         }
         let extent_voxels = dims[axis].saturating_sub(1) as f64 * ratio;
-        new_dims[axis] = extent_voxels.round_ties_even() as usize + 1;
+        // MONAI: `np.round(extent + 1)`, so 94.5 + 1 rounds to 96, not to 94 + 1.
+        new_dims[axis] = ((extent_voxels + 1.0).round_ties_even() as usize).max(1);
         for row in new_affine.iter_mut().take(3) {
             row[axis] /= ratio;
         }
@@ -123,10 +125,11 @@ pub fn resample_nearest_onto<T: Copy + Default>(
     Volume { dims, affine, data }
 }
 
-/// `old / new` when both spacings are usable and differ, else `None` (axis unchanged).
-fn spacing_ratio(old_spacing: f64, new_spacing: f64) -> Option<f64> {
+/// `numerator / denominator` of two spacings when both are usable (finite, positive), else
+/// `None` (axis unchanged).
+fn spacing_ratio(numerator: f64, denominator: f64) -> Option<f64> {
     let usable = |s: f64| s.is_finite() && s > 0.0;
-    (usable(old_spacing) && usable(new_spacing)).then(|| old_spacing / new_spacing)
+    (usable(numerator) && usable(denominator)).then(|| numerator / denominator)
 }
 
 /// Per-axis lookup tables: entry `i` says where output voxel `i` reads along that axis.
@@ -139,10 +142,9 @@ fn axis_tables<T, E>(
     let old_spacing = crate::volume::spacing_of(&volume.affine);
     let new_spacing = crate::volume::spacing_of(affine);
     std::array::from_fn(|axis| {
-        // Source coordinate step per output voxel: new_spacing / old_spacing.
-        let step = spacing_ratio(old_spacing[axis], new_spacing[axis])
-            .map(|ratio| 1.0 / ratio)
-            .unwrap_or(1.0);
+        // Source coordinate step per output voxel: new_spacing / old_spacing (MONAI's
+        // `solve(src_affine, dst_affine)` on a diagonal: one division).
+        let step = spacing_ratio(new_spacing[axis], old_spacing[axis]).unwrap_or(1.0);
         table(volume.dims[axis], dims[axis], step)
     })
 }
@@ -160,12 +162,65 @@ fn linear_axis(src_len: usize, out_len: usize, step: f64) -> Vec<(usize, usize, 
         .collect()
 }
 
-/// For each of `out_len` output voxels: the nearest source voxel (ties to even, clamped).
+/// For each of `out_len` output voxels: the nearest source voxel, the one MONAI's nearest
+/// resampling picks (clamped to the grid, as its `border` padding).
+///
+/// Where an output voxel falls exactly half-way between two source voxels (1.5 mm slices onto
+/// 1 mm, and back), the choice is decided by the rounding of MONAI's coordinate arithmetic
+/// (`to_norm_affine`, `affine_grid`, `grid_sample`), so that arithmetic is replayed here step for
+/// step in f64: ties to even on the exact coordinate would pick the other voxel on about half of
+/// those slices.
 fn nearest_axis(src_len: usize, out_len: usize, step: f64) -> Vec<usize> {
     let last = src_len.saturating_sub(1);
-    (0..out_len)
-        .map(|i| ((i as f64 * step).round_ties_even().max(0.0) as usize).min(last))
+    let (n_in, n_out) = (src_len as f64, out_len as f64);
+    // to_norm_affine: normalise(src) @ [step, 0; 0, 1] @ inv(normalise(dst)), with
+    // normalise(n) = [2/n, 1/n − 1; 0, 1] and LAPACK's inverse [1/(2/n), −(1/(2/n))·(1/n − 1)].
+    let (src_scale, src_shift) = (2.0 / n_in, 1.0 / n_in - 1.0);
+    let dst_inverse_scale = 1.0 / (2.0 / n_out);
+    let dst_inverse_shift = -(dst_inverse_scale * (1.0 / n_out - 1.0));
+    let scaled = src_scale * step;
+    let theta_scale = scaled * dst_inverse_scale;
+    let theta_shift = scaled * dst_inverse_shift + src_shift;
+    torch_linspace(out_len)
+        .into_iter()
+        .map(|position| {
+            // affine_grid (align_corners=False), then grid_sample's unnormalisation and
+            // nearbyint.
+            let base = position * (n_out - 1.0) / n_out;
+            let normalised = base * theta_scale + theta_shift;
+            let source = ((normalised + 1.0) * n_in - 1.0) / 2.0;
+            (source.round_ties_even().max(0.0) as usize).min(last)
+        })
         .collect()
+}
+
+/// Doubles per vector in torch's CPU kernels on AVX2 (`Vectorized<double>::size()`).
+const TORCH_F64_LANES: usize = 4;
+
+/// `torch.linspace(-1, 1, steps)` in f64 as its CPU kernel computes it: from the start below the
+/// half-way index and from the end above it, and in vector blocks (two vectors per loop turn
+/// while at least that many are left) as `base + step·lane`, the rest one by one.
+fn torch_linspace(steps: usize) -> Vec<f64> {
+    if steps <= 1 {
+        return vec![0.0; steps];
+    }
+    let step = 2.0 / (steps - 1) as f64;
+    let halfway = steps / 2;
+    let at = |index: usize| match index < halfway {
+        true => -1.0 + step * index as f64,
+        false => 1.0 - step * (steps - index - 1) as f64,
+    };
+    let mut values = Vec::with_capacity(steps);
+    while values.len() + 2 * TORCH_F64_LANES <= steps {
+        for _ in 0..2 {
+            let base = at(values.len());
+            values.extend((0..TORCH_F64_LANES).map(|lane| base + step * lane as f64));
+        }
+    }
+    while values.len() < steps {
+        values.push(at(values.len()));
+    }
+    values
 }
 
 #[inline]

@@ -13,6 +13,7 @@ mod cohort;
 mod contrastive;
 mod cutmix;
 mod decoder;
+mod downstream;
 mod few_shot;
 mod finetune_init;
 mod inference;

@@ -8,6 +8,7 @@ use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::inference::SlidingWindowConfig;
 use brainmvp_core::loader::LoaderConfig;
 use brainmvp_core::model::EncoderPreset;
+use brainmvp_core::preprocess::Pipeline;
 use brainmvp_core::pretrain::LrSchedule;
 use brainmvp_core::Modality;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -34,6 +35,10 @@ brainmvp_core::config! {
         pub cache: PathBuf = PathBuf::from("cache"),
         /// Output folder (config, metrics, plots, checkpoints, the model).
         pub out: PathBuf = PathBuf::from("runs/finetune"),
+        /// The preprocessing the model records and runs on raw images (`pretraining` or
+        /// `official-downstream`): the cache must have been prepared with it (`brainmvp prepare`
+        /// with `[preprocess] pipeline = "..."`); none = the cache's, whichever it is.
+        pub preprocess: Option<Pipeline> = None,
         /// Seed of the weights, the label fraction, the crops and the cut-mix.
         pub seed: u64 = 0,
         /// `segment` or `classify`.

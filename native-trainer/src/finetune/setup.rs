@@ -90,6 +90,7 @@ pub fn prepare_job<B: AutodiffBackend>(
     let (model, model_config, init_report) =
         build_model::<B>(config, &modalities, &labels, device)?;
     let preprocess = reader.manifest().prepare_config()?.preprocess;
+    check_pipeline(config, &preprocess)?;
     let manifest = segmenter_manifest(config, &model_config, &modalities, &labels, preprocess);
     manifest.validate()?;
     log::info!(
@@ -147,6 +148,21 @@ fn build_model<B: AutodiffBackend>(
     let (encoder, report) = transfer_pretrained(model.encoder, pretrained, config)?;
     model.encoder = encoder;
     Ok((model, model_config, report))
+}
+
+/// Refuses a job whose `preprocess` is not the pipeline its cache was prepared with.
+fn check_pipeline(config: &FinetuneConfig, cache: &PreprocessConfig) -> Result<()> {
+    match config.preprocess {
+        Some(wanted) if wanted != cache.pipeline => bail!(
+            "{}: prepared with the {} preprocessing, the job asks for {}; prepare the cache \
+             again with `[preprocess] pipeline = \"{}\"` in the prepare config",
+            config.cache.display(),
+            cache.pipeline.name(),
+            wanted.name(),
+            wanted.name()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The manifest of the model this job trains.

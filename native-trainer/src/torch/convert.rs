@@ -97,11 +97,8 @@ pub fn import_checkpoint(job: &ImportJob) -> Result<ImportReport> {
                 labels: LabelScheme::Brats {
                     enhancing_label: job.enhancing_label,
                 },
-                // The official downstream transform scales to the 5–95 % percentiles unclipped.
-                preprocess: PreprocessConfig {
-                    clip: false,
-                    ..PreprocessConfig::default()
-                },
+                // The official test pipeline's transforms, so that the label map is its own.
+                preprocess: PreprocessConfig::official_downstream(),
                 window: job.window.clone(),
                 templates: Vec::new(),
                 init: format!("torch:{}", job.torch.display()),

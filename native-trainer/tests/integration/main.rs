@@ -14,5 +14,6 @@ mod finetune;
 mod mpirun;
 mod official_golden;
 mod official_golden_unet;
+mod official_pipeline;
 mod pretrain;
 mod serve;

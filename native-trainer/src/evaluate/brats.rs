@@ -131,10 +131,8 @@ pub fn evaluate_folders_brats(
     truth: &Path,
     labels: LabelsChoice,
 ) -> Result<BratsEvaluation> {
-    if labels == LabelsChoice::Classes {
-        let cause = convention_of(labels, &[]).err().unwrap_or_default();
-        return Err(Error::new("--metrics brats", cause));
-    }
+    // Refuse a label choice without a BraTS convention before reading anything.
+    convention_of(labels, &[]).map_err(|cause| Error::new("--metrics brats", cause))?;
     let folders = pair_folders_allowing_missing(pred, truth)?;
     if !folders.missing.is_empty() {
         log::warn!(

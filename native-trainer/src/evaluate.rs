@@ -178,6 +178,7 @@ fn scheme_of_truths(pairs: &[CasePair], labels: LabelsChoice) -> Result<LabelSch
 fn score_pair(scheme: &LabelScheme, pair: &CasePair) -> Result<CaseScores> {
     let truth = read_label_map(&pair.truth)?;
     let prediction = read_label_map(&pair.prediction)?;
+    let prediction = in_truth_convention(scheme, &pair.prediction, prediction)?;
     check_same_grid(&prediction, &truth).map_err(|cause| {
         Error::new(
             pair.prediction.display().to_string(),
@@ -185,6 +186,46 @@ fn score_pair(scheme: &LabelScheme, pair: &CasePair) -> Result<CaseScores> {
         )
     })?;
     score_case(scheme, &pair.id, &prediction, &truth)
+}
+
+/// A BraTS prediction written in the other convention than the truths' (enhancing tumour 4,
+/// BraTS 2021, against truths with 3, BraTS 2023, or the other way round) read in the truths'
+/// one, with a warning naming the file; a map holding both 3 and 4 is refused, since it cannot
+/// say which is the enhancing tumour. Other schemes and maps already in convention pass as they
+/// are.
+pub fn in_truth_convention(
+    scheme: &LabelScheme,
+    path: &Path,
+    mut prediction: Volume<u8>,
+) -> Result<Volume<u8>> {
+    let LabelScheme::Brats { enhancing_label } = *scheme else {
+        return Ok(prediction);
+    };
+    let other = match enhancing_label {
+        3 => 4,
+        4 => 3,
+        _ => return Ok(prediction),
+    };
+    let values = distinct_values(&prediction.data);
+    if !values.contains(&other) {
+        return Ok(prediction);
+    }
+    if values.contains(&enhancing_label) {
+        let cause = "holds both 3 and 4, so neither can be read as the enhancing tumour \
+                     (BraTS 2021 writes 4, BraTS 2023 writes 3)";
+        return Err(Error::new(path.display().to_string(), cause));
+    }
+    log::warn!(
+        "{}: enhancing tumour written as {other}, the ground truths use {enhancing_label}; read \
+         as {enhancing_label}",
+        path.display()
+    );
+    prediction
+        .data
+        .iter_mut()
+        .filter(|value| **value == other)
+        .for_each(|value| *value = enhancing_label);
+    Ok(prediction)
 }
 
 /// The sorted distinct values of a label map.

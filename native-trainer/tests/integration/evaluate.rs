@@ -281,6 +281,35 @@ fn auto_labels_fall_back_to_classes_beyond_brats_values() {
 }
 
 #[test]
+fn a_prediction_in_the_other_brats_convention_is_read_in_the_truths() {
+    let dir = scratch("conventions");
+    let (truth_dir, pred_dir) = (dir.join("truth"), dir.join("pred"));
+    std::fs::create_dir_all(&truth_dir).unwrap();
+    std::fs::create_dir_all(&pred_dir).unwrap();
+    let as_2023 = |volume: &Volume<u8>| volume.map(|v| if v == 4 { 3 } else { v });
+    let truth = tumour([18.0, 14.0, 11.0], 9.0, 4.5);
+    let prediction = tumour([21.0, 13.0, 12.0], 8.0, 5.0);
+    write_u8(&truth_dir.join("a_seg.nii.gz"), &as_2023(&truth)).unwrap();
+    // The prediction written with BraTS 2021's enhancing 4 against BraTS 2023 truths (3)...
+    write_u8(&pred_dir.join("a_seg.nii.gz"), &prediction).unwrap();
+    let mixed = evaluate_folders(&pred_dir, &truth_dir, LabelsChoice::Auto).unwrap();
+    // ...scores as the same prediction written with 3.
+    write_u8(&pred_dir.join("a_seg.nii.gz"), &as_2023(&prediction)).unwrap();
+    let same = evaluate_folders(&pred_dir, &truth_dir, LabelsChoice::Auto).unwrap();
+    assert_eq!(mixed.cases[0].scores, same.cases[0].scores);
+    let et = mixed.cases[0].scores[2];
+    assert!(et.dice > 0.2 && et.hd95.is_some(), "{et:?}");
+    // A map holding both 3 and 4 cannot say which is enhancing: refused, naming the file.
+    let mut both = as_2023(&prediction);
+    both.data[0] = 4;
+    write_u8(&pred_dir.join("a_seg.nii.gz"), &both).unwrap();
+    let err = evaluate_folders(&pred_dir, &truth_dir, LabelsChoice::Auto).unwrap_err();
+    assert!(err.to_string().contains("a_seg.nii.gz"), "{err}");
+    assert!(err.to_string().contains("both 3 and 4"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn cli_evaluates_end_to_end_and_fails_with_one_line() {
     let dir = scratch("cli");
     let (truth_dir, pred_dir, out_dir) = (dir.join("truth"), dir.join("pred"), dir.join("out"));

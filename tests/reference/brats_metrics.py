@@ -7,8 +7,8 @@ Runs the official `brats-evaluation` package (PyPI `brats-evaluation==0.0.10`, w
 brats.rs`) must reproduce each of them. The package is AGPL-3: it is only *run* here, as an outside
 reference, never copied, linked or shipped.
 
-    python3 -m venv /work/venv-brats && /work/venv-brats/bin/pip install brats-evaluation==0.0.10 nibabel
-    /work/venv-brats/bin/python tests/reference/brats_metrics.py [--real ../shared/data/real] [--time]
+    python3 -m venv venv-brats && venv-brats/bin/pip install brats-evaluation==0.0.10 nibabel
+    venv-brats/bin/python tests/reference/brats_metrics.py [--real ../shared/data/real] [--time]
 
 Label maps:
 - real: the reference label maps of `../shared/data/real/` (BraTS challenge algorithms' outputs, see

@@ -38,6 +38,7 @@
 //   segmentationBytes()           → Uint8Array of the last segmentation NIfTI or null
 //   lastError()                   → text of #error
 //   lastNotice()                  → text of #notice (4D file's first volume, resampled onto the grid)
+//   segmentWarnings()             → text of #segment-warnings (input not BraTS-preprocessed)
 
 import * as seg from './segment-client.js';
 
@@ -777,6 +778,7 @@ async function runSegmentation() {
   setBusy(true);
   $('progress').value = 0;
   $('segment-status').textContent = 'segmenting…';
+  showInputWarnings([]);
   try {
     const model = await currentModel();
     const result = await seg.segment({
@@ -796,6 +798,7 @@ async function runSegmentation() {
     addSynthetic(result.synthetic ?? []);
     goToLabels();
     $('segment-status').textContent = describeSegmentation(result);
+    showInputWarnings(result.inputWarnings);
     $('download-seg').disabled = false;
   } catch (error) {
     if (errorText(error) === 'cancelled') {
@@ -827,6 +830,21 @@ function describeSegmentation(result) {
     parts.push(`· clean-up: ${cleaned.removed} speck voxels removed, ${cleaned.holesFilled} enclosed voxels → necrotic core`);
   }
   return parts.join(' ');
+}
+
+/**
+ * Under the segmentation's status, why the images do not look BraTS-preprocessed (skull on, thick
+ * slices, sequences on different grids), one line each, the last saying what the result is worth;
+ * hidden when there is nothing to say.
+ */
+function showInputWarnings(lines) {
+  const box = $('segment-warnings');
+  box.replaceChildren(...[].concat(lines ?? []).map((text) => {
+    const line = document.createElement('div');
+    line.textContent = `warning: ${text}`;
+    return line;
+  }));
+  box.hidden = !box.childElementCount;
 }
 
 /**
@@ -1056,6 +1074,7 @@ function exposeApi() {
     segmentationBytes: () => state.segmentation,
     lastError: () => $('error').textContent,
     lastNotice: () => $('notice').textContent,
+    segmentWarnings: () => $('segment-warnings').textContent,
   };
 }
 

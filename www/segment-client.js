@@ -58,8 +58,9 @@ export function busy() {
  * Segment one case. model: {name, bytes: ArrayBuffer}; files: [{name, modality, bytes}].
  * mirror: test-time mirroring (8 × the windows); clean: remove specks under 0.1 ml and fill enclosed
  * core holes. Resolves to {nifti, volumes, windows, backend, backendNote, synthetic, ignored,
- * mirrored, windowBatch, memory, postprocessed, seconds, msPerWindow}; a model whose window does
- * not fit the backend's memory limits is refused.
+ * mirrored, windowBatch, memory, postprocessed, inputWarnings, seconds, msPerWindow}
+ * (inputWarnings: lines saying why the images do not look BraTS-preprocessed); a model whose
+ * window does not fit the backend's memory limits is refused.
  */
 export function segment({ model, files, onProgress, forceCpu = false, backend = 'auto', mirror = false, clean = false }) {
   return request({ type: 'segment', modelName: model.name, model: model.bytes, files, forceCpu, backend,

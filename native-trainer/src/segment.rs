@@ -1,9 +1,11 @@
 //! `brainmvp segment`'s job: raw NIfTI files in, the label map out on the input's grid, with a
 //! progress bar over the windows and a report of what was filled, ignored and post-processed
-//! and of each label's volume (used by the verb and by `demo`).
+//! and of each label's volume (used by the verb and by `demo`). Input that does not look
+//! BraTS-preprocessed is warned about first (`input check:` lines on stderr).
 
 use anyhow::Context;
 use brainmvp_core::finetune::labels::LabelScheme;
+use brainmvp_core::inference::input_check::check_input;
 use brainmvp_core::inference::segment::{measure_labels, InferenceOptions, Segmenter};
 use brainmvp_core::Modality;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,7 @@ pub fn segment_files<B: burn::tensor::backend::Backend>(
         }
         images.push((*modality, image.volume));
     }
+    warn_about_input(&images);
     let id = paths[0].1.display().to_string();
     let progress = indicatif::ProgressBar::new(0);
     progress.set_style(
@@ -79,6 +82,15 @@ pub fn segment_files<B: burn::tensor::backend::Backend>(
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Says, one `input check:` warning a line, why the images do not look BraTS-preprocessed
+/// (skull on, thick slices, sequences on different grids) and what the label map is then worth;
+/// segmentation goes on.
+fn warn_about_input(images: &[(Modality, brainmvp_core::Volume<f32>)]) {
+    for finding in check_input(images) {
+        log::warn!("input check: {}", finding.message);
+    }
 }
 
 /// Volume of every non-zero label in millilitres.

@@ -6,6 +6,7 @@
 
 use brainmvp_core::bmvp::{BmvpModel, WeightPrecision};
 use brainmvp_core::finetune::few_shot::{FewShotSet, FewShotTrainer, LabelledCase};
+use brainmvp_core::inference::input_check::check_input;
 use brainmvp_core::inference::segment::{
     measure_labels, InferenceOptions, LabelMeasure, PreparedCase,
 };
@@ -81,6 +82,9 @@ pub struct SegmentOutcome {
     pub ignored: Vec<Modality>,
     /// What post-processing changed (`None`: it did not run).
     pub postprocessed: Option<PostprocessReport>,
+    /// Why the input does not look BraTS-preprocessed, one line each, the last a summary
+    /// (empty when it does; see [`brainmvp_core::inference::input_check`]).
+    pub input_warnings: Vec<String>,
     /// The memory estimate of the window batch that ran.
     pub footprint: WindowFootprint,
 }
@@ -179,6 +183,10 @@ pub async fn segment<B: Backend>(
     mut on_window: impl FnMut(usize, usize),
 ) -> JobResult<SegmentOutcome> {
     let images = decode_case(files)?;
+    let input_warnings = check_input(&images)
+        .into_iter()
+        .map(|finding| finding.message)
+        .collect();
     let id = files.first().map_or("case", |file| file.name.as_str());
     let templates = bmvp.template_bank()?;
     let manifest = &bmvp.manifest;
@@ -226,6 +234,7 @@ pub async fn segment<B: Backend>(
         synthetic,
         ignored: segmentation.ignored,
         postprocessed: segmentation.postprocessed,
+        input_warnings,
         footprint,
     })
 }

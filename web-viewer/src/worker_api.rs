@@ -183,7 +183,8 @@ pub fn worker_model_info(model_name: String, model: Vec<u8>) -> Result<JsValue, 
 /// total)` after each batch of windows. Resolves to `{nifti, volumes: [{label, name, voxels,
 /// ml}], windows, backend, synthetic: [{modality, nifti}], ignored: [modality], mirrored,
 /// windowBatch, memory, postprocessed: {removed, coreToOedema, enhancingToCore, holesFilled} |
-/// null}`.
+/// null, inputWarnings: [line]}` (`inputWarnings`: why the images do not look BraTS-preprocessed,
+/// the last line a summary; empty when they do).
 #[wasm_bindgen]
 pub async fn worker_segment(
     model_name: String,
@@ -250,6 +251,12 @@ pub async fn worker_segment(
         row.into()
     });
     set(&result, "postprocessed", postprocessed);
+    let input_warnings: Array = outcome
+        .input_warnings
+        .iter()
+        .map(|line| JsValue::from_str(line))
+        .collect();
+    set(&result, "inputWarnings", input_warnings);
     Ok(result.into())
 }
 

@@ -67,6 +67,8 @@ fn segmentation_is_the_cli_pipeline_and_a_missing_modality_is_synthesised() {
     ))
     .unwrap();
     assert_eq!(progress.last(), Some(&(outcome.windows, outcome.windows)));
+    // The sample is skull-stripped on one grid: nothing to warn about.
+    assert_eq!(outcome.input_warnings, Vec::<String>::new());
     let images = jobs::decode_case(&files).unwrap();
     let grid = (images[0].1.dims, images[0].1.affine);
     let model = bmvp.load_model::<Flex>(&device).unwrap();

@@ -4,8 +4,11 @@
 //!   padding, blending, batching); its items are re-exported here;
 //! - [`segment`]: a segmentation model's manifest and the whole pipeline of one case (stack the
 //!   modalities, fill missing ones with templates, preprocess, sliding window, decode, optional
-//!   mirroring and post-processing, back onto the input's grid), and the labels' volumes.
+//!   mirroring and post-processing, back onto the input's grid), and the labels' volumes;
+//! - [`input_check`]: whether a case's raw images look BraTS-preprocessed (thin slices, one grid,
+//!   skull-stripped), as one-line findings for the user.
 
+pub mod input_check;
 pub mod segment;
 pub mod sliding_window;
 

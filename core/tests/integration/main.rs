@@ -17,6 +17,7 @@ mod downstream;
 mod few_shot;
 mod finetune_init;
 mod inference;
+mod input_check;
 mod labels;
 mod loader_foreground;
 mod losses;

@@ -32,3 +32,8 @@ pub fn scratch(name: &str) -> PathBuf {
 pub fn shared_mri() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mri")
 }
+
+/// `../shared/data/real` beside the repository: three real skull-stripped BraTS-grid patients.
+pub fn shared_real() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real")
+}

@@ -194,6 +194,12 @@ fn segment_writes_the_label_map_on_the_input_grid_in_any_orientation() {
     let ras_out = dir.join("ras_seg.nii.gz");
     let output = segment(&model, &files, &ras_out);
     assert!(output.status.success(), "{}", text(&output.stderr));
+    // A skull-stripped synthetic case on one grid: no input-check warning.
+    assert!(
+        !text(&output.stderr).contains("input check:"),
+        "{}",
+        text(&output.stderr)
+    );
     let ras = read_path(&ras_out).unwrap().volume;
     // The same physical images stored LPS: the label map must be the same image, mirrored back.
     let mut lps_files = Vec::new();
@@ -267,6 +273,12 @@ fn segment_cleans_up_and_takes_a_flair_on_another_grid() {
     }
     let output = run(&mut command);
     assert!(output.status.success(), "{}", text(&output.stderr));
+    // The FLAIR on its own grid is named in a warning; segmentation still runs.
+    assert!(
+        text(&output.stderr).contains("input check: not co-registered: flair"),
+        "{}",
+        text(&output.stderr)
+    );
     assert!(
         text(&output.stdout).contains("post-processing: "),
         "{}",

@@ -44,6 +44,8 @@ Run (venv with torch 2.12.1, MONAI 1.6.1, nibabel 5.4.2, numpy 2.4.6, timm 1.0.3
     BRAINMVP_OFFICIAL=/path/to/BrainMVP python3 tests/reference/official_pipeline.py --fixture
     BRAINMVP_OFFICIAL=/path/to/BrainMVP python3 tests/reference/official_pipeline.py \\
         --full CASE_DIR... --out DIR
+    BRAINMVP_OFFICIAL=/path/to/BrainMVP python3 tests/reference/official_pipeline.py \\
+        --ablation CASE_DIR --out DIR [--variants VARIANT...]
 
 The official commit recorded in the JSON is BRAINMVP_OFFICIAL_COMMIT if set, otherwise
 `git rev-parse --short HEAD` in BRAINMVP_OFFICIAL_GIT_DIR (a bare git dir) or in BRAINMVP_OFFICIAL.
@@ -63,7 +65,21 @@ the intermediates: percentiles, RAS/Spacing/CropForeground shapes and boxes, win
 torch.manual_seed(20250611), its biases, norms and BatchNorm running statistics randomised as
 make_golden.py --full does), saved as DIR/official_uniunet.pt ({'epoch', 'state_dict'} as the
 official trainer saves it, plain keys) for brainmvp to import; then the pipeline at 96^3 on each
-case: DIR/<case>_official.nii.gz and DIR/<case>_official.json.
+case: DIR/<case>_official.nii.gz and DIR/<case>_official.json. tests/reference/
+official_pipeline_full.sh compares `brainmvp segment` with these.
+
+`--ablation` (not CI; for docs/official-parity.md): which step of brainmvp's old preprocessing of
+an imported UniUnet (the pre-training pipeline) moved its label map away from the official one.
+One whole case through the official pipeline with steps of the official transform replaced, each
+variant one run of the same code (model DIR/official_uniunet.pt from --full, or --model; the same
+sliding window, threshold and inverse): `percentiles-of-centre-crop` (percentiles taken over the
+RAS 1 mm volume cropped by the official pre-training `CenterCropForeground`, the foreground box
+widened to be symmetric about the volume centre; the scaling domain alone), `centre-crop`
+(`CropForegroundd(margin=1)` replaced by the official `CenterCropForegroundd`, margin 0: the crop
+and hence the window placement alone), `clip` (`clip=True` alone), `official` (no change: a check
+of this path); '+' joins steps into one variant. Writes DIR/<case>_ablation-<variant>.nii.gz and
+.json (with the comparison against DIR/<case>_official.nii.gz when present: agreement, Dice per
+region, disagreement inside and outside the head). About 5 minutes per variant on 2 cores.
 """
 
 import argparse
@@ -90,11 +106,17 @@ import monai  # noqa: E402
 from monai.data import MetaTensor  # noqa: E402
 from monai.transforms import CropForegroundd, Invertd, Spacingd, Orientationd  # noqa: E402
 from monai.transforms import LoadImaged, ScaleIntensityRangePercentilesd  # noqa: E402
+from monai.transforms import Compose, Orientation, Spacing  # noqa: E402
+from monai.transforms import ScaleIntensityRange, ScaleIntensityRangePercentiles  # noqa: E402
+from monai.utils import convert_to_dst_type, convert_to_tensor  # noqa: E402
+from monai.data.meta_obj import get_track_meta  # noqa: E402
 from monai.transforms.utils import generate_spatial_bounding_box, is_positive  # noqa: E402
 from monai.transforms.utils_pytorch_numpy_unification import percentile  # noqa: E402
 
 from dataset.transforms import custom_transform  # noqa: E402  (official val/test transform)
 from train_utils import inference, post_trans  # noqa: E402  (official inference, post-processing)
+# the official pre-training crop (--ablation)
+from utils.custom_trans import CenterCropForeground, CenterCropForegroundd  # noqa: E402
 
 down = golden.down  # Downstream/model/Uni_unet.py
 
@@ -226,10 +248,11 @@ def percentiles_of(image):
     return out
 
 
-def run_pipeline(image_paths, model, roi, et_label, workdir):
-    """The official test pipeline on one case; returns (label map on the input grid, record)."""
+def run_pipeline(image_paths, model, roi, et_label, workdir, transform=None):
+    """The official test pipeline on one case (or `transform`, a variant of the official transform
+    for --ablation); returns (label map on the input grid, record)."""
     started = time.time()
-    transform = official_transform(roi)
+    transform = official_transform(roi) if transform is None else transform
     data = {"image": list(image_paths), "label": zero_label(image_paths[0], workdir)}
     record = {"inputs": [os.path.basename(p) for p in image_paths]}
     # Compose applies its transforms one after the other (nothing lazy here): the same steps,
@@ -245,6 +268,10 @@ def run_pipeline(image_paths, model, roi, et_label, workdir):
             record["percentiles"] = percentiles_of(image)
         elif isinstance(step, ScaleIntensityRangePercentilesd):
             record["scaled_dtype"] = str(image.dtype)
+            if step.scaler.clip:  # --ablation only: the official transform does not clip
+                record["clip"] = True
+            if isinstance(step.scaler, CentreCropPercentiles):
+                record["percentiles_used"] = step.scaler.record
         elif isinstance(step, Orientationd):
             record["ras_shape"] = list(image.shape[1:])
             record["ras_affine"] = affine_list(image.affine)
@@ -281,6 +308,15 @@ def run_pipeline(image_paths, model, roi, et_label, workdir):
             box = generate_spatial_bounding_box(before, is_positive, None, 1, False)
             record["crop_foreground"]["if_allow_smaller_false"] = {
                 "start": [int(v) for v in box[0]], "end": [int(v) for v in box[1]]}
+        elif isinstance(step, CenterCropForegroundd):  # --ablation: the pre-training crop
+            start = [int(v) for v in data["foreground_start_coord"]]
+            end = [int(v) for v in data["foreground_end_coord"]]
+            record["crop_foreground"] = {
+                "transform": "CenterCropForegroundd (official utils/custom_trans.py, the "
+                             "pre-training crop): the foreground box (any channel > 0) widened "
+                             "to be symmetric about the volume centre, margin 0",
+                "start": start, "end": end, "shape": list(image.shape[1:]),
+            }
     preprocess_s = time.time() - started
 
     image = data["image"]
@@ -485,22 +521,162 @@ def full(args):
         print(f"{case}: {time.time() - started:.1f} s in all", flush=True)
 
 
+# --- ablation ----------------------------------------------------------------------------------
+#
+# Which step of brainmvp's old preprocessing (the pre-training pipeline, applied to an imported
+# UniUnet before it recorded the official one) moved its label map away from the official one:
+# the official transform with one step replaced at a time, the same model, the same sliding
+# window (constant blending in both: nothing to ablate there), the same inverse.
+
+class CentreCropPercentiles(ScaleIntensityRangePercentiles):
+    """ScaleIntensityRangePercentiles (channel-wise) whose percentiles are taken where the
+    pre-training pipeline takes them: over the volume in RAS at 1 mm, cropped by the official
+    `CenterCropForeground` (utils/custom_trans.py: the foreground box of the raw volume, any
+    channel > 0, widened to be symmetric about the volume centre, margin 0), with MONAI's
+    `percentile` as ScaleIntensityRangePercentiles calls it. The scaling itself applies to the whole
+    raw volume as the official transform's does (the crop and its position stay official)."""
+
+    def __call__(self, img):
+        probe = MetaTensor(convert_to_tensor(img, track_meta=False).clone(),
+                           affine=img.affine.clone())
+        probe = Spacing(pixdim=(1.0, 1.0, 1.0), mode="bilinear")(
+            Orientation(axcodes="RAS")(probe))
+        start, end = CenterCropForeground().compute_bounding_box(probe)
+        region = convert_to_tensor(probe, track_meta=False)[
+            (slice(None),) + tuple(slice(int(a), int(b)) for a, b in zip(start, end))]
+        img = convert_to_tensor(img, track_meta=get_track_meta())
+        img_t = convert_to_tensor(img, track_meta=False)
+        self.record = {"domain": "RAS 1 mm volume cropped by CenterCropForeground (margin 0)",
+                       "domain_start": [int(v) for v in start],
+                       "domain_end": [int(v) for v in end], "p5": [], "p95": []}
+        channels = []
+        for channel, part in zip(img_t, region):
+            a_min = percentile(part, self.lower)
+            a_max = percentile(part, self.upper)
+            self.record["p5"].append(float(a_min))
+            self.record["p95"].append(float(a_max))
+            scaler = ScaleIntensityRange(a_min=a_min, a_max=a_max, b_min=self.b_min,
+                                         b_max=self.b_max, clip=self.clip, dtype=self.dtype)
+            scaled = scaler(channel)
+            channels.append(convert_to_tensor(scaled, track_meta=False))
+        return convert_to_dst_type(torch.stack(channels), dst=img, dtype=self.dtype)[0]
+
+
+ABLATION_STEPS = {
+    "percentiles-of-centre-crop": "percentiles over the foreground crop symmetric about the volume "
+                                  "centre (the pre-training pipeline's domain) instead of the raw "
+                                  "volume; everything else official",
+    "centre-crop": "CropForegroundd(margin=1) replaced by the official CenterCropForegroundd "
+                   "(margin 0, symmetric about the volume centre: the pre-training crop); the "
+                   "windows tile that box",
+    "clip": "ScaleIntensityRangePercentilesd with clip=True",
+    "official": "the official transform itself (a check of the ablation path: must equal the "
+                "--full map)",
+}
+ABLATION_DEFAULT = ["percentiles-of-centre-crop", "centre-crop", "clip"]
+
+
+def ablation_transform(roi, variant):
+    """The official test transform with the steps named in `variant` ('+'-joined) replaced."""
+    steps = set(variant.split("+"))
+    unknown = steps - set(ABLATION_STEPS)
+    if unknown:
+        sys.exit(f"unknown ablation step(s) {sorted(unknown)}; known: {sorted(ABLATION_STEPS)}")
+    transforms = []
+    for step in official_transform(roi).transforms:
+        if isinstance(step, ScaleIntensityRangePercentilesd):
+            clip = "clip" in steps
+            if "percentiles-of-centre-crop" in steps:
+                step = ScaleIntensityRangePercentilesd(keys=["image"], lower=5, upper=95, b_min=0.0,
+                                                       b_max=1.0, clip=clip, channel_wise=True)
+                step.scaler = CentreCropPercentiles(5, 95, 0.0, 1.0, clip=clip, channel_wise=True)
+            elif clip:
+                step = ScaleIntensityRangePercentilesd(keys=["image"], lower=5, upper=95, b_min=0.0,
+                                                       b_max=1.0, clip=True, channel_wise=True)
+        elif isinstance(step, CropForegroundd) and "centre-crop" in steps:
+            step = CenterCropForegroundd(keys=["image", "label"], source_key="image")
+        transforms.append(step)
+    return Compose(transforms)
+
+
+def load_full_uniunet(path):
+    model = down.UniUnet(input_shape=96, in_channels=4, out_channels=3, multi_scale=True)
+    state = torch.load(path, map_location="cpu")
+    model.load_state_dict(state["state_dict"], strict=True)
+    return model.eval()
+
+
+def ablation(args):
+    import compare_label_maps as compare  # beside this script
+
+    os.makedirs(args.out, exist_ok=True)
+    model_path = args.model or os.path.join(args.out, "official_uniunet.pt")
+    model = load_full_uniunet(model_path)
+    case_dir = args.ablation
+    case = os.path.basename(os.path.normpath(case_dir))
+    paths = find_modalities(case_dir)
+    official_path = os.path.join(args.out, f"{case}_official.nii.gz")
+    print(f"{case}: {[os.path.basename(p) for p in paths]}, model {model_path}", flush=True)
+    for variant in args.variants:
+        started = time.time()
+        transform = ablation_transform(96, variant)
+        with tempfile.TemporaryDirectory(prefix="official_ablation_") as folder:
+            label, record = run_pipeline(paths, model, 96, args.et_label, folder, transform)
+        meta = common_meta(96, args.et_label)
+        meta["transform"] = [type(t).__name__ for t in transform.transforms]
+        meta["ablation"] = {"variant": variant,
+                            "steps": {s: ABLATION_STEPS[s] for s in variant.split("+")}}
+        meta["model"] = model_path
+        meta["case"] = case
+        meta.update(record)
+        name = f"{case}_ablation-{variant}"
+        save_label(label, paths[0], os.path.join(args.out, f"{name}.nii.gz"))
+        if os.path.exists(official_path):
+            ours = np.rint(label).astype(np.int64)
+            official = np.rint(np.asanyarray(nib.load(official_path).dataobj)).astype(np.int64)
+            foreground = compare.foreground_of(paths, official.shape,
+                                               nib.load(official_path).affine)
+            result = compare.compare(ours, official, args.et_label, foreground)
+            meta["against_official"] = result
+            d = result["dice"]
+            print(f"{name}: agreement with the official map {result['agreement_percent']:.4f} % "
+                  f"(in the head {result['agreement_in_foreground_percent']:.4f} %), Dice TC "
+                  f"{d['TC']:.4f} WT {d['WT']:.4f} ET {d['ET']:.4f}", flush=True)
+        with open(os.path.join(args.out, f"{name}.json"), "w") as handle:
+            json.dump(meta, handle, indent=1)
+            handle.write("\n")
+        report(name, record)
+        if "percentiles_used" in record:
+            print(f"  percentiles used: {record['percentiles_used']}", flush=True)
+        print(f"{name}: {time.time() - started:.1f} s in all", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--fixture", action="store_true", help="the cropped CI fixture")
     mode.add_argument("--full", nargs="+", metavar="CASE_DIR", help="whole real cases")
-    parser.add_argument("--out", help="output folder for --full")
+    mode.add_argument("--ablation", metavar="CASE_DIR",
+                      help="one whole case through variants of the official transform")
+    parser.add_argument("--out", help="output folder for --full and --ablation (--ablation reads "
+                                      "<case>_official.nii.gz and official_uniunet.pt there)")
+    parser.add_argument("--model",
+                        help="--ablation: the checkpoint (default OUT/official_uniunet.pt)")
+    parser.add_argument("--variants", nargs="+", default=ABLATION_DEFAULT,
+                        help="--ablation: steps replaced, one variant each ('+' joins steps): "
+                             + "; ".join(f"{k}: {v}" for k, v in ABLATION_STEPS.items()))
     parser.add_argument("--data", default=os.path.normpath(
         os.path.join(HERE, "..", "..", "..", "shared", "data", "real")),
         help="folder of the real cases (for --fixture)")
     parser.add_argument("--et-label", type=int, default=3, help="label of ET (3, or 4 for 2021)")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    if args.full and not args.out:
-        parser.error("--full needs --out")
+    if (args.full or args.ablation) and not args.out:
+        parser.error("--full and --ablation need --out")
     if args.fixture:
         fixture(args)
+    elif args.ablation:
+        ablation(args)
     else:
         full(args)
 

@@ -108,17 +108,28 @@ fn downsampling_by_two_picks_every_other_voxel() {
 }
 
 #[test]
-fn non_integer_ratio_clamps_to_the_border() {
-    // 10 voxels at 1.5 mm span 13.5 mm: round_ties_even(13.5) + 1 = 15 voxels at 1 mm; the last
-    // one sits 0.5 mm past the last source centre and takes the border value.
+fn non_integer_ratio_rounds_the_extent_plus_one_as_monai() {
+    // 10 voxels at 1.5 mm span 13.5 mm: MONAI's `np.round(13.5 + 1)` = 14 voxels at 1 mm (half
+    // to even; MONAI 1.6.1's Spacing gives 14, values 0..=13), not round(13.5) + 1 = 15.
     let affine = diagonal_affine([1.5, 1.0, 1.0], [0.0; 3]);
     let source = sample_field([10, 2, 2], affine, |w| w[0]);
     let resampled = resample_linear(&source, [1.0, 1.0, 1.0]);
-    assert_eq!(resampled.dims, [15, 2, 2]);
+    assert_eq!(resampled.dims, [14, 2, 2]);
     for x in 0..14 {
         assert!((resampled.get(x, 1, 1) - x as f32).abs() < 1e-5);
     }
-    assert_eq!(resampled.get(14, 0, 0), 13.5);
+}
+
+#[test]
+fn output_voxels_past_the_last_centre_take_the_border_value() {
+    // 3 voxels at 1.8 mm span 3.6 mm: np.round(4.6) = 5 voxels at 1 mm, the last at 4 mm, 0.4 mm
+    // past the last centre, takes the border value (MONAI 1.6.1: 0, 1, 2, 3, 3.6).
+    let affine = diagonal_affine([1.8, 1.0, 1.0], [0.0; 3]);
+    let source = sample_field([3, 2, 2], affine, |w| w[0]);
+    let resampled = resample_linear(&source, [1.0, 1.0, 1.0]);
+    assert_eq!(resampled.dims, [5, 2, 2]);
+    assert!((resampled.get(3, 0, 0) - 3.0).abs() < 1e-5);
+    assert_eq!(resampled.get(4, 0, 0), 3.6);
 }
 
 #[test]

@@ -59,17 +59,15 @@ pub(crate) fn run_official_downstream(
     let label = resampled_label
         .as_ref()
         .map(|volume| crop(volume, &crop_box));
-    Ok(PreprocessedSubject {
-        id: id.to_string(),
-        images: modalities.into_iter().zip(images).collect(),
-        label: label.map(|volume| volume.map(|value| value.round() as u8)),
-        record: GridRecord {
-            reorientation,
-            resampled_dims,
-            resampled_affine,
-            crop: crop_box,
-        },
-    })
+    let record = GridRecord {
+        reorientation,
+        resampled_dims,
+        resampled_affine,
+        crop: crop_box,
+    };
+    Ok(PreprocessedSubject::assemble(
+        id, modalities, images, label, record,
+    ))
 }
 
 /// Step 1: the raw volume scaled by its own percentiles (unclipped unless `config.clip`).

@@ -92,17 +92,15 @@ pub(crate) fn run_pipeline(
     let resampled_affine = resampled_images[0].affine;
     let (images, label, crop_box) =
         crop_and_scale(context, resampled_images, resampled_label, config);
-    Ok(PreprocessedSubject {
-        id: id.to_string(),
-        images: modalities.into_iter().zip(images).collect(),
-        label: label.map(|volume| volume.map(|value| value.round() as u8)),
-        record: GridRecord {
-            reorientation,
-            resampled_dims,
-            resampled_affine,
-            crop: crop_box,
-        },
-    })
+    let record = GridRecord {
+        reorientation,
+        resampled_dims,
+        resampled_affine,
+        crop: crop_box,
+    };
+    Ok(PreprocessedSubject::assemble(
+        id, modalities, images, label, record,
+    ))
 }
 
 /// Refuse empty or duplicate modalities, malformed volumes, non-finite voxels and label maps whose

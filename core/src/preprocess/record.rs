@@ -33,3 +33,22 @@ pub struct PreprocessedSubject {
     pub label: Option<Volume<u8>>,
     pub record: GridRecord,
 }
+
+impl PreprocessedSubject {
+    /// The result of a pipeline: `images` in the order of `modalities`, the label map's values
+    /// (carried as f32 through the geometry) rounded back to labels.
+    pub(crate) fn assemble(
+        id: &str,
+        modalities: Vec<Modality>,
+        images: Vec<Volume<f32>>,
+        label: Option<Volume<f32>>,
+        record: GridRecord,
+    ) -> Self {
+        Self {
+            id: id.to_string(),
+            images: modalities.into_iter().zip(images).collect(),
+            label: label.map(|volume| volume.map(|value| value.round() as u8)),
+            record,
+        }
+    }
+}

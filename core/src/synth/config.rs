@@ -44,6 +44,23 @@ pub struct SynthConfig {
     /// contrast; 0.2 makes each lesion subtle everywhere but in its key modality, so that
     /// segmenting it needs the right channel (a harder, cross-modal fine-tuning task).
     pub secondary_contrast: f64,
+    /// How tumours are drawn: `classic` (one ellipsoid, thick enhancing shell, oedema-only low
+    /// grade, the template lesion contrasts) or `realistic` (shaped after real BraTS cases: thin
+    /// irregular enhancing rims, non-enhancing low-grade cores, metastases; lesion intensities
+    /// drawn per subject from the ranges real cases show; see [`crate::synth::realistic`]).
+    pub lesion_style: LesionStyle,
+    /// Domain randomisation of the tissue contrast (`realistic` style only): 0 keeps the
+    /// templates' GM/WM/CSF contrast, 1 bends it per subject and modality by up to ±40 % in log.
+    pub domain_randomisation: f64,
+}
+
+/// See [`SynthConfig::lesion_style`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LesionStyle {
+    #[default]
+    Classic,
+    Realistic,
 }
 
 impl Default for SynthConfig {
@@ -62,6 +79,8 @@ impl Default for SynthConfig {
             noise_max: 0.05,
             skull_strip: true,
             secondary_contrast: 1.0,
+            lesion_style: LesionStyle::Classic,
+            domain_randomisation: 0.0,
         }
     }
 }
@@ -104,6 +123,7 @@ impl SynthConfig {
             ("noise_min", self.noise_min, 1.0),
             ("noise_max", self.noise_max, 1.0),
             ("secondary_contrast", self.secondary_contrast, 1.0),
+            ("domain_randomisation", self.domain_randomisation, 1.0),
         ];
         for (name, value, limit) in amplitudes {
             if !(value.is_finite() && (0.0..=limit).contains(&value)) {

@@ -86,6 +86,9 @@ pub struct SubjectContrast {
     pub gain: [f32; MODALITIES],
     /// Lesion intensity in base units, per label (necrosis, oedema, enhancing) and modality.
     lesion: [[f32; MODALITIES]; 3],
+    /// Tissue-contrast exponent per modality around the white-matter reference (`None`: the
+    /// templates' own contrast; see [`super::randomise`]).
+    gamma: Option<([f32; MODALITIES], [f32; MODALITIES])>,
 }
 
 impl SubjectContrast {
@@ -99,7 +102,29 @@ impl SubjectContrast {
                 lesion_ratio(label, m, secondary) * reference[m] * rng.range_f64(0.9, 1.1) as f32
             })
         });
-        Self { gain, lesion }
+        Self {
+            gain,
+            lesion,
+            gamma: None,
+        }
+    }
+
+    /// A contrast drawn as [`super::randomise`] says: lesion intensities from the ranges
+    /// measured on real cases, tissue contrast bent by a random exponent per modality of
+    /// strength `randomisation` (0 keeps the templates' contrast).
+    pub fn realistic(rng: &mut Rng, reference: &[f32; MODALITIES], randomisation: f32) -> Self {
+        let gain =
+            std::array::from_fn(|m| WM_TARGET[m] / reference[m] * rng.range_f64(0.9, 1.1) as f32);
+        let ratios = super::randomise::lesion_ratios(rng);
+        let lesion =
+            std::array::from_fn(|label| std::array::from_fn(|m| ratios[label][m] * reference[m]));
+        let exponents = super::randomise::tissue_exponents(rng, randomisation);
+        let gamma = (randomisation > 0.0).then_some((exponents, *reference));
+        Self {
+            gain,
+            lesion,
+            gamma,
+        }
     }
 
     /// Intensity (base units) of `modality` for `tissue`, with lesion `label` blended in by
@@ -112,7 +137,11 @@ impl SubjectContrast {
         label: u8,
         depth: f32,
     ) -> f32 {
-        let base = base_intensity(modality, tissue);
+        let mut base = base_intensity(modality, tissue);
+        if let Some((exponents, reference)) = &self.gamma {
+            let white = reference[modality];
+            base = white * (base.max(0.0) / white).powf(exponents[modality]);
+        }
         let (row, weight) = match label {
             NECROSIS => (0, 1.0),
             OEDEMA => (1, 0.55 + 0.35 * depth),

@@ -21,13 +21,16 @@ pub mod bias;
 pub mod config;
 pub mod contrast;
 pub mod deform;
+pub mod distractors;
 pub mod noise;
 pub mod plan;
+pub mod randomise;
+pub mod realistic;
 pub mod subject;
 pub mod tumour;
 
 pub use anatomy::Anatomy;
-pub use config::SynthConfig;
+pub use config::{LesionStyle, SynthConfig};
 pub use plan::{plan_cohort, subject_id, Grade, SubjectPlan, SynthModality, SYNTH_MODALITIES};
 pub use subject::{generate_subject, LabelCounts, SharedAnatomy, SyntheticSubject};
 pub use tumour::{ENHANCING, NECROSIS, OEDEMA};

@@ -1,14 +1,16 @@
 //! Generating one synthetic subject in memory: deform the anatomy, place the tumour, apply the
 //! contrasts, the bias field and Rician noise.
 
-use super::anatomy::{Anatomy, CSF, GM, PD, T1, T2, WM};
+use super::anatomy::{Anatomy, CHANNELS, CSF, GM, PD, T1, T2, WM};
 use super::bias::BiasField;
 use super::contrast::{SubjectContrast, MODALITIES};
 use super::deform::Deformation;
+use super::distractors::Distractors;
 use super::noise::GaussianSource;
 use super::plan::{Grade, SubjectPlan, SynthModality, SYNTH_MODALITIES};
-use super::tumour::{Tumour, ENHANCING, NECROSIS, OEDEMA};
-use super::SynthConfig;
+use super::realistic::RealisticTumour;
+use super::tumour::{Tumour, Waves, ENHANCING, NECROSIS, OEDEMA};
+use super::{LesionStyle, SynthConfig};
 use crate::rng::Rng;
 use crate::Volume;
 
@@ -53,11 +55,47 @@ impl SyntheticSubject {
     }
 }
 
+/// A subject's tumour in either [`LesionStyle`].
+enum TumourModel {
+    Classic(Tumour),
+    Realistic(RealisticTumour),
+}
+
+impl TumourModel {
+    fn random(rng: &mut Rng, anatomy: &Anatomy, grade: Grade, style: LesionStyle) -> Self {
+        match style {
+            LesionStyle::Classic => Self::Classic(Tumour::random(rng, anatomy, grade)),
+            LesionStyle::Realistic => Self::Realistic(RealisticTumour::random(rng, anatomy, grade)),
+        }
+    }
+
+    #[inline]
+    fn mass_pull(&self, position: [f32; 3]) -> [f32; 3] {
+        match self {
+            Self::Classic(tumour) => tumour.mass_pull(position),
+            Self::Realistic(tumour) => tumour.mass_pull(position),
+        }
+    }
+
+    #[inline]
+    fn label(&self, position: [f32; 3], tissue: &[f32; CHANNELS]) -> (u8, f32) {
+        match self {
+            Self::Classic(tumour) => tumour.label(position, tissue),
+            Self::Realistic(tumour) => tumour.label(position, tissue),
+        }
+    }
+}
+
 /// Everything random about one subject, drawn from its own stream.
 struct SubjectModel {
     deformation: Deformation,
-    tumour: Option<Tumour>,
+    tumour: Option<TumourModel>,
     contrast: SubjectContrast,
+    /// Realistic style: smooth heterogeneity of lesion intensities (relative, around 0, over
+    /// offsets in mm) and the grid's voxel size.
+    texture: Option<(Waves, [f32; 3])>,
+    /// Realistic style: unlabelled bright spots ([`Distractors`]).
+    distractors: Distractors,
     bias: Vec<BiasField>,
     sigma: [f32; MODALITIES],
     noise_seed: u64,
@@ -74,13 +112,24 @@ impl SubjectModel {
             anatomy.spacing(),
             config.deformation_mm,
         );
-        let tumour =
-            (plan.grade != Grade::None).then(|| Tumour::random(&mut rng, anatomy, plan.grade));
-        let contrast = SubjectContrast::random(
-            &mut rng,
-            &shared.reference,
-            config.secondary_contrast as f32,
-        );
+        let style = config.lesion_style;
+        let tumour = (plan.grade != Grade::None)
+            .then(|| TumourModel::random(&mut rng, anatomy, plan.grade, style));
+        let (contrast, texture, distractors) = match style {
+            LesionStyle::Classic => {
+                let secondary = config.secondary_contrast as f32;
+                let contrast = SubjectContrast::random(&mut rng, &shared.reference, secondary);
+                (contrast, None, Distractors::default())
+            }
+            LesionStyle::Realistic => {
+                let strength = config.domain_randomisation as f32;
+                let contrast = SubjectContrast::realistic(&mut rng, &shared.reference, strength);
+                let texture = Waves::random(&mut rng, (4.0, 14.0), (0.01, 0.04));
+                let spacing = anatomy.spacing().map(|s| s as f32);
+                let distractors = Distractors::random(&mut rng, anatomy);
+                (contrast, Some((texture, spacing)), distractors)
+            }
+        };
         let bias = (0..MODALITIES)
             .map(|_| BiasField::random(&mut rng, anatomy.dims, config.bias_strength))
             .collect();
@@ -91,6 +140,8 @@ impl SubjectModel {
             deformation,
             tumour,
             contrast,
+            texture,
+            distractors,
             bias,
             sigma,
             noise_seed,
@@ -189,8 +240,21 @@ impl SubjectModel {
             }
             return 0;
         }
+        let heterogeneity = match (&self.texture, label) {
+            (Some((texture, spacing)), 1..) => {
+                1.0 + texture.value(std::array::from_fn(|a| position[a] * spacing[a]))
+            }
+            _ => 1.0,
+        };
+        let spots = label == 0 && !self.distractors.is_empty();
         for (m, value) in values.iter_mut().enumerate() {
+            let spot = match spots {
+                true => self.distractors.factor(m, position),
+                false => 1.0,
+            };
             let signal = self.contrast.intensity(m, &tissue, label, depth)
+                * heterogeneity
+                * spot
                 * row_bias[m]
                 * self.bias[m].x_factor(x);
             *value = noise.rician(signal, self.sigma[m]);

@@ -14,18 +14,18 @@ pub const OEDEMA: u8 = 2;
 pub const ENHANCING: u8 = 4;
 
 /// Minimum GM + WM probability for a voxel to be lesioned (keeps labels inside the brain).
-const MIN_TISSUE: f32 = 0.3;
+pub(super) const MIN_TISSUE: f32 = 0.3;
 const WAVES: usize = 6;
 
 /// A sum of random plane waves: smooth noise of a chosen wavelength.
 #[derive(Debug, Clone)]
-struct Waves {
+pub(super) struct Waves {
     /// `(frequency vector in rad/mm, phase, amplitude)`.
     terms: [([f32; 3], f32, f32); WAVES],
 }
 
 impl Waves {
-    fn random(rng: &mut Rng, wavelength_mm: (f64, f64), amplitude: (f64, f64)) -> Self {
+    pub(super) fn random(rng: &mut Rng, wavelength_mm: (f64, f64), amplitude: (f64, f64)) -> Self {
         let terms = std::array::from_fn(|_| {
             let direction = random_unit(rng);
             let k = std::f64::consts::TAU / rng.range_f64(wavelength_mm.0, wavelength_mm.1);
@@ -37,12 +37,12 @@ impl Waves {
     }
 
     /// Upper bound of `|value|`.
-    fn bound(&self) -> f32 {
+    pub(super) fn bound(&self) -> f32 {
         self.terms.iter().map(|t| t.2).sum()
     }
 
     #[inline]
-    fn value(&self, d: [f32; 3]) -> f32 {
+    pub(super) fn value(&self, d: [f32; 3]) -> f32 {
         self.terms
             .iter()
             .map(|(k, phase, amp)| amp * (k[0] * d[0] + k[1] * d[1] + k[2] * d[2] + phase).sin())
@@ -61,7 +61,7 @@ fn random_unit(rng: &mut Rng) -> [f64; 3] {
 }
 
 /// A random rotation matrix (from a uniformly random unit quaternion).
-fn random_rotation(rng: &mut Rng) -> [[f64; 3]; 3] {
+pub(super) fn random_rotation(rng: &mut Rng) -> [[f64; 3]; 3] {
     let mut q = [rng.normal(), rng.normal(), rng.normal(), rng.normal()];
     let norm = q.iter().map(|c| c * c).sum::<f64>().sqrt().max(1e-9);
     q.iter_mut().for_each(|c| *c /= norm);

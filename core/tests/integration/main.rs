@@ -29,6 +29,7 @@ mod preprocess;
 mod pretrain_model;
 mod split;
 mod synth;
+mod synth_realistic;
 mod templates;
 mod unet3d;
 mod uniformer;

@@ -1,6 +1,6 @@
 //! `brainmvp synth`: write a synthetic multi-modal tumour cohort (BraTS 2021 names) made from the
 //! ICBM152 templates.
-use brainmvp_core::synth::{self, SynthConfig};
+use brainmvp_core::synth::{self, LesionStyle, SynthConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -41,6 +41,38 @@ pub struct SynthArgs {
     /// modality.
     #[arg(long, default_value_t = SynthConfig::default().secondary_contrast)]
     pub secondary_contrast: f64,
+    /// Tumour model: `classic`, or `realistic` (shaped after real BraTS cases: thin enhancing
+    /// rims, non-enhancing low-grade cores, metastases; lesion contrasts drawn per subject).
+    #[arg(long, value_enum, default_value = "classic")]
+    pub lesion_style: LesionStyleArg,
+    /// Domain randomisation of the tissue contrast (0 to 1; `realistic` style only).
+    #[arg(long, default_value_t = SynthConfig::default().domain_randomisation)]
+    pub domain_randomisation: f64,
+    /// Peak amplitude (mm) of the random smooth deformation of the anatomy.
+    #[arg(long, default_value_t = SynthConfig::default().deformation_mm)]
+    pub deformation_mm: f64,
+    /// Strength of the multiplicative bias field.
+    #[arg(long, default_value_t = SynthConfig::default().bias_strength)]
+    pub bias_strength: f64,
+    /// Largest Rician noise level, as a share of white matter (each subject draws up to it).
+    #[arg(long, default_value_t = SynthConfig::default().noise_max)]
+    pub noise_max: f64,
+}
+
+/// `--lesion-style` values (see [`LesionStyle`]).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LesionStyleArg {
+    Classic,
+    Realistic,
+}
+
+impl From<LesionStyleArg> for LesionStyle {
+    fn from(arg: LesionStyleArg) -> Self {
+        match arg {
+            LesionStyleArg::Classic => LesionStyle::Classic,
+            LesionStyleArg::Realistic => LesionStyle::Realistic,
+        }
+    }
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
@@ -56,6 +88,11 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
         spacing_mm: args.spacing_mm,
         skull_strip: !args.keep_skull,
         secondary_contrast: args.secondary_contrast,
+        lesion_style: args.lesion_style.into(),
+        domain_randomisation: args.domain_randomisation,
+        deformation_mm: args.deformation_mm,
+        bias_strength: args.bias_strength,
+        noise_max: args.noise_max,
         ..SynthConfig::default()
     };
     let records = crate::cohort::synthesise(&config, &args.out)?;

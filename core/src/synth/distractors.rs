@@ -10,16 +10,18 @@ use super::contrast::MODALITIES;
 use crate::rng::Rng;
 
 /// Most blobs per subject.
-const MAX_BLOBS: usize = 8;
+const MAX_BLOBS: usize = 12;
 
 /// Which modalities a blob brightens (file order t1, t1ce, t2, flair, pd) and by how much.
-const KINDS: [([bool; MODALITIES], (f64, f64)); 3] = [
+const KINDS: [([bool; MODALITIES], (f64, f64)); 4] = [
     // Enhancing vessel or choroid plexus: T1ce only.
     ([false, true, false, false, false], (1.3, 2.0)),
     // White-matter hyperintensity: T2, FLAIR and PD.
     ([false, false, true, true, true], (1.25, 1.7)),
     // Fluid-like spot: T2 only (FLAIR-suppressed, as CSF).
     ([false, false, true, false, false], (1.4, 2.2)),
+    // FLAIR artefact (inflow, cortex of the posterior fossa): FLAIR only.
+    ([false, false, false, true, false], (1.2, 1.6)),
 ];
 
 /// One blob: an isotropic Gaussian bump of relative brightness.
@@ -42,7 +44,7 @@ pub struct Distractors {
 }
 
 impl Distractors {
-    /// Draws 0 to [`MAX_BLOBS`] blobs (1.5–4 mm σ) at brain positions of `anatomy`.
+    /// Draws 0 to [`MAX_BLOBS`] blobs (1.5–6 mm σ) at brain positions of `anatomy`.
     pub fn random(rng: &mut Rng, anatomy: &Anatomy) -> Self {
         let spacing = anatomy.spacing();
         let count = rng.below(MAX_BLOBS + 1);
@@ -50,7 +52,7 @@ impl Distractors {
             .filter_map(|_| {
                 let centre = brain_position(rng, anatomy)?;
                 let (modalities, (low, high)) = KINDS[rng.below(KINDS.len())];
-                let sigma_mm = rng.range_f64(1.5, 4.0);
+                let sigma_mm = rng.range_f64(1.5, 6.0);
                 let falloff = spacing.map(|s| (s * s / (2.0 * sigma_mm * sigma_mm)) as f32);
                 Some(Blob {
                     centre,

@@ -825,6 +825,7 @@ function describeSegmentation(result) {
   const ignored = [].concat(result.ignored ?? []);
   if (ignored.length) parts.push(`· not used by the model: ${ignored.join(', ')}`);
   if (result.mirrored) parts.push('· mirrored ×8');
+  if (result.labelConvention) parts.push(`· ${result.labelConvention}`);
   const cleaned = result.postprocessed;
   if (cleaned) {
     parts.push(`· clean-up: ${cleaned.removed} speck voxels removed, ${cleaned.holesFilled} enclosed voxels → necrotic core`);

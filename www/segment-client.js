@@ -58,8 +58,9 @@ export function busy() {
  * Segment one case. model: {name, bytes: ArrayBuffer}; files: [{name, modality, bytes}].
  * mirror: test-time mirroring (8 × the windows); clean: remove specks under 0.1 ml and fill enclosed
  * core holes. Resolves to {nifti, volumes, windows, backend, backendNote, synthetic, ignored,
- * mirrored, windowBatch, memory, postprocessed, inputWarnings, seconds, msPerWindow}
- * (inputWarnings: lines saying why the images do not look BraTS-preprocessed); a model whose
+ * mirrored, windowBatch, memory, postprocessed, inputWarnings, labelConvention, seconds, msPerWindow}
+ * (inputWarnings: lines saying why the images do not look BraTS-preprocessed; labelConvention: the
+ * enhancing tumour's value in the map and why, from the file names, or null); a model whose
  * window does not fit the backend's memory limits is refused.
  */
 export function segment({ model, files, onProgress, forceCpu = false, backend = 'auto', mirror = false, clean = false }) {

@@ -74,7 +74,7 @@ pub fn segment_files<B: burn::tensor::backend::Backend>(
             report.removed, report.core_to_oedema, report.enhancing_to_core, report.holes_filled
         );
     }
-    print_volumes(&segmentation.labels, &loaded.manifest.labels);
+    print_volumes(&segmentation.labels, &segmentation.scheme);
     println!(
         "wrote {} ({:?} voxels, the input's grid) in {:.1} s",
         out.display(),

@@ -221,7 +221,7 @@ pub async fn segment<B: Backend>(
     )
     .await
     .map_err(|e| e.with_context(id))?;
-    let segmentation = case.finish(predicted, &manifest.labels, &options.postprocess)?;
+    let segmentation = case.finish(predicted, &manifest.labels, options)?;
     let mut synthetic = Vec::with_capacity(segmentation.filled.len());
     for &modality in &segmentation.filled {
         let volume = case.channel_on_input_grid(modality)?;
@@ -229,7 +229,7 @@ pub async fn segment<B: Backend>(
     }
     Ok(SegmentOutcome {
         nifti: nifti::encode_u8(&segmentation.labels, true)?,
-        volumes: measure_labels(&segmentation.labels, &manifest.labels),
+        volumes: measure_labels(&segmentation.labels, &segmentation.scheme),
         windows,
         synthetic,
         ignored: segmentation.ignored,

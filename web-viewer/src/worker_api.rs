@@ -5,6 +5,7 @@
 use std::cell::Cell;
 
 use brainmvp_core::bmvp::BmvpModel;
+use brainmvp_core::inference::label_convention;
 use brainmvp_core::inference::segment::InferenceOptions;
 use brainmvp_core::model::footprint::{MemoryLimits, WindowFootprint};
 use brainmvp_core::postprocess::PostprocessConfig;
@@ -201,12 +202,15 @@ pub async fn worker_segment(
     let limits = job_limits(use_webgpu, &gpu_limits, &bmvp, held);
     let switch = |name: &str| field(&settings, name).is_ok_and(|value| value.is_truthy());
     let mirror = switch("mirror");
+    let convention =
+        label_convention::enhancing_label_from_names(files.iter().map(|file| file.name.as_str()));
     let options = InferenceOptions {
         mirror,
         postprocess: match switch("clean") {
             true => PostprocessConfig::recommended(),
             false => PostprocessConfig::default(),
         },
+        enhancing_label: convention.map(|(label, _)| label),
     };
     let report = |done: usize, total: usize| {
         let _ = on_progress.call2(&JsValue::NULL, &done.into(), &total.into());
@@ -257,6 +261,13 @@ pub async fn worker_segment(
         .map(|line| JsValue::from_str(line))
         .collect();
     set(&result, "inputWarnings", input_warnings);
+    let convention_line =
+        convention.map(|(label, reason)| label_convention::describe(label, reason));
+    set(
+        &result,
+        "labelConvention",
+        convention_line.map_or(JsValue::NULL, |line| JsValue::from_str(&line)),
+    );
     Ok(result.into())
 }
 

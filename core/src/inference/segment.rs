@@ -113,6 +113,9 @@ pub struct Segmentation {
     pub ignored: Vec<Modality>,
     /// What post-processing changed (`None`: it did not run).
     pub postprocessed: Option<PostprocessReport>,
+    /// The label scheme of [`Segmentation::labels`] (the model's, with the enhancing label of
+    /// [`InferenceOptions::enhancing_label`]).
+    pub scheme: LabelScheme,
 }
 
 /// Stacks `images` in `order` as one input `[1, C, z, y, x]`; every volume must have the first
@@ -154,6 +157,9 @@ pub struct InferenceOptions {
     pub mirror: bool,
     /// Post-processing of the BraTS label map ([`crate::postprocess`]).
     pub postprocess: PostprocessConfig,
+    /// Write the enhancing tumour as this label (3: BraTS 2023, 4: BraTS 2021) instead of the
+    /// model's own ([`super::label_convention`]); `None` keeps the model's.
+    pub enhancing_label: Option<u8>,
 }
 
 /// The axis sets (burn's z, y, x = 2, 3, 4) a prediction is mirrored along: none, or all 8.
@@ -320,13 +326,15 @@ impl<B: Backend> PreparedCase<B> {
     }
 
     /// The label map `predicted` (on the network's grid, x fastest) back on the input's grid,
-    /// post-processed by `postprocess` when the labels are BraTS tumour labels.
+    /// post-processed as `options` say when the labels are BraTS tumour labels, with the
+    /// enhancing label `options` ask for.
     pub fn finish(
         &self,
         predicted: Vec<u8>,
         labels: &LabelScheme,
-        postprocess: &PostprocessConfig,
+        options: &InferenceOptions,
     ) -> Result<Segmentation> {
+        let postprocess = &options.postprocess;
         let grid = &self.channels[0].1;
         let cropped = Volume {
             dims: grid.dims,
@@ -342,12 +350,18 @@ impl<B: Backend> PreparedCase<B> {
             )?),
             _ => None,
         };
-        Ok(Segmentation {
+        let mut segmentation = Segmentation {
             labels: restored,
             filled: self.filled.clone(),
             ignored: self.ignored.clone(),
             postprocessed,
-        })
+            scheme: labels.clone(),
+        };
+        if let Some(wanted) = options.enhancing_label {
+            segmentation.scheme =
+                super::label_convention::convert(&mut segmentation, labels, wanted);
+        }
+        Ok(segmentation)
     }
 }
 
@@ -384,7 +398,7 @@ impl<B: Backend> Segmenter<'_, B> {
             on_window,
         )
         .map_err(|err| err.with_context(id))?;
-        case.finish(predicted, &manifest.labels, &options.postprocess)
+        case.finish(predicted, &manifest.labels, options)
     }
 }
 

@@ -3,6 +3,7 @@
 //! it); the label map is written on the input's own grid and affine.
 
 use anyhow::{bail, Context};
+use brainmvp_core::inference::label_convention;
 use brainmvp_core::inference::segment::InferenceOptions;
 use brainmvp_core::postprocess::PostprocessConfig;
 use brainmvp_core::Modality;
@@ -51,6 +52,45 @@ pub struct SegmentArgs {
     /// Label background and oedema enclosed by the tumour core as necrotic core.
     #[arg(long)]
     pub fill_core_holes: bool,
+    /// The enhancing tumour's value in the written map: `auto` (3 for BraTS 2023 file names
+    /// t1n/t1c/t2w/t2f, 4 for BraTS 2021 ones, else the model's own), `model`, `3` or `4`.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub enhancing_label: EnhancingLabelArg,
+}
+
+/// `--enhancing-label` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EnhancingLabelArg {
+    Auto,
+    Model,
+    #[value(name = "3")]
+    Brats2023,
+    #[value(name = "4")]
+    Brats2021,
+}
+
+impl EnhancingLabelArg {
+    /// The label to write (`None`: the model's own) and why, for the input `paths`.
+    pub fn resolve(self, paths: &[(Modality, PathBuf)]) -> (Option<u8>, &'static str) {
+        match self {
+            Self::Model => (None, "the model's own convention"),
+            Self::Brats2023 => (
+                Some(label_convention::BRATS2023_ENHANCING),
+                "--enhancing-label 3",
+            ),
+            Self::Brats2021 => (
+                Some(label_convention::BRATS2021_ENHANCING),
+                "--enhancing-label 4",
+            ),
+            Self::Auto => {
+                let names = paths.iter().filter_map(|(_, path)| path.to_str());
+                match label_convention::enhancing_label_from_names(names) {
+                    Some((label, reason)) => (Some(label), reason),
+                    None => (None, "the model's own convention (file names do not say)"),
+                }
+            }
+        }
+    }
 }
 
 impl SegmentArgs {
@@ -68,6 +108,7 @@ impl SegmentArgs {
         InferenceOptions {
             mirror: self.mirror,
             postprocess,
+            enhancing_label: None,
         }
     }
 }
@@ -102,8 +143,13 @@ fn image_paths(args: &SegmentArgs) -> anyhow::Result<Vec<(Modality, PathBuf)>> {
 
 pub fn run(args: SegmentArgs) -> anyhow::Result<ExitCode> {
     let paths = image_paths(&args)?;
-    let options = args.inference_options();
+    let mut options = args.inference_options();
     options.postprocess.validate()?;
+    let (enhancing_label, reason) = args.enhancing_label.resolve(&paths);
+    options.enhancing_label = enhancing_label;
+    if let Some(label) = enhancing_label {
+        println!("{}", label_convention::describe(label, reason));
+    }
     let spec = DeviceSpec::parse(&args.device)?;
     crate::with_autodiff_backend!(spec, |B, devices| {
         crate::segment::segment_files::<<B as AutodiffBackend>::InnerBackend>(

@@ -3,7 +3,9 @@
 //! FLAIR, bright CSF spaces), and a model trained only on clean anatomy calls them tumour. Each
 //! realistic subject gets a few small smooth blobs, each bright in one or two modalities only and
 //! never labelled, so that a label has to rest on the combination of modalities and the shape
-//! around it, as the BraTS definitions do.
+//! around it, as the BraTS definitions do. The brain's edge may be bright too (dura, venous
+//! sinuses, CSF and inflow left by skull stripping), where a model trained on clean synthetic
+//! edges put false oedema on real scans (docs/results.md).
 
 use super::anatomy::{Anatomy, GM, WM};
 use super::contrast::MODALITIES;
@@ -37,11 +39,20 @@ struct Blob {
     excess: f32,
 }
 
-/// The blobs of one subject.
+/// The blobs of one subject, and its brain-edge brightening.
 #[derive(Debug, Clone, Default)]
 pub struct Distractors {
     blobs: Vec<Blob>,
+    /// Extra brightness per modality at the brain's edge (dura, venous sinuses and vessels bright
+    /// on T1ce, CSF on T2, inflow on FLAIR, where skull stripping leaves them; 0: none).
+    edge: [f32; MODALITIES],
 }
+
+/// Modalities that may get a bright brain edge (file order) and the largest extra brightness.
+const EDGE_GAIN: [f64; MODALITIES] = [0.0, 0.9, 0.6, 0.5, 0.0];
+/// Brain probability (GM + WM + CSF) below which a voxel is in the edge band (the stripped
+/// boundary is at 0.5).
+const EDGE_BAND: f32 = 0.9;
 
 impl Distractors {
     /// Draws 0 to [`MAX_BLOBS`] blobs (1.5–6 mm σ) at brain positions of `anatomy`.
@@ -63,7 +74,18 @@ impl Distractors {
                 })
             })
             .collect();
-        Self { blobs }
+        let edge = EDGE_GAIN.map(|gain| match gain > 0.0 && rng.chance(0.5) {
+            true => rng.range_f64(0.0, gain) as f32,
+            false => 0.0,
+        });
+        Self { blobs, edge }
+    }
+
+    /// The brain-edge brightness factor of `modality` for brain probability `brain` (1 inside).
+    #[inline]
+    pub fn edge_factor(&self, modality: usize, brain: f32) -> f32 {
+        let depth = ((EDGE_BAND - brain) / (EDGE_BAND - 0.5)).clamp(0.0, 1.0);
+        1.0 + self.edge[modality] * depth
     }
 
     /// The brightness factor of `modality` at grid position `position` (1 away from blobs).
@@ -84,9 +106,9 @@ impl Distractors {
         factor
     }
 
-    /// Whether any blob exists (the voxel loop skips the lookups otherwise).
+    /// Whether there is nothing to add (the voxel loop skips the lookups then).
     pub fn is_empty(&self) -> bool {
-        self.blobs.is_empty()
+        self.blobs.is_empty() && self.edge.iter().all(|&gain| gain == 0.0)
     }
 }
 
@@ -113,7 +135,13 @@ mod tests {
             modalities: KINDS[0].0,
             excess: 0.5,
         };
-        let spots = Distractors { blobs: vec![blob] };
+        let spots = Distractors {
+            blobs: vec![blob],
+            edge: [0.0, 0.4, 0.0, 0.0, 0.0],
+        };
+        assert_eq!(spots.edge_factor(1, 0.5), 1.4);
+        assert_eq!(spots.edge_factor(1, 0.95), 1.0);
+        assert_eq!(spots.edge_factor(2, 0.5), 1.0);
         assert_eq!(spots.factor(1, [10.0, 10.0, 10.0]), 1.5);
         assert_eq!(spots.factor(0, [10.0, 10.0, 10.0]), 1.0);
         let near = spots.factor(1, [12.0, 10.0, 10.0]);

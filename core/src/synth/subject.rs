@@ -249,7 +249,10 @@ impl SubjectModel {
         let spots = label == 0 && !self.distractors.is_empty();
         for (m, value) in values.iter_mut().enumerate() {
             let spot = match spots {
-                true => self.distractors.factor(m, position),
+                true => {
+                    let brain = tissue[GM] + tissue[WM] + tissue[CSF];
+                    self.distractors.factor(m, position) * self.distractors.edge_factor(m, brain)
+                }
                 false => 1.0,
             };
             let signal = self.contrast.intensity(m, &tissue, label, depth)

@@ -7,9 +7,11 @@
 use anyhow::{Context, Result};
 use brainmvp_core::cache::{summarize, CacheReader, PrepareConfig};
 use brainmvp_core::finetune::labels::LabelScheme;
+use brainmvp_core::inference::segment::InferenceOptions;
 use brainmvp_core::inference::SlidingWindowConfig;
 use brainmvp_core::loader::{Loader, LoaderConfig};
 use brainmvp_core::model::EncoderPreset;
+use brainmvp_core::postprocess::PostprocessConfig;
 use brainmvp_core::pretext::template_init::TemplateInit;
 use brainmvp_core::pretrain::Architecture;
 use brainmvp_core::synth::SynthConfig;
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cohort::{prepare, synthesise};
+use crate::evaluate::real_cases::{discover_real_cases, evaluate_real_cases, RealCaseReport};
 use crate::finetune::{run_finetune, FinetuneConfig, FinetuneSummary};
 use crate::job::JobFile;
 use crate::paired::{differences_by_id, headline_of, headline_region, PairedDifference};
@@ -180,7 +183,17 @@ pub fn run_demo<B: AutodiffBackend>(
     })?;
     println!("{}", export.table());
     segment_example::<B::InnerBackend>(out, &cohort_dir, &device)?;
-    let table = format!("{table}\nExported for the browser: {}\n", export.table());
+    let models = [
+        ("pre-trained encoder", Some(pretrained.model_dir.clone())),
+        ("scratch", Some(scratch.model_dir.clone())),
+        ("the page's bundled model", page_model()),
+    ];
+    let real = real_case_table::<B::InnerBackend>(config, out, &models, &device);
+    let table = format!(
+        "{table}\nExported for the browser: {}\n{real}\n{}\n",
+        export.table(),
+        scale_note(config)
+    );
     write_atomic(&out.join("results.md"), |f| f.write_all(table.as_bytes()))?;
     Ok(table)
 }
@@ -297,6 +310,107 @@ fn segment_example<B: burn::tensor::backend::Backend>(
     std::fs::create_dir_all(out.join("segmentation"))?;
     let options = brainmvp_core::inference::segment::InferenceOptions::default();
     crate::segment::segment_files::<B>(&out.join("model"), &files, &target, &options, device)
+}
+
+/// The page's bundled model, relative to the repository root.
+const PAGE_MODEL: &str = "www/assets/demo-model.bmvp";
+
+/// The page's bundled model found from the current folder or an ancestor of the executable's.
+fn page_model() -> Option<PathBuf> {
+    let exe_dirs: Vec<PathBuf> = std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.parent()
+                .map(|dir| dir.ancestors().map(Path::to_path_buf).collect())
+        })
+        .unwrap_or_default();
+    std::env::current_dir()
+        .into_iter()
+        .chain(exe_dirs)
+        .map(|base| base.join(PAGE_MODEL))
+        .find(|path| path.is_file())
+}
+
+/// The real patients beside the shared MRI folder: `<mri>/real` for the templates in
+/// `<mri>/icbm152-2mm` (`../shared/data/real`), when present.
+fn real_cases_dir(config: &DemoConfig) -> Option<PathBuf> {
+    let templates = PathBuf::from(config.synth.template_dir.as_ref()?);
+    let dir = templates.parent()?.parent()?.join("real");
+    dir.is_dir().then_some(dir)
+}
+
+/// Dice against the reference maps of the real patients (without test-time mirroring, to keep
+/// the demo short) of each model found, one row a model, the per-case tables in
+/// `<out>/real-cases/`; empty when the real patients are not there. A model that cannot be
+/// evaluated is left out with a note.
+fn real_case_table<B: burn::tensor::backend::Backend>(
+    config: &DemoConfig,
+    out: &Path,
+    models: &[(&str, Option<PathBuf>)],
+    device: &B::Device,
+) -> String {
+    let Some(dir) = real_cases_dir(config) else {
+        return String::new();
+    };
+    let cases = match discover_real_cases(&dir) {
+        Ok(cases) => cases,
+        Err(err) => return format!("\nReal patients not evaluated: {err}\n"),
+    };
+    println!("== real patients ({}): segment and score", dir.display());
+    let options = InferenceOptions {
+        mirror: false,
+        postprocess: PostprocessConfig::recommended(),
+        ..InferenceOptions::default()
+    };
+    let mut text = format!(
+        "\nDice against the reference maps of the {} real patients in {} (algorithm outputs, not expert ground truth; no test-time mirroring, recommended clean-up; ET over the cases whose reference has enhancing tumour):\n\n| model | WT | TC | ET | WT per case ({}) |\n|---|---|---|---|---|\n",
+        cases.len(),
+        dir.display(),
+        cases.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    for (name, model) in models {
+        let Some(model) = model else { continue };
+        let folder = out
+            .join("real-cases")
+            .join(name.replace(' ', "-").replace('\'', ""));
+        let report = evaluate_real_cases::<B>(model, &cases, &options, &folder, device)
+            .and_then(|report| report.write(&folder).map(|_| report).map_err(Into::into));
+        match report {
+            Ok(report) => text.push_str(&real_case_row(name, &report)),
+            Err(err) => text.push_str(&format!("| {name} | not evaluated: {err:#} | | | |\n")),
+        }
+    }
+    text
+}
+
+/// `| model | WT | TC | ET | a / b / c |` of one report.
+fn real_case_row(name: &str, report: &RealCaseReport) -> String {
+    let means = [0, 1, 2].map(|region| {
+        report
+            .mean_dice(region)
+            .0
+            .map_or("—".to_string(), |mean| format!("{mean:.3}"))
+    });
+    let per_case: Vec<String> = report
+        .cases
+        .iter()
+        .map(|case| case.scores[0].map_or("—".to_string(), |s| format!("{:.2}", s.dice)))
+        .collect();
+    format!(
+        "| {name} | {} | {} | {} | {} |\n",
+        means[0],
+        means[1],
+        means[2],
+        per_case.join(" / ")
+    )
+}
+
+/// What the demo's scale can and cannot show.
+fn scale_note(config: &DemoConfig) -> String {
+    format!(
+        "At this scale ({} synthetic subjects, a tiny model, {} fine-tuning steps) the demo cannot show whether pre-training helps; docs/results.md has the figures on real patients.",
+        config.synth.subjects, config.finetune.steps
+    )
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {

@@ -1,7 +1,8 @@
 //! Scoring predicted label maps against the ground truth: Dice and HD95 (MONAI) per region and
 //! case ([`score_case`], in memory), pairing of prediction and ground-truth folders by subject id
 //! ([`evaluate_folders`]), and the report (per-case CSV, summary table in markdown). The BraTS
-//! challenge metrics (lesion-wise, NSD, detection) are in [`brats`].
+//! challenge metrics (lesion-wise, NSD, detection) are in [`brats`]; segmenting real patients with
+//! a model and scoring them against their reference maps in [`real_cases`].
 //!
 //! Regions follow the [`LabelScheme`]: TC/WT/ET for BraTS, one region per non-background label for
 //! classes. As the official BrainMVP metric, an empty ground truth scores Dice 1 when the
@@ -11,6 +12,7 @@
 //! never mixed up with the challenge's HD95.
 
 pub mod brats;
+pub mod real_cases;
 
 use brainmvp_core::cohort::discover::discover;
 use brainmvp_core::cohort::naming::{classify_file_name, nifti_stem, FileRole};

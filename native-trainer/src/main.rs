@@ -43,7 +43,8 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Learnable parameters per stage of a backbone (and its pre-training decoder).
     Summary(commands::summary::SummaryArgs),
-    /// Dice and HD95 per case and region of predicted label maps against the ground truth.
+    /// Dice and HD95 per case and region of predicted label maps against the ground truth, or of a
+    /// model on real cases with reference maps (`--model M --cases DIR`).
     Evaluate(commands::evaluate::EvaluateArgs),
     /// Fine-tune a segmentation (or classification) model, optionally from a pre-trained encoder.
     Finetune(commands::finetune::FinetuneArgs),

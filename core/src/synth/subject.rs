@@ -57,14 +57,14 @@ impl SyntheticSubject {
 
 /// A subject's tumour in either [`LesionStyle`].
 enum TumourModel {
-    Classic(Tumour),
+    Classic(Box<Tumour>),
     Realistic(RealisticTumour),
 }
 
 impl TumourModel {
     fn random(rng: &mut Rng, anatomy: &Anatomy, grade: Grade, style: LesionStyle) -> Self {
         match style {
-            LesionStyle::Classic => Self::Classic(Tumour::random(rng, anatomy, grade)),
+            LesionStyle::Classic => Self::Classic(Box::new(Tumour::random(rng, anatomy, grade))),
             LesionStyle::Realistic => Self::Realistic(RealisticTumour::random(rng, anatomy, grade)),
         }
     }

@@ -16,4 +16,5 @@ mod official_golden;
 mod official_golden_unet;
 mod official_pipeline;
 mod pretrain;
+mod real_cases;
 mod serve;

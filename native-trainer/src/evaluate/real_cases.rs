@@ -123,7 +123,8 @@ pub struct HealthyRow {
 impl HealthyRow {
     /// Millilitres of all non-zero labels.
     pub fn tumour_ml(&self) -> f64 {
-        self.label_ml.iter().map(|(_, ml)| ml).sum()
+        // A fold from +0: an empty f64 sum is -0.0, printed "-0.00".
+        self.label_ml.iter().fold(0.0, |total, (_, ml)| total + ml)
     }
 }
 

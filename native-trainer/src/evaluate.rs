@@ -617,19 +617,28 @@ impl EvaluationReport {
     /// Writes [`CSV_NAME`] and [`MARKDOWN_NAME`] into `out_dir` (created if needed), each
     /// atomically; returns their paths.
     pub fn write(&self, out_dir: &Path) -> Result<(PathBuf, PathBuf)> {
-        std::fs::create_dir_all(out_dir).map_err(|err| Error::io(out_dir.display(), err))?;
-        let csv_path = out_dir.join(CSV_NAME);
-        let markdown_path = out_dir.join(MARKDOWN_NAME);
-        let csv = self.to_csv();
-        write_atomic(&csv_path, |out: &mut dyn Write| {
-            out.write_all(csv.as_bytes())
-        })?;
-        let markdown = self.to_markdown();
-        write_atomic(&markdown_path, |out: &mut dyn Write| {
-            out.write_all(markdown.as_bytes())
-        })?;
-        Ok((csv_path, markdown_path))
+        write_reports(
+            out_dir,
+            (CSV_NAME, &self.to_csv()),
+            (MARKDOWN_NAME, &self.to_markdown()),
+        )
     }
+}
+
+/// Writes a CSV and a Markdown report (`(file name, text)`) into `out_dir` (created if needed),
+/// each atomically; returns their paths.
+pub fn write_reports(
+    out_dir: &Path,
+    csv: (&str, &str),
+    markdown: (&str, &str),
+) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(out_dir).map_err(|err| Error::io(out_dir.display(), err))?;
+    let write = |(name, text): (&str, &str)| -> Result<PathBuf> {
+        let path = out_dir.join(name);
+        write_atomic(&path, |out: &mut dyn Write| out.write_all(text.as_bytes()))?;
+        Ok(path)
+    };
+    Ok((write(csv)?, write(markdown)?))
 }
 
 /// A CSV field, quoted when it holds a comma, a quote or a line break.

@@ -83,3 +83,19 @@ export function cropNifti(image, start, size) {
     row[3] + row[0] * start[0] + row[1] * start[1] + row[2] * start[2]]);
   return writeNiftiFloat32([size, size, size], srow, data);
 }
+
+/** The first voxel of the `size`³ block centred on the non-zero voxels of `label` (from
+ * readNifti), kept inside the grid. */
+export function blockAroundLabels(label, size) {
+  const [nx, ny] = label.dims;
+  const sum = [0, 0, 0];
+  let count = 0;
+  label.data.forEach((value, i) => {
+    if (!value) return;
+    sum[0] += i % nx;
+    sum[1] += Math.floor(i / nx) % ny;
+    sum[2] += Math.floor(i / (nx * ny));
+    count++;
+  });
+  return sum.map((total, axis) => Math.min(label.dims[axis] - size, Math.max(0, Math.round(total / count) - size / 2)));
+}

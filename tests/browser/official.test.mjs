@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { readFile, writeFile, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { cropNifti, readNifti } from './nifti.mjs';
+import { blockAroundLabels, cropNifti, readNifti } from './nifti.mjs';
 import { launchArgs, repoRoot, serveDist } from './harness.mjs';
 
 const outputDir = path.join(repoRoot, 'tests', 'browser', 'output', 'official');
@@ -36,17 +36,7 @@ function run(...args) {
 /** The 16³ block around the centre of the sample's tumour, as crop_<modality>.nii files. */
 async function cropSample() {
   const label = readNifti(await readFile(path.join(sampleDir, 'sample_seg.nii.gz')));
-  const [nx, ny] = label.dims;
-  const sum = [0, 0, 0];
-  let count = 0;
-  label.data.forEach((value, i) => {
-    if (!value) return;
-    sum[0] += i % nx;
-    sum[1] += Math.floor(i / nx) % ny;
-    sum[2] += Math.floor(i / (nx * ny));
-    count++;
-  });
-  const start = sum.map((total, axis) => Math.min(label.dims[axis] - CROP, Math.max(0, Math.round(total / count) - CROP / 2)));
+  const start = blockAroundLabels(label, CROP);
   files.images = [];
   for (const [modality, stem] of modalities) {
     const image = readNifti(await readFile(path.join(sampleDir, `${stem}.nii.gz`)));

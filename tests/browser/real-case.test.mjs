@@ -17,7 +17,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { cropNifti, readNifti } from './nifti.mjs';
+import { blockAroundLabels, cropNifti, readNifti } from './nifti.mjs';
 import { launchArgs, repoRoot, serveDist } from './harness.mjs';
 
 const realDir = path.join(repoRoot, '..', 'shared', 'data', 'real', 'BraTS-GLI-00001-000');
@@ -37,17 +37,7 @@ let native;
 /** The CROP³ block around the centre of the reference's tumour, as BraTS-2023-named .nii files. */
 async function cropCase() {
   const label = readNifti(await readFile(path.join(realDir, 'reference', 'BraTS23_1.nii.gz')));
-  const [nx, ny] = label.dims;
-  const sum = [0, 0, 0];
-  let count = 0;
-  label.data.forEach((value, i) => {
-    if (!value) return;
-    sum[0] += i % nx;
-    sum[1] += Math.floor(i / nx) % ny;
-    sum[2] += Math.floor(i / (nx * ny));
-    count++;
-  });
-  const start = sum.map((total, axis) => Math.min(label.dims[axis] - CROP, Math.max(0, Math.round(total / count) - CROP / 2)));
+  const start = blockAroundLabels(label, CROP);
   for (const [modality, token] of MODALITIES) {
     const image = readNifti(await readFile(path.join(realDir, `${CASE}-${token}.nii.gz`)));
     const file = path.join(outputDir, `${CASE}-${token}.nii`);

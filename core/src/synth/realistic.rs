@@ -14,7 +14,7 @@
 
 use super::anatomy::{Anatomy, CHANNELS, GM, WM};
 use super::plan::Grade;
-use super::tumour::{random_rotation, Waves, ENHANCING, MIN_TISSUE, NECROSIS, OEDEMA};
+use super::tumour::{random_rotation, MassEffect, Waves, ENHANCING, MIN_TISSUE, NECROSIS, OEDEMA};
 use crate::rng::Rng;
 
 /// What kind of tumour a subject has.
@@ -174,13 +174,12 @@ impl RealisticTumour {
     #[inline]
     pub fn mass_pull(&self, position: [f32; 3]) -> [f32; 3] {
         self.lesions.iter().fold(position, |current, lesion| {
-            let d = self.offset_mm(lesion, current);
-            let exponent = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]) * lesion.mass_falloff;
-            if exponent > 12.0 {
-                return current;
-            }
-            let keep = 1.0 - lesion.mass_strength * (-exponent).exp();
-            std::array::from_fn(|a| lesion.centre[a] + (current[a] - lesion.centre[a]) * keep)
+            let pull = MassEffect {
+                centre: lesion.centre,
+                strength: lesion.mass_strength,
+                falloff: lesion.mass_falloff,
+            };
+            pull.apply(current, self.spacing)
         })
     }
 

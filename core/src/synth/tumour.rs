@@ -85,6 +85,31 @@ pub(super) fn random_rotation(rng: &mut Rng) -> [[f64; 3]; 3] {
     ]
 }
 
+/// A radial mass effect: positions drawn towards `centre` by `strength · exp(-r² · falloff)` of
+/// their offset (`r` in mm), shared by the classic and the realistic lesions.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MassEffect {
+    pub centre: [f32; 3],
+    pub strength: f32,
+    /// `1 / (2 w²)` of the Gaussian profile (mm⁻²).
+    pub falloff: f32,
+}
+
+impl MassEffect {
+    /// The template position shown at `position` on a grid of voxel size `spacing` (mm).
+    #[inline]
+    pub fn apply(&self, position: [f32; 3], spacing: [f32; 3]) -> [f32; 3] {
+        let d: [f32; 3] = std::array::from_fn(|a| (position[a] - self.centre[a]) * spacing[a]);
+        let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+        let exponent = r2 * self.falloff;
+        if exponent > 12.0 {
+            return position;
+        }
+        let keep = 1.0 - self.strength * (-exponent).exp();
+        std::array::from_fn(|a| self.centre[a] + (position[a] - self.centre[a]) * keep)
+    }
+}
+
 /// One subject's tumour, in template voxel coordinates.
 #[derive(Debug, Clone)]
 pub struct Tumour {
@@ -168,14 +193,12 @@ impl Tumour {
     /// tissue is pushed outwards without folding).
     #[inline]
     pub fn mass_pull(&self, position: [f32; 3]) -> [f32; 3] {
-        let d = self.offset_mm(position);
-        let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-        let exponent = r2 * self.mass_falloff;
-        if exponent > 12.0 {
-            return position;
-        }
-        let keep = 1.0 - self.mass_strength * (-exponent).exp();
-        std::array::from_fn(|a| self.centre[a] + (position[a] - self.centre[a]) * keep)
+        let pull = MassEffect {
+            centre: self.centre,
+            strength: self.mass_strength,
+            falloff: self.mass_falloff,
+        };
+        pull.apply(position, self.spacing)
     }
 
     /// The label at template position `position` with tissue `tissue`, and how deep inside its

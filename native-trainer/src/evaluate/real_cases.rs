@@ -19,13 +19,11 @@ use super::{
 };
 use brainmvp_core::cohort::naming::{parse_file_name, FileRole};
 use brainmvp_core::finetune::labels::LabelScheme;
-use brainmvp_core::fs::write_atomic;
 use brainmvp_core::inference::segment::InferenceOptions;
 use brainmvp_core::metrics::detect_enhancing_label;
 use brainmvp_core::metrics::RegionScores;
 use brainmvp_core::{Error, Modality, Result, Volume};
 use std::fmt::Write as _;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -617,18 +615,11 @@ impl RealCaseReport {
     /// Writes [`REAL_CASES_CSV`] and [`REAL_CASES_MARKDOWN`] into `out_dir` (created if needed),
     /// each atomically; returns their paths.
     pub fn write(&self, out_dir: &Path) -> Result<(PathBuf, PathBuf)> {
-        std::fs::create_dir_all(out_dir).map_err(|err| Error::io(out_dir.display(), err))?;
-        let csv_path = out_dir.join(REAL_CASES_CSV);
-        let markdown_path = out_dir.join(REAL_CASES_MARKDOWN);
-        let csv = self.to_csv();
-        write_atomic(&csv_path, |out: &mut dyn Write| {
-            out.write_all(csv.as_bytes())
-        })?;
-        let markdown = self.to_markdown();
-        write_atomic(&markdown_path, |out: &mut dyn Write| {
-            out.write_all(markdown.as_bytes())
-        })?;
-        Ok((csv_path, markdown_path))
+        super::write_reports(
+            out_dir,
+            (REAL_CASES_CSV, &self.to_csv()),
+            (REAL_CASES_MARKDOWN, &self.to_markdown()),
+        )
     }
 }
 

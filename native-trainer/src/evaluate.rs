@@ -443,17 +443,24 @@ fn flat_truth_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
 
 /// The NIfTI files directly in `dir` (hidden ones skipped), sorted.
 fn nifti_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    visible_entries(dir, |path| {
+        path.is_file() && file_name(path).and_then(nifti_stem).is_some()
+    })
+}
+
+/// The entries directly in `dir` that are not hidden and that `keep` accepts, sorted.
+fn visible_entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|err| Error::io(dir.display(), err))?;
-    let mut files = Vec::new();
+    let mut found = Vec::new();
     for entry in entries {
         let path = entry.map_err(|err| Error::io(dir.display(), err))?.path();
         let visible = file_name(&path).is_some_and(|name| !name.starts_with('.'));
-        if visible && path.is_file() && file_name(&path).and_then(nifti_stem).is_some() {
-            files.push(path);
+        if visible && keep(&path) {
+            found.push(path);
         }
     }
-    files.sort();
-    Ok(files)
+    found.sort();
+    Ok(found)
 }
 
 fn file_name(path: &Path) -> Option<&str> {

@@ -11,7 +11,7 @@ use brainmvp_core::Modality;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::model_folder::load_segmenter;
+use crate::model_folder::{load_segmenter, LoadedSegmenter};
 
 /// Reads the images, segments them with the model folder `model` and writes `out`.
 pub fn segment_files<B: burn::tensor::backend::Backend>(
@@ -21,8 +21,19 @@ pub fn segment_files<B: burn::tensor::backend::Backend>(
     options: &InferenceOptions,
     device: &B::Device,
 ) -> anyhow::Result<()> {
-    let started = Instant::now();
     let loaded = load_segmenter::<B>(model, device)?;
+    segment_loaded(&loaded, paths, out, options, device)
+}
+
+/// [`segment_files`] with a model already loaded (several cases, one load).
+pub fn segment_loaded<B: burn::tensor::backend::Backend>(
+    loaded: &LoadedSegmenter<B>,
+    paths: &[(Modality, PathBuf)],
+    out: &Path,
+    options: &InferenceOptions,
+    device: &B::Device,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
     let mut images = Vec::with_capacity(paths.len());
     for (modality, path) in paths {
         let image = brainmvp_core::nifti::read_path(path)?;

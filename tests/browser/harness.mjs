@@ -58,3 +58,12 @@ export async function serveDist(root = distDir) {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, baseUrl: `http://127.0.0.1:${server.address().port}` };
 }
+
+/** Click the page's Segment button and wait (up to `timeout` ms) for the status line to say how
+ * it ended; returns that line. */
+export async function segmentThroughButton(page, timeout = 480_000) {
+  await page.click('#segment');
+  await page.waitForFunction(() => /^(done|segmentation failed)/.test(document.getElementById('segment-status').textContent),
+    null, { timeout, polling: 500 });
+  return page.textContent('#segment-status');
+}

@@ -17,7 +17,7 @@ import { readFile, writeFile, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { blockAroundLabels, cropNifti, readNifti } from './nifti.mjs';
-import { launchArgs, repoRoot, serveDist } from './harness.mjs';
+import { launchArgs, repoRoot, segmentThroughButton, serveDist } from './harness.mjs';
 
 const outputDir = path.join(repoRoot, 'tests', 'browser', 'output', 'official');
 const sampleDir = path.join(repoRoot, 'www', 'assets', 'sample');
@@ -72,14 +72,6 @@ function agreement(a, b) {
   let same = 0;
   for (let i = 0; i < a.data.length; i++) if (a.data[i] === b.data[i]) same++;
   return same / a.data.length;
-}
-
-/** Click Segment and wait for the status line to say how it ended. */
-async function segmentThroughButton(page) {
-  await page.click('#segment');
-  await page.waitForFunction(() => /^(done|segmentation failed)/.test(document.getElementById('segment-status').textContent),
-    null, { timeout: 480_000 });
-  return page.textContent('#segment-status');
 }
 
 test('an official-size UniFormer-S model: loaded, described, run on the CPU and WebGPU, refused where it does not fit', { timeout: 900_000 }, async () => {

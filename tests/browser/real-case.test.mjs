@@ -18,7 +18,7 @@ import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { blockAroundLabels, cropNifti, readNifti } from './nifti.mjs';
-import { launchArgs, repoRoot, serveDist } from './harness.mjs';
+import { launchArgs, repoRoot, segmentThroughButton, serveDist } from './harness.mjs';
 
 const realDir = path.join(repoRoot, '..', 'shared', 'data', 'real', 'BraTS-GLI-00001-000');
 const outputDir = path.join(repoRoot, 'tests', 'browser', 'output', 'real-case');
@@ -77,10 +77,7 @@ test('a real case through the page: the CLI\'s label map, enhancing tumour as 3 
     assert.ok(await page.isChecked('#clean'), 'clean-up is on by default');
     await page.selectOption('#backend-choice', 'cpu');
     const started = Date.now();
-    await page.click('#segment');
-    await page.waitForFunction(() => /^(done|segmentation failed)/.test(document.getElementById('segment-status').textContent),
-      null, { timeout: 480_000 });
-    const status = await page.textContent('#segment-status');
+    const status = await segmentThroughButton(page);
     console.log(status, `(${((Date.now() - started) / 1000).toFixed(0)} s)`);
     assert.match(status, /^done on CPU .*mirrored ×8 · enhancing tumour written as 3 \(BraTS 2023 convention: BraTS 2023 file names/);
     const bytes = await page.evaluate(() => Array.from(window.brainmvp.segmentationBytes()));

@@ -5,7 +5,7 @@
 import { chromium } from 'playwright-core';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { launchArgs, repoRoot, serveDist } from './harness.mjs';
+import { launchArgs, repoRoot, segmentThroughButton, serveDist } from './harness.mjs';
 
 const [caseName = 'BraTS-GLI-00001-000', which = 'both'] = process.argv.slice(2);
 const caseDir = path.join(repoRoot, '..', 'shared', 'data', 'real', caseName);
@@ -22,11 +22,9 @@ try {
   for (const backend of backends) {
     await page.selectOption('#backend-choice', backend);
     const started = Date.now();
-    await page.click('#segment');
-    await page.waitForFunction(() => /^(done|segmentation failed)/.test(document.getElementById('segment-status').textContent),
-      null, { timeout: 3_600_000, polling: 1000 });
+    const status = await segmentThroughButton(page, 3_600_000);
     const seconds = (Date.now() - started) / 1000;
-    console.log(`${caseName} on ${backend}: ${seconds.toFixed(1)} s · ${await page.textContent('#segment-status')}`);
+    console.log(`${caseName} on ${backend}: ${seconds.toFixed(1)} s · ${status}`);
   }
 } finally {
   await browser.close();

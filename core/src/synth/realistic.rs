@@ -47,8 +47,7 @@ struct Lesion {
     oedema_ratio: f32,
     oedema_noise: Waves,
     reach_mm: f32,
-    mass_strength: f32,
-    mass_falloff: f32,
+    mass: MassEffect,
 }
 
 /// The draws that set one lesion's size and compartments.
@@ -74,7 +73,6 @@ impl Lesion {
         let widest = axes.iter().cloned().fold(0.0, f64::max) as f32;
         let wobble = 1.0 + shape_noise.bound() + lobes.bound();
         let max_ratio = size.oedema_ratio as f32 * 1.25 + oedema_noise.bound();
-        let mass_width = 1.2 * radius;
         Self {
             centre,
             shape,
@@ -86,8 +84,7 @@ impl Lesion {
             oedema_ratio: size.oedema_ratio as f32,
             oedema_noise,
             reach_mm: widest * max_ratio * wobble + 1.0,
-            mass_strength: size.mass_strength as f32,
-            mass_falloff: (1.0 / (2.0 * mass_width * mass_width)) as f32,
+            mass: MassEffect::new(size.mass_strength, 1.2 * radius),
         }
     }
 
@@ -174,12 +171,7 @@ impl RealisticTumour {
     #[inline]
     pub fn mass_pull(&self, position: [f32; 3]) -> [f32; 3] {
         self.lesions.iter().fold(position, |current, lesion| {
-            let pull = MassEffect {
-                centre: lesion.centre,
-                strength: lesion.mass_strength,
-                falloff: lesion.mass_falloff,
-            };
-            pull.apply(current, self.spacing)
+            lesion.mass.apply(lesion.centre, current, self.spacing)
         })
     }
 

@@ -85,28 +85,37 @@ pub(super) fn random_rotation(rng: &mut Rng) -> [[f64; 3]; 3] {
     ]
 }
 
-/// A radial mass effect: positions drawn towards `centre` by `strength · exp(-r² · falloff)` of
-/// their offset (`r` in mm), shared by the classic and the realistic lesions.
+/// A radial mass effect around a lesion centre: positions drawn towards it by
+/// `strength · exp(-r² / 2w²)` of their offset (`r` in mm), shared by the classic and the
+/// realistic lesions.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct MassEffect {
-    pub centre: [f32; 3],
-    pub strength: f32,
+    strength: f32,
     /// `1 / (2 w²)` of the Gaussian profile (mm⁻²).
-    pub falloff: f32,
+    falloff: f32,
 }
 
 impl MassEffect {
-    /// The template position shown at `position` on a grid of voxel size `spacing` (mm).
+    /// A pull of `strength` with a Gaussian profile of width `width_mm`.
+    pub fn new(strength: f64, width_mm: f64) -> Self {
+        Self {
+            strength: strength as f32,
+            falloff: (1.0 / (2.0 * width_mm * width_mm)) as f32,
+        }
+    }
+
+    /// The template position shown at `position` around `centre`, on a grid of voxel size
+    /// `spacing` (mm).
     #[inline]
-    pub fn apply(&self, position: [f32; 3], spacing: [f32; 3]) -> [f32; 3] {
-        let d: [f32; 3] = std::array::from_fn(|a| (position[a] - self.centre[a]) * spacing[a]);
+    pub fn apply(&self, centre: [f32; 3], position: [f32; 3], spacing: [f32; 3]) -> [f32; 3] {
+        let d: [f32; 3] = std::array::from_fn(|a| (position[a] - centre[a]) * spacing[a]);
         let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
         let exponent = r2 * self.falloff;
         if exponent > 12.0 {
             return position;
         }
         let keep = 1.0 - self.strength * (-exponent).exp();
-        std::array::from_fn(|a| self.centre[a] + (position[a] - self.centre[a]) * keep)
+        std::array::from_fn(|a| centre[a] + (position[a] - centre[a]) * keep)
     }
 }
 
@@ -126,9 +135,7 @@ pub struct Tumour {
     oedema_noise: Waves,
     /// No label beyond this distance (mm) from the centre.
     reach_mm: f32,
-    mass_strength: f32,
-    /// `1 / (2 w²)` of the Gaussian mass-effect profile (mm⁻²).
-    mass_falloff: f32,
+    mass: MassEffect,
 }
 
 impl Tumour {
@@ -166,7 +173,6 @@ impl Tumour {
         } else {
             rng.range_f64(0.05, 0.2)
         };
-        let mass_width = 1.2 * radius;
         Self {
             grade,
             centre,
@@ -177,8 +183,7 @@ impl Tumour {
             shape_noise,
             oedema_noise,
             reach_mm,
-            mass_strength: mass_strength as f32,
-            mass_falloff: (1.0 / (2.0 * mass_width * mass_width)) as f32,
+            mass: MassEffect::new(mass_strength, 1.2 * radius),
         }
     }
 
@@ -193,12 +198,7 @@ impl Tumour {
     /// tissue is pushed outwards without folding).
     #[inline]
     pub fn mass_pull(&self, position: [f32; 3]) -> [f32; 3] {
-        let pull = MassEffect {
-            centre: self.centre,
-            strength: self.mass_strength,
-            falloff: self.mass_falloff,
-        };
-        pull.apply(position, self.spacing)
+        self.mass.apply(self.centre, position, self.spacing)
     }
 
     /// The label at template position `position` with tissue `tissue`, and how deep inside its

@@ -17,6 +17,7 @@ use super::{
     csv_field, distinct_values, file_name, in_truth_convention, nifti_files, read_label_map,
     score_case,
 };
+use crate::model_folder::{load_segmenter, LoadedSegmenter};
 use brainmvp_core::cohort::naming::{parse_file_name, FileRole};
 use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::inference::segment::InferenceOptions;
@@ -103,7 +104,8 @@ pub struct RealCaseRow {
     pub scores: [Option<RegionScores>; 3],
     /// Predicted volume (ml) of each region of [`REGIONS`], in the reference's convention.
     pub predicted_ml: [f64; 3],
-    /// Wall-clock seconds of the segmentation (reading, model, writing).
+    /// Wall-clock seconds of the segmentation (reading the images, inference, writing; the model
+    /// is loaded once per report, before).
     pub seconds: f64,
 }
 
@@ -165,17 +167,7 @@ pub fn discover_real_cases(dir: &Path) -> Result<Vec<RealCase>> {
 
 /// The visible sub-folders of `dir`, sorted.
 fn sub_folders(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|err| Error::io(dir.display(), err))?;
-    let mut folders = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(|err| Error::io(dir.display(), err))?.path();
-        let visible = file_name(&path).is_some_and(|name| !name.starts_with('.'));
-        if visible && path.is_dir() {
-            folders.push(path);
-        }
-    }
-    folders.sort();
-    Ok(folders)
+    super::visible_entries(dir, Path::is_dir)
 }
 
 /// The NIfTI files of `<case>/reference/` (none when there is no such folder).
@@ -312,11 +304,12 @@ pub fn evaluate_real_cases<B: burn::tensor::backend::Backend>(
     device: &B::Device,
 ) -> anyhow::Result<RealCaseReport> {
     std::fs::create_dir_all(out_dir).map_err(|err| Error::io(out_dir.display(), err))?;
+    let loaded = load_segmenter::<B>(model, device)?;
     let mut rows = Vec::with_capacity(cases.len());
     for case in cases {
         println!("== {}", case.describe());
         let prediction = out_dir.join(format!("{}_seg.nii.gz", case.id));
-        let seconds = timed_segmentation::<B>(model, &case.images, &prediction, options, device)?;
+        let seconds = timed_segmentation(&loaded, &case.images, &prediction, options, device)?;
         let (scores, predicted_ml) = score_real_case(&case.id, &prediction, &case.reference)?;
         rows.push(RealCaseRow {
             id: case.id.clone(),
@@ -344,6 +337,7 @@ pub fn measure_healthy_brains<B: burn::tensor::backend::Backend>(
     device: &B::Device,
 ) -> anyhow::Result<Vec<HealthyRow>> {
     std::fs::create_dir_all(out_dir).map_err(|err| Error::io(out_dir.display(), err))?;
+    let loaded = load_segmenter::<B>(model, device)?;
     let mut rows = Vec::with_capacity(brains.len());
     for brain in brains {
         println!(
@@ -353,7 +347,7 @@ pub fn measure_healthy_brains<B: burn::tensor::backend::Backend>(
         );
         let name = brain.name.to_ascii_lowercase();
         let prediction = out_dir.join(format!("healthy-{name}_seg.nii.gz"));
-        let seconds = timed_segmentation::<B>(model, &brain.images, &prediction, options, device)?;
+        let seconds = timed_segmentation(&loaded, &brain.images, &prediction, options, device)?;
         rows.push(HealthyRow {
             name: brain.name.clone(),
             images: describe_images(&brain.images),
@@ -364,16 +358,17 @@ pub fn measure_healthy_brains<B: burn::tensor::backend::Backend>(
     Ok(rows)
 }
 
-/// Runs [`crate::segment::segment_files`]; returns its wall-clock seconds.
+/// Runs [`crate::segment::segment_loaded`] (the model loaded once per report); returns its
+/// wall-clock seconds.
 fn timed_segmentation<B: burn::tensor::backend::Backend>(
-    model: &Path,
+    model: &LoadedSegmenter<B>,
     images: &[(Modality, PathBuf)],
     out: &Path,
     options: &InferenceOptions,
     device: &B::Device,
 ) -> anyhow::Result<f64> {
     let started = Instant::now();
-    crate::segment::segment_files::<B>(model, images, out, options, device)?;
+    crate::segment::segment_loaded(model, images, out, options, device)?;
     Ok(started.elapsed().as_secs_f64())
 }
 

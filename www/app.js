@@ -41,6 +41,7 @@
 //   segmentWarnings()             → text of #segment-warnings (input not BraTS-preprocessed)
 
 import * as seg from './segment-client.js';
+import { chooseVariant, loadWasm } from './wasm-loader.js';
 
 const AXES = ['axial', 'coronal', 'sagittal'];
 // RAS voxel axis each view slices along.
@@ -787,6 +788,8 @@ async function runSegmentation() {
       backend: $('backend-choice').value,
       mirror: $('mirror').checked,
       clean: $('clean').checked,
+      // ?workers=N in the address caps the CPU path's pool (1: one worker); default one per core.
+      workers: new URLSearchParams(location.search).get('workers') ?? 'auto',
       onProgress: (done, total) => {
         $('progress').max = total || 1;
         $('progress').value = done;
@@ -820,6 +823,7 @@ function describeSegmentation(result) {
     const windows = `${result.windows} window${result.windows === 1 ? '' : 's'}`;
     parts.push(`· ${windows}, ${Number(result.msPerWindow).toFixed(0)} ms per window`);
   }
+  if (result.workers > 1) parts.push(`· ${result.workers} workers in parallel`);
   const synthetic = [].concat(result.synthetic ?? []).map((entry) => entry?.modality ?? entry);
   if (synthetic.length) parts.push(`· synthesised (not measured): ${synthetic.join(', ')}`);
   const ignored = [].concat(result.ignored ?? []);
@@ -1084,9 +1088,19 @@ const ready = new Promise((resolve) => {
   markReady = resolve;
 });
 
-function start() {
+/** Say in the system panel which WebAssembly build runs and on how many cores. */
+function describeCpuModule(loaded, choice) {
+  const kind = loaded.variant === 'simd' ? 'WebAssembly SIMD module (simd128)' : 'plain WebAssembly module (no SIMD)';
+  const cores = navigator.hardwareConcurrency || 1;
+  $('cpu-module').textContent = `CPU path: ${kind}: ${choice.why}; segmentation windows spread over up to `
+    + `${cores} worker${cores === 1 ? '' : 's'} (one per core)`;
+  document.body.dataset.wasm = loaded.variant;
+}
+
+function start(loaded, choice) {
   if (wasm) return;
-  wasm = window.wasmBindings;
+  wasm = loaded.bindings;
+  describeCpuModule(loaded, choice);
   wireControls();
   wireModel();
   exposeApi();
@@ -1097,5 +1111,10 @@ function start() {
   markReady();
 }
 
-if (window.wasmBindings) start();
-else window.addEventListener('TrunkApplicationStarted', start, { once: true });
+// trunk injects no loader (Trunk.toml: inject_scripts = false): wasm-loader.js picks the SIMD or
+// the plain build for this browser.
+const choice = chooseVariant(location.search);
+loadWasm(choice.variant).then((loaded) => start(loaded, choice), (error) => {
+  $('version').textContent = `the WebAssembly module failed to load: ${errorText(error)}`;
+  document.body.dataset.viewer = 'failed';
+});

@@ -2,6 +2,8 @@
 // results, callbacks for progress and losses. cancel() terminates the worker (a segmentation
 // cannot be interrupted inside the wasm call) and the next request starts a fresh one.
 
+import { chooseVariant } from './wasm-loader.js';
+
 let worker = null;
 let pending = null;
 let nextId = 1;
@@ -10,7 +12,9 @@ const queries = new Map();
 
 function ensureWorker() {
   if (!worker) {
-    worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    // The worker loads the WebAssembly variant the page loads (see wasm-loader.js).
+    const variant = chooseVariant(location.search).variant;
+    worker = new Worker(new URL(`./worker.js?wasm=${variant}`, import.meta.url), { type: 'module' });
     worker.onmessage = (event) => {
       const message = event.data;
       const query = queries.get(message.id);
@@ -58,14 +62,17 @@ export function busy() {
  * Segment one case. model: {name, bytes: ArrayBuffer}; files: [{name, modality, bytes}].
  * mirror: test-time mirroring (8 × the windows); clean: remove specks under 0.1 ml and fill enclosed
  * core holes. Resolves to {nifti, volumes, windows, backend, backendNote, synthetic, ignored,
- * mirrored, windowBatch, memory, postprocessed, inputWarnings, labelConvention, seconds, msPerWindow}
- * (inputWarnings: lines saying why the images do not look BraTS-preprocessed; labelConvention: the
- * enhancing tumour's value in the map and why, from the file names, or null); a model whose
- * window does not fit the backend's memory limits is refused.
+ * mirrored, windowBatch, memory, postprocessed, inputWarnings, labelConvention, workers, poolNote,
+ * wasmVariant, seconds, msPerWindow} (inputWarnings: lines saying why the images do not look
+ * BraTS-preprocessed; labelConvention: the enhancing tumour's value in the map and why, from the
+ * file names, or null; workers: how many workers ran the windows, poolNote why); a model whose
+ * window does not fit the backend's memory limits is refused. workers: 'auto' (on the CPU, one
+ * per core as memory allows) or a count (1: one worker).
  */
-export function segment({ model, files, onProgress, forceCpu = false, backend = 'auto', mirror = false, clean = false }) {
+export function segment({ model, files, onProgress, forceCpu = false, backend = 'auto', mirror = false, clean = false,
+  workers = 'auto' }) {
   return request({ type: 'segment', modelName: model.name, model: model.bytes, files, forceCpu, backend,
-    mirror, clean }, { onProgress });
+    mirror, clean, workers }, { onProgress });
 }
 
 /** A quick question to the worker, answered beside a running job. */
@@ -79,7 +86,7 @@ function query(message) {
 
 /**
  * Which backend a job would run on for `backend` ('auto' | 'webgpu' | 'cpu'), and why:
- * {backend: 'WebGPU' | 'CPU', backendNote}.
+ * {backend: 'WebGPU' | 'CPU', backendNote, wasmVariant: 'simd' | 'plain', wasmWhy, cores}.
  */
 export function chooseBackend(backend = 'auto') {
   return query({ type: 'backend', backend });

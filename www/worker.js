@@ -1,8 +1,11 @@
 // The page's Web Worker (a module worker): segmentation and fine-tuning run here, so the page
-// never freezes. It loads the same wasm module as the page (trunk's glue, stable name because
-// Trunk.toml has filehash = false) and calls its worker_* exports (web-viewer/src/worker_api.rs).
+// never freezes. It loads the same wasm module as the page (the variant the page chose, passed
+// as ?wasm= in this script's address; see wasm-loader.js) and calls its worker_* exports
+// (web-viewer/src/worker_api.rs). On the CPU with several cores a segmentation's windows are
+// spread over a pool of window-worker.js workers (web-viewer/src/window_pool.rs).
 //
-// Messages in:  {type: 'segment', id, modelName, model, files: [{name, modality, bytes}], mirror, clean}
+// Messages in:  {type: 'segment', id, modelName, model, files: [{name, modality, bytes}], mirror, clean,
+//                workers: 'auto' | n}   (n = 1: this worker alone; 'auto': one per core, as memory allows)
 //               {type: 'finetune', id, modelName, model, cases: [{images: [...], label: {name, bytes}}], steps, lr}
 //               {type: 'templates', id, modelName, model}
 //               {type: 'bench', id, preset: 'tiny' | 'small', roi, repeats, kernels}
@@ -14,9 +17,12 @@
 //               {type: 'result', id, result}, {type: 'error', id, message}
 // Cancelling a segmentation terminates the worker (segment-client.js starts a fresh one).
 
-import init, * as wasm from './brainmvp-web.js';
+import { chooseVariant, loadWasm } from './wasm-loader.js';
+import { poolPlan, segmentOnPool } from './window-pool.js';
 
-const ready = init();
+const variant = chooseVariant(self.location.search);
+const ready = loadWasm(variant.variant);
+let wasm = null;
 let stopRequested = false;
 let gpuCheck = null;
 
@@ -84,8 +90,14 @@ async function handle(message) {
     case 'segment': {
       const started = performance.now();
       const settings = { mirror: Boolean(message.mirror), clean: Boolean(message.clean), gpuLimits: gpu.limits };
-      const result = await wasm.worker_segment(message.modelName, model, message.files, gpu.ok, settings,
-        (done, total) => postMessage({ type: 'progress', id: message.id, done, total }));
+      const onProgress = (done, total) => postMessage({ type: 'progress', id: message.id, done, total });
+      const plan = poolPlan(message.workers, gpu.ok);
+      const result = plan.pool
+        ? await segmentOnPool(await ready, message, model, settings, plan, onProgress)
+        : await wasm.worker_segment(message.modelName, model, message.files, gpu.ok, settings, onProgress);
+      result.workers = result.workers ?? 1;
+      result.poolNote = result.poolNote ?? plan.why;
+      result.wasmVariant = variant.variant;
       result.seconds = (performance.now() - started) / 1000;
       result.msPerWindow = result.windows ? (1000 * result.seconds) / result.windows : 0;
       return note(result);
@@ -101,7 +113,8 @@ async function handle(message) {
       return note(result);
     }
     case 'backend':
-      return { backend: choice.backend, backendNote: choice.why };
+      return { backend: choice.backend, backendNote: choice.why, wasmVariant: variant.variant,
+        wasmWhy: variant.why, cores: navigator.hardwareConcurrency ?? 1 };
     case 'inspect':
       return wasm.worker_model_info(message.modelName, model);
     case 'templates':
@@ -110,7 +123,8 @@ async function handle(message) {
       const result = await wasm.worker_bench(message.preset, message.roi, message.repeats, gpu.ok,
         message.kernels !== false);
       // wasm memory only grows: its size now is the CPU path's high-water mark.
-      result.wasmMemoryBytes = (await ready).memory.buffer.byteLength;
+      result.wasmMemoryBytes = (await ready).exports.memory.buffer.byteLength;
+      result.wasmVariant = variant.variant;
       return note(result);
     }
     default:
@@ -125,7 +139,7 @@ self.onmessage = async (event) => {
     return;
   }
   try {
-    await ready;
+    wasm = (await ready).bindings;
     const result = await handle(message);
     postMessage({ type: 'result', id: message.id, result });
   } catch (error) {

@@ -92,14 +92,18 @@ after(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-test('serves the wasm as application/wasm', async () => {
+test('serves both modules (SIMD and plain) as application/wasm', async () => {
   const index = await (await fetch(`${baseUrl}/index.html`)).text();
-  const wasmName = index.match(/[\w.-]+_bg\.wasm/);
-  assert.ok(wasmName, 'index.html does not reference a _bg.wasm file');
   assert.doesNotMatch(index, /(src|href)="\/(?!\/)/, 'absolute URL in index.html');
-  const wasm = await fetch(`${baseUrl}/${wasmName[0]}`);
-  assert.equal(wasm.status, 200);
-  assert.equal(wasm.headers.get('content-type'), 'application/wasm');
+  // The page loads its module through wasm-loader.js (trunk injects no loader).
+  const loader = await (await fetch(`${baseUrl}/wasm-loader.js`)).text();
+  const names = [...new Set(loader.match(/[\w.-]+_bg\.wasm/g))].sort();
+  assert.deepEqual(names, ['brainmvp-web-plain_bg.wasm', 'brainmvp-web_bg.wasm']);
+  for (const name of names) {
+    const wasm = await fetch(`${baseUrl}/${name}`);
+    assert.equal(wasm.status, 200, name);
+    assert.equal(wasm.headers.get('content-type'), 'application/wasm', name);
+  }
 });
 
 test('WebGPU: SwiftShader adapter, adapter limits, matmul on the GPU', async () => {

@@ -10,6 +10,7 @@ use brainmvp_core::inference::input_check::check_input;
 use brainmvp_core::inference::segment::{
     measure_labels, InferenceOptions, LabelMeasure, PreparedCase,
 };
+use brainmvp_core::inference::window_jobs::{decode_probabilities, read_failed, WindowJobs};
 use brainmvp_core::inference::{window_count, SlidingWindowConfig};
 use brainmvp_core::model::footprint::{MemoryLimits, WindowFootprint};
 use brainmvp_core::model::EncoderPreset;
@@ -171,72 +172,125 @@ fn case_bytes(bmvp: &BmvpModel, voxels: usize) -> u64 {
     (model.in_channels as u64 + 3 * model.out_channels as u64) * voxels as u64 * 4
 }
 
-/// Segments one case with `bmvp` on `device`, mirrored and post-processed as `options` say;
-/// `on_window(done, total)` after each batch. As many windows run at once as fit `limits`; a
-/// model whose single window does not fit is refused before its weights are loaded.
+/// One case on its way through a segmentation: preprocessed, its model calls (window batches
+/// × mirrorings, [`WindowJobs`]) handed out and taken back — on this thread by [`segment`], or
+/// by a pool of Web Workers in the page (`crate::window_pool`) — then finished into a
+/// [`SegmentOutcome`].
+pub struct SegmentationJob<B: Backend> {
+    id: String,
+    case: PreparedCase<B>,
+    /// The model calls and the sums they feed.
+    pub windows: WindowJobs<B>,
+    footprint: WindowFootprint,
+    input_warnings: Vec<String>,
+}
+
+impl<B: Backend> SegmentationJob<B> {
+    /// Decodes and preprocesses the case and plans its windows: as many per model call as fit
+    /// `limits`; a model whose single window does not fit is refused before its weights load.
+    pub fn begin(
+        bmvp: &BmvpModel,
+        files: &[InputFile],
+        options: &InferenceOptions,
+        limits: &MemoryLimits,
+        device: &B::Device,
+    ) -> JobResult<Self> {
+        let images = decode_case(files)?;
+        let input_warnings = check_input(&images)
+            .into_iter()
+            .map(|finding| finding.message)
+            .collect();
+        let id = files.first().map_or("case", |file| file.name.as_str());
+        let templates = bmvp.template_bank()?;
+        let manifest = &bmvp.manifest;
+        let case = PreparedCase::<B>::new(manifest, id, images, templates.as_ref(), device)?;
+        let [_, _, depth, height, width] = case.input.dims();
+        let footprint = bmvp
+            .fitting_window(&limits.after(case_bytes(bmvp, depth * height * width)))
+            .map_err(JobError::DoesNotFit)?;
+        let windows_needed = window_count([depth, height, width], &manifest.window);
+        let footprint = WindowFootprint::estimate(
+            &manifest.model,
+            manifest.window.roi,
+            footprint.batch.min(windows_needed.max(1)),
+            footprint.weight_values,
+        );
+        let window = SlidingWindowConfig {
+            batch: footprint.batch,
+            ..manifest.window.clone()
+        };
+        let windows = WindowJobs::new(
+            case.input.clone(),
+            &window,
+            &manifest.labels,
+            options.mirror,
+        )
+        .map_err(|e| e.with_context(id))?;
+        Ok(Self {
+            id: id.to_string(),
+            case,
+            windows,
+            footprint,
+            input_warnings,
+        })
+    }
+
+    /// The memory estimate of one model call (its batch of windows).
+    pub fn footprint(&self) -> &WindowFootprint {
+        &self.footprint
+    }
+
+    /// The label map from the blended windows, back on the input's grid and post-processed as
+    /// `options` say, with what the page shows beside it.
+    pub async fn finish(
+        self,
+        bmvp: &BmvpModel,
+        options: &InferenceOptions,
+    ) -> JobResult<SegmentOutcome> {
+        let labels = &bmvp.manifest.labels;
+        let [_, _, depth, height, width] = self.case.input.dims();
+        let windows = self.windows.windows_total();
+        let id = self.id.as_str();
+        let probabilities = self.windows.finish().map_err(|e| e.with_context(id))?;
+        let data = probabilities.into_data_async().await.map_err(read_failed)?;
+        let predicted = decode_probabilities(labels, data, depth * height * width)?;
+        let segmentation = self.case.finish(predicted, labels, options)?;
+        let mut synthetic = Vec::with_capacity(segmentation.filled.len());
+        for &modality in &segmentation.filled {
+            let volume = self.case.channel_on_input_grid(modality)?;
+            synthetic.push((modality, nifti::encode_f32(&volume, true)?));
+        }
+        Ok(SegmentOutcome {
+            nifti: nifti::encode_u8(&segmentation.labels, true)?,
+            volumes: measure_labels(&segmentation.labels, &segmentation.scheme),
+            windows,
+            synthetic,
+            ignored: segmentation.ignored,
+            postprocessed: segmentation.postprocessed,
+            input_warnings: self.input_warnings,
+            footprint: self.footprint,
+        })
+    }
+}
+
+/// Segments one case with `bmvp` on `device` on this thread, mirrored and post-processed as
+/// `options` say; `on_window(done, total)` after each batch (see [`SegmentationJob::begin`] for
+/// the memory rules).
 pub async fn segment<B: Backend>(
     bmvp: &BmvpModel,
     files: &[InputFile],
     options: &InferenceOptions,
     limits: &MemoryLimits,
     device: &B::Device,
-    mut on_window: impl FnMut(usize, usize),
+    on_window: impl FnMut(usize, usize),
 ) -> JobResult<SegmentOutcome> {
-    let images = decode_case(files)?;
-    let input_warnings = check_input(&images)
-        .into_iter()
-        .map(|finding| finding.message)
-        .collect();
-    let id = files.first().map_or("case", |file| file.name.as_str());
-    let templates = bmvp.template_bank()?;
-    let manifest = &bmvp.manifest;
-    let case = PreparedCase::<B>::new(manifest, id, images, templates.as_ref(), device)?;
-    let [_, _, depth, height, width] = case.input.dims();
-    let footprint = bmvp
-        .fitting_window(&limits.after(case_bytes(bmvp, depth * height * width)))
-        .map_err(JobError::DoesNotFit)?;
-    let windows_needed = window_count([depth, height, width], &manifest.window);
-    let footprint = WindowFootprint::estimate(
-        &manifest.model,
-        manifest.window.roi,
-        footprint.batch.min(windows_needed.max(1)),
-        footprint.weight_values,
-    );
+    let mut job = SegmentationJob::<B>::begin(bmvp, files, options, limits, device)?;
     let model = bmvp.load_model::<B>(device)?;
-    let window = SlidingWindowConfig {
-        batch: footprint.batch,
-        ..manifest.window.clone()
-    };
-    let mut windows = 0;
-    let predicted = brainmvp_core::inference::segment::predict_labels_async(
-        &model,
-        &manifest.labels,
-        &window,
-        case.input.clone(),
-        options.mirror,
-        |done, total| {
-            windows = total;
-            on_window(done, total)
-        },
-    )
-    .await
-    .map_err(|e| e.with_context(id))?;
-    let segmentation = case.finish(predicted, &manifest.labels, options)?;
-    let mut synthetic = Vec::with_capacity(segmentation.filled.len());
-    for &modality in &segmentation.filled {
-        let volume = case.channel_on_input_grid(modality)?;
-        synthetic.push((modality, nifti::encode_f32(&volume, true)?));
-    }
-    Ok(SegmentOutcome {
-        nifti: nifti::encode_u8(&segmentation.labels, true)?,
-        volumes: measure_labels(&segmentation.labels, &segmentation.scheme),
-        windows,
-        synthetic,
-        ignored: segmentation.ignored,
-        postprocessed: segmentation.postprocessed,
-        input_warnings,
-        footprint,
-    })
+    job.windows
+        .run_all_async(|batch| model.try_forward_inference(batch), on_window)
+        .await
+        .map_err(|e| e.with_context(&job.id))?;
+    job.finish(bmvp, options).await
 }
 
 /// One labelled case handed to the worker: its images and its label map.

@@ -2,7 +2,8 @@
 //!
 //! The page (`www/`) views NIfTI volumes ([`render`], `viewer_api`), and its Web Worker
 //! (`www/worker.js`, `worker_api`) segments a case and fine-tunes a model on WebGPU, or on the
-//! CPU backend (flex) without it ([`jobs`]). At start the page also proves the stack: version,
+//! CPU backend (flex) without it ([`jobs`]); on the CPU with several cores its windows are spread
+//! over a pool of further workers (`window_pool`, `www/window-worker.js`). At start the page also proves the stack: version,
 //! a NIfTI round trip through `brainmvp-core`, the WebGPU adapter and its limits, and a checked
 //! matmul ([`compute_check`], [`core_link`]).
 //!
@@ -22,5 +23,7 @@ pub mod page;
 mod start;
 #[cfg(target_arch = "wasm32")]
 pub mod viewer_api;
+#[cfg(target_arch = "wasm32")]
+pub mod window_pool;
 #[cfg(target_arch = "wasm32")]
 pub mod worker_api;

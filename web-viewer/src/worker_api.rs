@@ -82,13 +82,13 @@ fn input_files(files: &JsValue) -> JobResult<Vec<InputFile>> {
         .collect()
 }
 
-fn set(object: &Object, name: &str, value: impl Into<JsValue>) {
+pub(crate) fn set(object: &Object, name: &str, value: impl Into<JsValue>) {
     // Setting a property on a plain object cannot fail.
     let _ = Reflect::set(object, &JsValue::from_str(name), &value.into());
 }
 
 /// The one place an error becomes a JavaScript one (its one line is the message).
-fn error(err: impl std::fmt::Display) -> JsError {
+pub(crate) fn error(err: impl std::fmt::Display) -> JsError {
     JsError::new(&err.to_string())
 }
 
@@ -178,14 +178,116 @@ pub fn worker_model_info(model_name: String, model: Vec<u8>) -> Result<JsValue, 
     Ok(result.into())
 }
 
-/// Segments one case. `files`: `[{name, modality, bytes}]`; `settings`: `{mirror, clean,
-/// gpuLimits}` (test-time mirroring, the recommended post-processing, and the WebGPU adapter's
-/// limits, see [`job_limits`]: a model that does not fit is refused); `on_progress(done,
-/// total)` after each batch of windows. Resolves to `{nifti, volumes: [{label, name, voxels,
-/// ml}], windows, backend, synthetic: [{modality, nifti}], ignored: [modality], mirrored,
-/// windowBatch, memory, postprocessed: {removed, coreToOedema, enhancingToCore, holesFilled} |
-/// null, inputWarnings: [line]}` (`inputWarnings`: why the images do not look BraTS-preprocessed,
-/// the last line a summary; empty when they do).
+/// A segmentation request from the page: the model, the files, the memory the job may use and
+/// the options (mirroring, clean-up, the enhancing label by the files' names).
+pub(crate) struct SegmentRequest {
+    pub(crate) bmvp: BmvpModel,
+    pub(crate) files: Vec<InputFile>,
+    pub(crate) limits: MemoryLimits,
+    pub(crate) options: InferenceOptions,
+    convention: Option<(u8, &'static str)>,
+}
+
+impl SegmentRequest {
+    /// Reads the request; `settings`: `{mirror, clean, gpuLimits}` (see [`job_limits`]).
+    pub(crate) fn parse(
+        model_name: &str,
+        model: &[u8],
+        files: &JsValue,
+        use_webgpu: bool,
+        settings: &JsValue,
+    ) -> Result<Self, JsError> {
+        let bmvp = jobs::read_model(model_name, model).map_err(error)?;
+        let files = input_files(files).map_err(error)?;
+        let held = model.len() as u64 + files.iter().map(|f| f.bytes.len() as u64).sum::<u64>();
+        let gpu_limits = field(settings, "gpuLimits").unwrap_or(JsValue::NULL);
+        let limits = job_limits(use_webgpu, &gpu_limits, &bmvp, held);
+        let switch = |name: &str| field(settings, name).is_ok_and(|value| value.is_truthy());
+        let convention = label_convention::enhancing_label_from_names(
+            files.iter().map(|file| file.name.as_str()),
+        );
+        let options = InferenceOptions {
+            mirror: switch("mirror"),
+            postprocess: match switch("clean") {
+                true => PostprocessConfig::recommended(),
+                false => PostprocessConfig::default(),
+            },
+            enhancing_label: convention.map(|(label, _)| label),
+        };
+        Ok(Self {
+            bmvp,
+            files,
+            limits,
+            options,
+            convention,
+        })
+    }
+
+    /// A job's error as the page shows it: a refusal for memory names the model and backend.
+    pub(crate) fn refusal(model_name: &str, backend: &str, why: JobError) -> JsError {
+        match why {
+            JobError::DoesNotFit(_) => error(format!("{model_name} on {backend}: {why}")),
+            JobError::Input(_) => error(why),
+        }
+    }
+
+    /// The page's result object for `outcome` (see [`worker_segment`]).
+    pub(crate) fn result(&self, outcome: &jobs::SegmentOutcome, backend: &str) -> Object {
+        let result = Object::new();
+        set(&result, "nifti", Uint8Array::from(outcome.nifti.as_slice()));
+        let volumes = Array::new();
+        for volume in &outcome.volumes {
+            let row = Object::new();
+            set(&row, "label", volume.label);
+            set(&row, "name", volume.name.as_str());
+            set(&row, "voxels", volume.voxels as f64);
+            set(&row, "ml", volume.ml);
+            volumes.push(&row);
+        }
+        set(&result, "volumes", volumes);
+        set(&result, "windows", outcome.windows as f64);
+        set(&result, "backend", backend);
+        set(&result, "synthetic", modality_volumes(&outcome.synthetic));
+        let names = |list: &[Modality]| -> Array {
+            list.iter().map(|m| JsValue::from_str(m.name())).collect()
+        };
+        set(&result, "ignored", names(&outcome.ignored));
+        set(&result, "mirrored", self.options.mirror);
+        set(&result, "windowBatch", outcome.footprint.batch as f64);
+        set(&result, "memory", outcome.footprint.summary());
+        let postprocessed = outcome.postprocessed.map_or(JsValue::NULL, |report| {
+            let row = Object::new();
+            set(&row, "removed", report.removed as f64);
+            set(&row, "coreToOedema", report.core_to_oedema as f64);
+            set(&row, "enhancingToCore", report.enhancing_to_core as f64);
+            set(&row, "holesFilled", report.holes_filled as f64);
+            row.into()
+        });
+        set(&result, "postprocessed", postprocessed);
+        let lines =
+            |list: &[String]| -> Array { list.iter().map(|l| JsValue::from_str(l)).collect() };
+        set(&result, "inputWarnings", lines(&outcome.input_warnings));
+        let convention_line = self
+            .convention
+            .map(|(label, reason)| label_convention::describe(label, reason));
+        set(
+            &result,
+            "labelConvention",
+            convention_line.map_or(JsValue::NULL, |line| JsValue::from_str(&line)),
+        );
+        result
+    }
+}
+
+/// Segments one case on this worker's thread. `files`: `[{name, modality, bytes}]`;
+/// `settings`: `{mirror, clean, gpuLimits}` (test-time mirroring, the recommended
+/// post-processing, and the WebGPU adapter's limits, see [`job_limits`]: a model that does not
+/// fit is refused); `on_progress(done, total)` after each batch of windows. Resolves to
+/// `{nifti, volumes: [{label, name, voxels, ml}], windows, backend, synthetic: [{modality,
+/// nifti}], ignored: [modality], mirrored, windowBatch, memory, postprocessed: {removed,
+/// coreToOedema, enhancingToCore, holesFilled} | null, inputWarnings: [line], labelConvention}`
+/// (`inputWarnings`: why the images do not look BraTS-preprocessed, the last line a summary;
+/// empty when they do). The CPU path with several cores uses [`crate::window_pool`] instead.
 #[wasm_bindgen]
 pub async fn worker_segment(
     model_name: String,
@@ -195,80 +297,16 @@ pub async fn worker_segment(
     settings: JsValue,
     on_progress: Function,
 ) -> Result<JsValue, JsError> {
-    let bmvp = jobs::read_model(&model_name, &model).map_err(error)?;
-    let files = input_files(&files).map_err(error)?;
-    let held = model.len() as u64 + files.iter().map(|f| f.bytes.len() as u64).sum::<u64>();
-    let gpu_limits = field(&settings, "gpuLimits").unwrap_or(JsValue::NULL);
-    let limits = job_limits(use_webgpu, &gpu_limits, &bmvp, held);
-    let switch = |name: &str| field(&settings, name).is_ok_and(|value| value.is_truthy());
-    let mirror = switch("mirror");
-    let convention =
-        label_convention::enhancing_label_from_names(files.iter().map(|file| file.name.as_str()));
-    let options = InferenceOptions {
-        mirror,
-        postprocess: match switch("clean") {
-            true => PostprocessConfig::recommended(),
-            false => PostprocessConfig::default(),
-        },
-        enhancing_label: convention.map(|(label, _)| label),
-    };
+    let request = SegmentRequest::parse(&model_name, &model, &files, use_webgpu, &settings)?;
     let report = |done: usize, total: usize| {
         let _ = on_progress.call2(&JsValue::NULL, &done.into(), &total.into());
     };
+    let (bmvp, files, options) = (&request.bmvp, &request.files, &request.options);
     let (outcome, backend) = on_backend!(use_webgpu, |B, device| {
-        jobs::segment::<B>(&bmvp, &files, &options, &limits, &device, report)
+        jobs::segment::<B>(bmvp, files, options, &request.limits, &device, report)
     });
-    let outcome = outcome.map_err(|why| match why {
-        JobError::DoesNotFit(_) => error(format!("{model_name} on {backend}: {why}")),
-        JobError::Input(_) => error(why),
-    })?;
-    let result = Object::new();
-    set(&result, "nifti", Uint8Array::from(outcome.nifti.as_slice()));
-    let volumes = Array::new();
-    for volume in &outcome.volumes {
-        let row = Object::new();
-        set(&row, "label", volume.label);
-        set(&row, "name", volume.name.as_str());
-        set(&row, "voxels", volume.voxels as f64);
-        set(&row, "ml", volume.ml);
-        volumes.push(&row);
-    }
-    set(&result, "volumes", volumes);
-    set(&result, "windows", outcome.windows as f64);
-    set(&result, "backend", backend);
-    set(&result, "synthetic", modality_volumes(&outcome.synthetic));
-    let ignored: Array = outcome
-        .ignored
-        .iter()
-        .map(|m| JsValue::from_str(m.name()))
-        .collect();
-    set(&result, "ignored", ignored);
-    set(&result, "mirrored", mirror);
-    set(&result, "windowBatch", outcome.footprint.batch as f64);
-    set(&result, "memory", outcome.footprint.summary());
-    let postprocessed = outcome.postprocessed.map_or(JsValue::NULL, |report| {
-        let row = Object::new();
-        set(&row, "removed", report.removed as f64);
-        set(&row, "coreToOedema", report.core_to_oedema as f64);
-        set(&row, "enhancingToCore", report.enhancing_to_core as f64);
-        set(&row, "holesFilled", report.holes_filled as f64);
-        row.into()
-    });
-    set(&result, "postprocessed", postprocessed);
-    let input_warnings: Array = outcome
-        .input_warnings
-        .iter()
-        .map(|line| JsValue::from_str(line))
-        .collect();
-    set(&result, "inputWarnings", input_warnings);
-    let convention_line =
-        convention.map(|(label, reason)| label_convention::describe(label, reason));
-    set(
-        &result,
-        "labelConvention",
-        convention_line.map_or(JsValue::NULL, |line| JsValue::from_str(&line)),
-    );
-    Ok(result.into())
+    let outcome = outcome.map_err(|why| SegmentRequest::refusal(&model_name, backend, why))?;
+    Ok(request.result(&outcome, backend).into())
 }
 
 fn modality_volumes(volumes: &[(Modality, Vec<u8>)]) -> Array {

@@ -9,9 +9,8 @@
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::sliding_window::{
-    sliding_window_async, sliding_window_with_progress, SlidingWindowConfig,
-};
+use super::sliding_window::SlidingWindowConfig;
+use super::window_jobs::{decode_probabilities, WindowJobs};
 use crate::finetune::cutmix::{fill_missing, TemplateBank};
 use crate::finetune::labels::LabelScheme;
 use crate::model::{UniUnet, UniUnetConfig};
@@ -162,108 +161,22 @@ pub struct InferenceOptions {
     pub enhancing_label: Option<u8>,
 }
 
-/// The axis sets (burn's z, y, x = 2, 3, 4) a prediction is mirrored along: none, or all 8.
-fn mirrorings(mirror: bool) -> Vec<Vec<usize>> {
-    if !mirror {
-        return vec![Vec::new()];
-    }
-    (0..8usize)
-        .map(|bits| {
-            (0..3)
-                .filter(|bit| bits & (1 << bit) != 0)
-                .map(|bit| bit + 2)
-                .collect()
-        })
-        .collect()
-}
-
-fn flip_axes<B: Backend>(mut tensor: Tensor<B, 5>, axes: &[usize]) -> Tensor<B, 5> {
-    for &axis in axes {
-        tensor = tensor.flip([axis as isize]);
-    }
-    tensor
-}
-
-/// `sum` plus the probabilities of `logits`, a prediction of the input mirrored along `axes`
-/// (mirrored back first).
-fn add_mirrored<B: Backend>(
-    sum: Option<Tensor<B, 5>>,
-    labels: &LabelScheme,
-    logits: Tensor<B, 5>,
-    axes: &[usize],
-) -> Tensor<B, 5> {
-    let probabilities = flip_axes(labels.probabilities(logits), axes);
-    sum.map_or(probabilities.clone(), |sum| sum + probabilities)
-}
-
-/// Mean of the probability maps `[1, C, z, y, x]` over the mirrorings.
-fn mean_of<B: Backend>(sum: Option<Tensor<B, 5>>, count: usize) -> Result<Tensor<B, 5>> {
-    sum.map(|sum| sum / count as f32)
-        .ok_or_else(|| Error::new("prediction", "no prediction was made"))
-}
-
 /// Sliding-window prediction of one preprocessed case `[1, C, z, y, x]`: the label map, x
 /// fastest, on the same grid; with `mirror`, averaged over the 8 mirrorings.
-/// `on_window(done, total)` reports progress over all windows.
+/// `on_window(done, total)` reports progress over all windows. (The page runs the same
+/// [`WindowJobs`] awaited on WebGPU, or spread over a pool of Web Workers on the CPU.)
 pub fn predict_labels<B: Backend>(
     model: &UniUnet<B>,
     labels: &LabelScheme,
     window: &SlidingWindowConfig,
     input: Tensor<B, 5>,
     mirror: bool,
-    mut on_window: impl FnMut(usize, usize),
+    on_window: impl FnMut(usize, usize),
 ) -> Result<Vec<u8>> {
     let [_, _, depth, height, width] = input.dims();
-    let flips = mirrorings(mirror);
-    let mut sum: Option<Tensor<B, 5>> = None;
-    for (pass, axes) in flips.iter().enumerate() {
-        let logits = sliding_window_with_progress(
-            flip_axes(input.clone(), axes),
-            window,
-            |patch| model.try_forward_inference(patch),
-            |done, total| on_window(pass * total + done, flips.len() * total),
-        )?;
-        sum = Some(add_mirrored(sum, labels, logits, axes));
-    }
-    let values = probability_values(mean_of(sum, flips.len())?.into_data())?;
-    labels.decode(&values, depth * height * width)
-}
-
-/// [`predict_labels`] for backends that cannot block on a read (WebGPU in the browser): the
-/// windows are the same, each batch is awaited before the next so `on_window` reports real
-/// progress and the event loop runs in between.
-pub async fn predict_labels_async<B: Backend>(
-    model: &UniUnet<B>,
-    labels: &LabelScheme,
-    window: &SlidingWindowConfig,
-    input: Tensor<B, 5>,
-    mirror: bool,
-    mut on_window: impl FnMut(usize, usize),
-) -> Result<Vec<u8>> {
-    let [_, _, depth, height, width] = input.dims();
-    let flips = mirrorings(mirror);
-    let mut sum: Option<Tensor<B, 5>> = None;
-    for (pass, axes) in flips.iter().enumerate() {
-        let logits = sliding_window_async(
-            flip_axes(input.clone(), axes),
-            window,
-            |patch| model.try_forward_inference(patch),
-            |done, total| on_window(pass * total + done, flips.len() * total),
-        )
-        .await?;
-        sum = Some(add_mirrored(sum, labels, logits, axes));
-    }
-    let data = mean_of(sum, flips.len())?
-        .into_data_async()
-        .await
-        .map_err(|err| Error::new("prediction", format!("{err:?}")))?;
-    labels.decode(&probability_values(data)?, depth * height * width)
-}
-
-fn probability_values(data: TensorData) -> Result<Vec<f32>> {
-    data.convert::<f32>()
-        .into_vec::<f32>()
-        .map_err(|err| Error::new("prediction", format!("{err:?}")))
+    let mut jobs = WindowJobs::new(input, window, labels, mirror)?;
+    jobs.run_all(|batch| model.try_forward_inference(batch), on_window)?;
+    decode_probabilities(labels, jobs.finish()?.into_data(), depth * height * width)
 }
 
 /// One case preprocessed as at training and stacked as the network's input; [`Self::finish`]

@@ -189,10 +189,11 @@ where
 }
 
 /// The state of one sliding-window pass: the padded input, the blending weights and the sum of
-/// the weighted outputs so far.
-struct WindowRun<'a, B: Backend> {
+/// the weighted outputs so far. Batches are cut by [`Self::next_chunk`], handed out by
+/// [`Self::window_batch`] and taken back, in order, by [`Self::blend`].
+pub(crate) struct WindowRun<B: Backend> {
     plan: WindowPlan,
-    config: &'a SlidingWindowConfig,
+    batch: usize,
     padded: Tensor<B, 5>,
     weights: Tensor<B, 5>,
     output: Option<Tensor<B, 5>>,
@@ -200,8 +201,8 @@ struct WindowRun<'a, B: Backend> {
     total: usize,
 }
 
-impl<'a, B: Backend> WindowRun<'a, B> {
-    fn new(input: Tensor<B, 5>, config: &'a SlidingWindowConfig) -> Result<Self> {
+impl<B: Backend> WindowRun<B> {
+    pub(crate) fn new(input: Tensor<B, 5>, config: &SlidingWindowConfig) -> Result<Self> {
         let plan = WindowPlan::new(input.dims(), config)?;
         let device = input.device();
         let padded = plan.pad(input);
@@ -209,7 +210,7 @@ impl<'a, B: Backend> WindowRun<'a, B> {
         let total = plan.input_dims[0] * plan.windows.len();
         Ok(Self {
             plan,
-            config,
+            batch: config.batch,
             padded,
             weights,
             output: None,
@@ -219,21 +220,58 @@ impl<'a, B: Backend> WindowRun<'a, B> {
     }
 
     /// The window indices of the next batch, `None` when all have run.
-    fn next_chunk(&self) -> Option<std::ops::Range<usize>> {
-        (self.done < self.total).then(|| self.done..(self.done + self.config.batch).min(self.total))
+    fn next_chunk(&self) -> Option<Range<usize>> {
+        (self.done < self.total).then(|| self.chunk_after(self.done))
+    }
+
+    /// The batch of windows starting at window `first` (`batch` of them, fewer at the end).
+    pub(crate) fn chunk_after(&self, first: usize) -> Range<usize> {
+        first..(first + self.batch).min(self.total)
+    }
+
+    /// Windows of the whole pass.
+    pub(crate) fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Windows blended so far.
+    pub(crate) fn done(&self) -> usize {
+        self.done
     }
 
     /// Runs `model` on the windows of `chunk` and adds their weighted outputs.
-    fn blend_batch<F>(&mut self, chunk: std::ops::Range<usize>, model: &mut F) -> Result<()>
+    fn blend_batch<F>(&mut self, chunk: Range<usize>, model: &mut F) -> Result<()>
     where
         F: FnMut(Tensor<B, 5>) -> Result<Tensor<B, 5>>,
     {
-        let plan = &self.plan;
+        let predicted = model(self.window_batch(chunk.clone()))?;
+        self.blend(chunk, predicted)
+    }
+
+    /// The input windows of `chunk`, `[chunk.len(), C_in, rz, ry, rx]`.
+    pub(crate) fn window_batch(&self, chunk: Range<usize>) -> Tensor<B, 5> {
         let batch: Vec<Tensor<B, 5>> = chunk
-            .clone()
-            .map(|index| self.padded.clone().slice(plan.window_ranges(index, None)))
+            .map(|index| {
+                let ranges = self.plan.window_ranges(index, None);
+                self.padded.clone().slice(ranges)
+            })
             .collect();
-        let predicted = model(Tensor::cat(batch, 0))?;
+        Tensor::cat(batch, 0)
+    }
+
+    /// Adds the weighted model outputs `predicted` of the windows of `chunk`, which must be the
+    /// next windows of the pass.
+    pub(crate) fn blend(&mut self, chunk: Range<usize>, predicted: Tensor<B, 5>) -> Result<()> {
+        if chunk.start != self.done || chunk.end > self.total || chunk.is_empty() {
+            return Err(Error::new(
+                "sliding window",
+                format!(
+                    "windows {chunk:?} blended out of order ({} of {} done)",
+                    self.done, self.total
+                ),
+            ));
+        }
+        let plan = &self.plan;
         let channels = plan.check_output(&predicted, chunk.len(), self.output.as_ref())?;
         let mut blended = match self.output.take() {
             Some(blended) => blended,
@@ -251,7 +289,7 @@ impl<'a, B: Backend> WindowRun<'a, B> {
     }
 
     /// The blended output divided by the summed weights, cropped back to the input size.
-    fn finish(self) -> Result<Tensor<B, 5>> {
+    pub(crate) fn finish(self) -> Result<Tensor<B, 5>> {
         let output = self
             .output
             .ok_or_else(|| Error::new("sliding window", "no window to run"))?;

@@ -6,7 +6,7 @@
 // DIST=path serves another build of the page (e.g. an older www/dist, for before/after figures);
 // QUERY=wasm=plain loads the page with those address options.
 import { chromium } from 'playwright-core';
-import { launchArgs, serveDist, distDir } from './harness.mjs';
+import { distDir, fetchSampleInputs, launchArgs, serveDist } from './harness.mjs';
 const [preset = 'tiny', backend = 'webgpu', third, kernels = 'kernels'] = process.argv.slice(2);
 const { server, baseUrl } = await serveDist(process.env.DIST ?? distDir);
 const flag = backend === 'cpu' ? '--disable-features=WebGPU' : '--enable-unsafe-webgpu';
@@ -21,22 +21,13 @@ async function benchWindows(page) {
 
 async function benchFinetune(page) {
   const steps = Number(third ?? 4);
-  const result = await page.evaluate(async ([steps, backend]) => {
-    const get = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
-    const index = await (await fetch('assets/sample/index.json')).json();
-    const images = [];
-    let label = null;
-    for (const file of index.files) {
-      const bytes = await get(`assets/sample/${file.name}`);
-      if (file.modality === 'label') label = { name: file.name, bytes };
-      else images.push({ name: file.name, modality: file.modality, bytes });
-    }
-    const model = { name: 'demo-model.bmvp', bytes: await get('assets/demo-model.bmvp') };
+  const result = await page.evaluate(async ([fetchSource, steps, backend]) => {
+    const { model, images, label } = await eval(`(${fetchSource})`)();
     const times = [];
     const tuned = await (await import('./segment-client.js')).finetune({ model, backend, cases: [{ images, label }],
       steps, lr: 1e-3, onLoss: () => times.push(performance.now()) });
     return { times, backend: tuned.backend, losses: tuned.losses };
-  }, [steps, backend]);
+  }, [fetchSampleInputs.toString(), steps, backend]);
   const gaps = result.times.slice(1).map((t, i) => t - result.times[i]);
   const mean = gaps.reduce((a, b) => a + b, 0) / Math.max(1, gaps.length);
   console.log(`fine-tuning on ${result.backend}: ${mean.toFixed(0)} ms per step after the first (${gaps.map((g) => g.toFixed(0)).join(', ')}); losses ${result.losses.map((l) => l.toFixed(4)).join(', ')}`);

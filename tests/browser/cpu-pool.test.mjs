@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { readNifti } from './nifti.mjs';
-import { launchArgs, serveDist } from './harness.mjs';
+import { fetchSampleInputs, launchArgs, serveDist } from './harness.mjs';
 
 let server;
 let baseUrl;
@@ -42,14 +42,8 @@ async function openPage(query = '') {
 
 /** In the page: segment the bundled sample on the CPU with `workers`, mirrored (8 × the windows). */
 function segmentSample(page, workers) {
-  return page.evaluate(async (workers) => {
-    const get = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
-    const index = await (await fetch('assets/sample/index.json')).json();
-    const files = [];
-    for (const file of index.files.filter((f) => f.modality !== 'label')) {
-      files.push({ name: file.name, modality: file.modality, bytes: await get(`assets/sample/${file.name}`) });
-    }
-    const model = { name: 'demo-model.bmvp', bytes: await get('assets/demo-model.bmvp') };
+  return page.evaluate(async ([fetchSource, workers]) => {
+    const { model, images: files } = await eval(`(${fetchSource})`)();
     const client = await import('./segment-client.js');
     const progress = [];
     const result = await client.segment({ model, files, backend: 'cpu', mirror: true, workers,
@@ -57,7 +51,7 @@ function segmentSample(page, workers) {
     return { nifti: Array.from(result.nifti), workers: result.workers, poolNote: result.poolNote,
       windows: result.windows, seconds: result.seconds, wasmVariant: result.wasmVariant, progress,
       cores: navigator.hardwareConcurrency };
-  }, workers);
+  }, [fetchSampleInputs.toString(), workers]);
 }
 
 function share(a, b) {
@@ -122,22 +116,16 @@ test('the plain module (no SIMD) loads when asked for, says so, and segments as 
 test('a pooled segmentation can be cancelled, and the next one runs', { timeout: 600_000 }, async () => {
   const { browser, page, problems } = await openPage();
   try {
-    const outcome = await page.evaluate(async () => {
+    const outcome = await page.evaluate(async (fetchSource) => {
       const client = await import('./segment-client.js');
-      const get = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
-      const index = await (await fetch('assets/sample/index.json')).json();
-      const files = [];
-      for (const file of index.files.filter((f) => f.modality !== 'label')) {
-        files.push({ name: file.name, modality: file.modality, bytes: await get(`assets/sample/${file.name}`) });
-      }
-      const model = { name: 'demo-model.bmvp', bytes: await get('assets/demo-model.bmvp') };
+      const { model, images: files } = await eval(`(${fetchSource})`)();
       let cancelled = null;
       const first = client.segment({ model, files, backend: 'cpu', mirror: true,
         onProgress: (done) => { if (done >= 8 && !cancelled) { cancelled = done; client.cancel(); } } });
       const error = await first.then(() => 'finished', (e) => e.message);
       const second = await client.segment({ model, files, backend: 'cpu', mirror: false });
       return { error, cancelled, secondWindows: second.windows, secondWorkers: second.workers };
-    });
+    }, fetchSampleInputs.toString());
     console.log(outcome);
     assert.equal(outcome.error, 'cancelled');
     assert.ok(outcome.cancelled >= 8);

@@ -67,3 +67,18 @@ export async function segmentThroughButton(page, timeout = 480_000) {
     null, { timeout, polling: 500 });
   return page.textContent('#segment-status');
 }
+
+/** Runs in the page (pass its source: `fetchSampleInputs.toString()`, then eval it there): the
+ * bundled model and sample case fetched as the page itself does: {model, images, label}. */
+export async function fetchSampleInputs() {
+  const get = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
+  const index = await (await fetch('assets/sample/index.json')).json();
+  const images = [];
+  let label = null;
+  for (const file of index.files) {
+    const bytes = await get(`assets/sample/${file.name}`);
+    if (file.modality === 'label') label = { name: file.name, bytes };
+    else images.push({ name: file.name, modality: file.modality, bytes });
+  }
+  return { model: { name: 'demo-model.bmvp', bytes: await get('assets/demo-model.bmvp') }, images, label };
+}

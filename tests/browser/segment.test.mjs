@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { readNifti } from './nifti.mjs';
-import { launchArgs, serveDist } from './harness.mjs';
+import { fetchSampleInputs, launchArgs, serveDist } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..', '..');
@@ -80,20 +80,6 @@ async function openPage(extraArgs) {
   return { browser, page, problems };
 }
 
-/** Runs in the page: fetch the bundled model and sample case, as the page itself does. */
-async function fetchInputs() {
-  const get = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
-  const index = await (await fetch('assets/sample/index.json')).json();
-  const images = [];
-  let label = null;
-  for (const file of index.files) {
-    const bytes = await get(`assets/sample/${file.name}`);
-    if (file.modality === 'label') label = { name: file.name, bytes };
-    else images.push({ name: file.name, modality: file.modality, bytes });
-  }
-  return { model: { name: 'demo-model.bmvp', bytes: await get('assets/demo-model.bmvp') }, images, label };
-}
-
 /** Segment the sample case in the page's worker on `backend` (auto | webgpu | cpu); the label
  * map comes back as bytes. */
 async function segmentInPage(page, backend) {
@@ -117,7 +103,7 @@ async function segmentInPage(page, backend) {
       volumes: result.volumes,
       progress,
     };
-  }, [fetchInputs.toString(), backend]);
+  }, [fetchSampleInputs.toString(), backend]);
 }
 
 before(async () => {
@@ -187,7 +173,7 @@ test('fine-tune two steps on WebGPU: finite losses, new weights the CLI loads', 
       let same = model.bytes.length === tuned.model.length;
       for (let i = 0; same && i < tuned.model.length; i++) same = model.bytes[i] === tuned.model[i];
       return { losses: tuned.losses, reported, backend: tuned.backend, same, model: Array.from(tuned.model) };
-    }, fetchInputs.toString());
+    }, fetchSampleInputs.toString());
     console.log('fine-tuning losses', result.losses, result.backend);
     assert.equal(result.backend, 'WebGPU');
     assert.equal(result.losses.length, 2);

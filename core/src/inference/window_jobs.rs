@@ -184,8 +184,7 @@ impl<B: Backend> WindowJobs<B> {
     {
         for job in self.next_job..self.len() {
             let predicted = model(self.input(job)?)?;
-            self.accept(job, predicted)?;
-            on_window(self.windows_done, self.windows_total());
+            self.hand_back(job, predicted, &mut on_window)?;
         }
         Ok(())
     }
@@ -205,9 +204,20 @@ impl<B: Backend> WindowJobs<B> {
             let predicted = model(self.input(job)?)?;
             let corner = predicted.clone().slice([0..1, 0..1, 0..1, 0..1, 0..1]);
             corner.into_data_async().await.map_err(read_failed)?;
-            self.accept(job, predicted)?;
-            on_window(self.windows_done, self.windows_total());
+            self.hand_back(job, predicted, &mut on_window)?;
         }
+        Ok(())
+    }
+
+    /// [`Self::accept`], then `on_window(done, total)`.
+    fn hand_back(
+        &mut self,
+        job: usize,
+        predicted: Tensor<B, 5>,
+        on_window: &mut impl FnMut(usize, usize),
+    ) -> Result<()> {
+        self.accept(job, predicted)?;
+        on_window(self.windows_done, self.windows_total());
         Ok(())
     }
 

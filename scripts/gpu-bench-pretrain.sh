@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Prepared device check for issue 3 (run on a lent NVIDIA machine, e.g. through the `device` tool):
+# Prepared device check (run on a lent NVIDIA machine, e.g. through the `device` tool):
 # correctness of the CUDA pre-training step against the CPU, then `brainmvp bench pretrain` at the
-# official sizes (3 subjects, 6 crops of 96³, AdamW) with the peak GPU memory from nvidia-smi.
+# official sizes (3 subjects, 6 crops of 96³, AdamW) with the peak GPU memory from nvidia-smi, then
+# the kernel launches of one step by kernel (bench/launch_table.py).
 # Expects target/release/brainmvp built here with `--features brainmvp-trainer/cuda` (carried over).
 # Writes everything to ${OUT:-bench-out}/.
 set -uo pipefail
@@ -25,3 +26,12 @@ SAMPLER=$!
 "$BIN" bench pretrain --device cuda --arch uniformer-s --steps 10 --warmup 3 2>&1 | tee "$OUT/bench.txt"
 kill "$SAMPLER"
 echo "peak GPU memory (MiB): $(sort -n "$OUT/memory.csv" | tail -1)" | tee -a "$OUT/bench.txt"
+
+# 3. Kernel launches of one official-size step (cubecl's profiling log, one step more in the
+#    second run; bench/launch_table.py takes the difference): the table bench/RESULTS.md has for
+#    the wgpu backend on lavapipe, now on CUDA.
+for steps in 1 2; do
+  CUBECL_DEBUG_OPTION=profile CUBECL_DEBUG_LOG="$OUT/launches-$steps.log" \
+    "$BIN" bench pretrain --device cuda --arch uniformer-s --steps "$steps" --warmup 1 > /dev/null 2>&1
+done
+python3 bench/launch_table.py "$OUT/launches-1.log" "$OUT/launches-2.log" | tee "$OUT/launches.md"

@@ -14,8 +14,8 @@ stage() { printf '\n=== %s (%ds elapsed)\n' "$*" "$(( $(date +%s) - start ))"; }
 # backend and the NCCL engine (type check and lints of every line behind those features; the
 # CUDA libraries are loaded at run time, so there is nothing for a linker to find missing).
 HOST=(--release --workspace)
-TEST_FEATURES=(--features brainmvp-trainer/mpi)
-CHECK_FEATURES=(--features brainmvp-trainer/cuda,brainmvp-trainer/nccl,brainmvp-trainer/mpi)
+TEST_FEATURES=(--features brainmvp-trainer/mpi,brainmvp-trainer/wgpu)
+CHECK_FEATURES=(--features brainmvp-trainer/cuda,brainmvp-trainer/nccl,brainmvp-trainer/mpi,brainmvp-trainer/wgpu)
 
 stage "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -1,7 +1,9 @@
 //! Which burn backend and devices a job runs on, from `--device`:
 //! `cpu` (burn-flex, the default), `cpu:N` (N data-parallel CPU peers, for testing the
-//! multi-device path), `cuda` / `cuda:0,1,2,3` (feature `cuda`), `wgpu` / `wgpu:0,1` (feature
-//! `wgpu`; discrete GPUs in order).
+//! multi-device path), `cuda` / `cuda:0,1,2,3` (feature `cuda`), and (feature `wgpu`) `wgpu` (the
+//! best adapter), `wgpu:0,1` (discrete GPUs by index), `wgpu:integrated`, `wgpu:integrated1`,
+//! `wgpu:virtual`, `wgpu:cpu` (a CPU adapter such as Mesa's lavapipe). A wgpu adapter that does not
+//! exist is a one-line error listing those that do ([`crate::wgpu_adapters`]).
 
 use anyhow::{bail, Result};
 
@@ -12,8 +14,62 @@ pub enum DeviceSpec {
     Cpu { peers: usize },
     /// CUDA devices by index.
     Cuda(Vec<usize>),
-    /// wgpu discrete GPUs by index.
-    Wgpu(Vec<usize>),
+    /// wgpu adapters.
+    Wgpu(Vec<WgpuAdapter>),
+}
+
+/// The kinds of wgpu adapter `--device wgpu:…` can name (wgpu's device types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WgpuKind {
+    /// The best adapter there is (wgpu's high-performance preference).
+    Best,
+    /// A discrete GPU.
+    Discrete,
+    /// A GPU integrated with the CPU (laptops).
+    Integrated,
+    /// A virtual GPU (virtual machines).
+    Virtual,
+    /// A CPU implementation (Mesa's lavapipe, SwiftShader, WARP).
+    Cpu,
+}
+
+/// One wgpu adapter asked for: its kind and its index among the adapters of that kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WgpuAdapter {
+    /// Kind.
+    pub kind: WgpuKind,
+    /// Index among the adapters of that kind (0 for `Best`).
+    pub index: usize,
+}
+
+impl WgpuAdapter {
+    /// `N` (discrete GPU N), `discrete[N]`, `integrated[N]`, `virtual[N]` or `cpu`.
+    fn parse(item: &str) -> Option<Self> {
+        let item = item.trim();
+        if let Ok(index) = item.parse() {
+            return Some(Self {
+                kind: WgpuKind::Discrete,
+                index,
+            });
+        }
+        let split = item
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(item.len());
+        let (name, number) = item.split_at(split);
+        let index = if number.is_empty() {
+            0
+        } else {
+            number.parse().ok()?
+        };
+        let kind = match name {
+            "discrete" => WgpuKind::Discrete,
+            "integrated" => WgpuKind::Integrated,
+            "virtual" => WgpuKind::Virtual,
+            "cpu" if number.is_empty() => WgpuKind::Cpu,
+            _ => return None,
+        };
+        Some(Self { kind, index })
+    }
 }
 
 impl DeviceSpec {
@@ -43,8 +99,27 @@ impl DeviceSpec {
                 Ok(Self::Cpu { peers })
             }
             "cuda" => Ok(Self::Cuda(indices(list)?)),
-            "wgpu" => Ok(Self::Wgpu(indices(list)?)),
-            _ => bail!("--device {text:?}: expected cpu, cpu:N, cuda[:i,j,..] or wgpu[:i,..]"),
+            "wgpu" => {
+                let Some(list) = list else {
+                    let best = WgpuAdapter {
+                        kind: WgpuKind::Best,
+                        index: 0,
+                    };
+                    return Ok(Self::Wgpu(vec![best]));
+                };
+                let adapters: Option<Vec<_>> = list.split(',').map(WgpuAdapter::parse).collect();
+                match adapters {
+                    Some(adapters) if !adapters.is_empty() => Ok(Self::Wgpu(adapters)),
+                    _ => bail!(
+                        "--device {text:?}: expected wgpu, wgpu:N,.. (discrete GPUs), \
+                         wgpu:integrated[N], wgpu:virtual[N] or wgpu:cpu"
+                    ),
+                }
+            }
+            _ => bail!(
+                "--device {text:?}: expected cpu, cpu:N, cuda[:i,j,..], wgpu[:i,..], \
+                 wgpu:integrated or wgpu:cpu"
+            ),
         }
     }
 }
@@ -58,8 +133,12 @@ impl DeviceSpec {
         match self {
             Self::Cpu { peers: 1 } => Ok(self),
             Self::Cuda(_) if !explicit => Ok(Self::Cuda(vec![local_rank])),
-            Self::Wgpu(_) if !explicit => Ok(Self::Wgpu(vec![local_rank])),
-            Self::Cuda(ref ids) | Self::Wgpu(ref ids) if ids.len() == 1 => Ok(self),
+            Self::Wgpu(_) if !explicit => Ok(Self::Wgpu(vec![WgpuAdapter {
+                kind: WgpuKind::Discrete,
+                index: local_rank,
+            }])),
+            Self::Cuda(ref ids) if ids.len() == 1 => Ok(self),
+            Self::Wgpu(ref adapters) if adapters.len() == 1 => Ok(self),
             _ => bail!(
                 "--device {text:?}: a launched job runs one device per process; use cpu, cuda \
                  (GPU LOCAL_RANK) or one index"
@@ -92,10 +171,8 @@ macro_rules! with_autodiff_backend {
             #[cfg(feature = "wgpu")]
             $crate::backend::DeviceSpec::Wgpu(ids) => {
                 type $backend = burn::backend::Autodiff<burn::backend::Wgpu>;
-                let $devices: Vec<burn::backend::wgpu::WgpuDevice> = ids
-                    .iter()
-                    .map(|&id| burn::backend::wgpu::WgpuDevice::DiscreteGpu(id))
-                    .collect();
+                let $devices: Vec<burn::backend::wgpu::WgpuDevice> =
+                    $crate::wgpu_adapters::devices(&ids)?;
                 $body
             }
             #[allow(unreachable_patterns)]
@@ -129,11 +206,38 @@ mod tests {
             DeviceSpec::parse("cuda:0,1,3").unwrap(),
             DeviceSpec::Cuda(vec![0, 1, 3])
         );
+        let adapter = |kind, index| WgpuAdapter { kind, index };
         assert_eq!(
             DeviceSpec::parse("wgpu:1").unwrap(),
-            DeviceSpec::Wgpu(vec![1])
+            DeviceSpec::Wgpu(vec![adapter(WgpuKind::Discrete, 1)])
         );
-        for bad in ["gpu", "cpu:0", "cuda:", "cuda:a", "cpu:x"] {
+        assert_eq!(
+            DeviceSpec::parse("wgpu").unwrap(),
+            DeviceSpec::Wgpu(vec![adapter(WgpuKind::Best, 0)])
+        );
+        assert_eq!(
+            DeviceSpec::parse("wgpu:cpu").unwrap(),
+            DeviceSpec::Wgpu(vec![adapter(WgpuKind::Cpu, 0)])
+        );
+        assert_eq!(
+            DeviceSpec::parse("wgpu:integrated,integrated1,virtual,discrete2").unwrap(),
+            DeviceSpec::Wgpu(vec![
+                adapter(WgpuKind::Integrated, 0),
+                adapter(WgpuKind::Integrated, 1),
+                adapter(WgpuKind::Virtual, 0),
+                adapter(WgpuKind::Discrete, 2),
+            ])
+        );
+        for bad in [
+            "gpu",
+            "cpu:0",
+            "cuda:",
+            "cuda:a",
+            "cpu:x",
+            "wgpu:",
+            "wgpu:cpu1",
+            "wgpu:gpu",
+        ] {
             assert!(DeviceSpec::parse(bad).is_err(), "{bad}");
         }
     }

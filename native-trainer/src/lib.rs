@@ -37,3 +37,5 @@ pub mod segment;
 pub mod serve;
 pub mod torch;
 pub mod training;
+#[cfg(feature = "wgpu")]
+pub mod wgpu_adapters;

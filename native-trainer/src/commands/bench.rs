@@ -50,7 +50,7 @@ pub struct PretrainBenchArgs {
     /// Untimed steps first.
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
-    /// `cpu`, `cuda[:i]`, `wgpu[:i]` (one device).
+    /// `cpu`, `cuda[:i]`, `wgpu[:i|integrated|cpu]` (one device).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Template canvas `x,y,z` (the official four templates flair, t1, t1c, t2 are used).
@@ -317,7 +317,7 @@ mod segment_bench {
         /// Timed runs (after one untimed warm-up run).
         #[arg(long, default_value_t = 3)]
         pub repeats: usize,
-        /// `cpu`, `cuda[:i]`, `wgpu[:i]` (the first device is used).
+        /// `cpu`, `cuda[:i]`, `wgpu[:i|integrated|cpu]` (the first device is used).
         #[arg(long, default_value = "cpu")]
         pub device: String,
         /// Also write the timings, threads and peak resident memory as JSON to this file.

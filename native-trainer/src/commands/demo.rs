@@ -31,7 +31,7 @@ pub struct DemoArgs {
     /// Fine-tuning steps of each of the two runs.
     #[arg(long, default_value_t = 100)]
     pub finetune_steps: u64,
-    /// `cpu`, `cuda[:i]`, `wgpu[:i]`.
+    /// `cpu`, `cuda[:i]`, `wgpu[:i|integrated|cpu]`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }

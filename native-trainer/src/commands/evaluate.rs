@@ -76,7 +76,7 @@ pub struct EvaluateArgs {
     /// With --cases: no post-processing (the page's default is the recommended one).
     #[arg(long, requires = "cases")]
     pub no_clean: bool,
-    /// With --cases: `cpu`, `cuda[:i]`, `wgpu[:i]`.
+    /// With --cases: `cpu`, `cuda[:i]`, `wgpu[:i|integrated|cpu]`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Label scheme: `auto` is BraTS (TC/WT/ET, enhancing label 3 or 4 detected) when every

@@ -23,7 +23,7 @@ pub struct LabelEfficiencyArgs {
     /// Job file (TOML): `out`, `fractions`, `seeds`, `ablation`, `[pretrain]`, `[finetune]`.
     #[arg(long)]
     pub config: PathBuf,
-    /// `cpu`, `cuda[:i]`, `wgpu[:i]` (one device).
+    /// `cpu`, `cuda[:i]`, `wgpu[:i|integrated|cpu]` (one device).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Override `out` of the config.

@@ -13,7 +13,7 @@ pub struct FinetuneArgs {
     /// Job file (TOML); every key has a default, see docs/finetuning.md.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// `cpu`, `cuda[:i]`, `wgpu[:i]` (one device).
+    /// `cpu`, `cuda[:i]`, `wgpu[:i|integrated|cpu]` (one device).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Pre-trained export folder (`<pretrain out>/export`): loads its encoder.

@@ -32,7 +32,7 @@ pub struct SegmentArgs {
     /// Output label map (`.nii.gz`).
     #[arg(long)]
     pub out: PathBuf,
-    /// `cpu`, `cuda[:i]`, `wgpu[:i]`.
+    /// `cpu`, `cuda[:i]`, `wgpu[:i|integrated|cpu]`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Test-time mirroring: average over the 8 mirrorings of the axes (8 × the windows).

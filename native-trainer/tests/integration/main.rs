@@ -18,3 +18,5 @@ mod official_pipeline;
 mod pretrain;
 mod real_cases;
 mod serve;
+#[cfg(feature = "wgpu")]
+mod wgpu_lavapipe;

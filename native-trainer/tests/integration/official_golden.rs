@@ -16,6 +16,7 @@ use brainmvp_trainer::torch::import::{import_encoder, import_rec_model, import_u
 use brainmvp_trainer::torch::read::{read_state_dict, StateTensor};
 use brainmvp_trainer::torch::write::{uniunet_state_dict, write_safetensors, OfficialTensor};
 use burn::backend::{Autodiff, Flex};
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,21 +28,28 @@ use crate::support::golden::*;
 
 #[test]
 fn pretraining_encoder_stages_and_reconstruction_match_the_official_model() {
+    check_pretraining_forward::<B>(RELATIVE_TOLERANCE);
+}
+
+/// The body of the test above on any backend, on its default device, within `tolerance` relative
+/// (also run on wgpu: `wgpu_lavapipe`).
+pub(crate) fn check_pretraining_forward<Bk: Backend>(tolerance: f32) {
     let golden = golden();
     let dict = read_state_dict(&fixture("rec_model.pt")).unwrap();
     assert_eq!(dict.nested_under.as_deref(), Some("state_dict"));
     assert!(dict.ddp_prefix);
     let device = Default::default();
-    let (model, _, report) = import_rec_model::<B>(&dict, None, &device).unwrap();
+    let (model, _, report) = import_rec_model::<Bk>(&dict, None, &device).unwrap();
     eprintln!("{}", report.summary());
     let Encoder::Uniformer(encoder) = &model.encoder else {
         panic!("not a UniFormer")
     };
-    let input = tensor::<B, 5>(&golden, "encoder.input", Some(&VOLUME_AXES));
+    let input = tensor::<Bk, 5>(&golden, "encoder.input", Some(&VOLUME_AXES));
     let stages = encoder.forward(input);
     for (index, stage) in stages.iter().enumerate() {
         let name = format!("encoder.eval.stage{}", index + 1);
-        assert_matches(
+        assert_matches_within(
+            tolerance,
             &name,
             stage.clone(),
             &official(&golden, &name),
@@ -53,7 +61,8 @@ fn pretraining_encoder_stages_and_reconstruction_match_the_official_model() {
     };
     let reconstruction = decoder.forward(stages[3].clone());
     let expected = official(&golden, "rec.eval.output");
-    assert_matches(
+    assert_matches_within(
+        tolerance,
         "rec.eval.output",
         reconstruction,
         &expected,
@@ -104,13 +113,19 @@ fn contrastive_loss_matches_the_official_loss() {
 
 #[test]
 fn pretraining_loss_and_gradients_in_training_mode_match_the_official_step() {
+    check_pretraining_step::<AB>(RELATIVE_TOLERANCE);
+}
+
+/// The body of the test above on any autodiff backend, on its default device (also run on wgpu).
+pub(crate) fn check_pretraining_step<Bk: AutodiffBackend>(tolerance: f32) {
     let golden = golden();
     let dict = read_state_dict(&fixture("rec_model.pt")).unwrap();
-    let (model, _, _) = import_rec_model::<AB>(&dict, None, &Default::default()).unwrap();
-    let views = step_views::<AB>(&golden, "loss.");
+    let (model, _, _) = import_rec_model::<Bk>(&dict, None, &Default::default()).unwrap();
+    let views = step_views::<Bk>(&golden, "loss.");
     let losses = model.losses(views, &LossWeights::default()).unwrap();
     let terms = loss_terms(&losses);
-    assert_matches(
+    assert_matches_within(
+        tolerance,
         "loss.terms [total, A, B, CL]",
         terms,
         &official(&golden, "loss.terms"),
@@ -123,7 +138,7 @@ fn pretraining_loss_and_gradients_in_training_mode_match_the_official_step() {
     let Decoder::Linear(decoder) = &model.decoder else {
         panic!("not the linear decoder")
     };
-    let checks: [(&str, Tensor<AB, 5>, Transform); 2] = [
+    let checks: [(&str, Tensor<Bk, 5>, Transform); 2] = [
         (
             "grad.patch_embed1",
             encoder.patch_embeds[0].proj.weight.val(),
@@ -137,7 +152,8 @@ fn pretraining_loss_and_gradients_in_training_mode_match_the_official_step() {
     ];
     for (name, weight, transform) in checks {
         let grad = weight.grad(&gradients).unwrap();
-        assert_matches(
+        assert_matches_within(
+            tolerance,
             name,
             grad,
             &official(&golden, name),
@@ -151,7 +167,8 @@ fn pretraining_loss_and_gradients_in_training_mode_match_the_official_step() {
         .val()
         .grad(&gradients)
         .unwrap();
-    assert_matches(
+    assert_matches_within(
+        tolerance,
         "grad.blocks3_qkv",
         qkv,
         &official(&golden, "grad.blocks3_qkv"),
@@ -161,17 +178,28 @@ fn pretraining_loss_and_gradients_in_training_mode_match_the_official_step() {
 
 #[test]
 fn uniunet_forward_deep_supervision_and_sliding_window_match_the_official_model() {
+    check_uniunet_forward::<B>(RELATIVE_TOLERANCE);
+}
+
+/// The body of the test above on any backend, on its default device (also run on wgpu).
+pub(crate) fn check_uniunet_forward<Bk: Backend>(tolerance: f32) {
     let golden = golden();
     let dict = read_state_dict(&fixture("uniunet.pt")).unwrap();
-    let (model, config, report) = import_uniunet::<B>(&dict, &Default::default()).unwrap();
+    let (model, config, report) = import_uniunet::<Bk>(&dict, &Default::default()).unwrap();
     eprintln!("{}", report.summary());
     assert!(config.deep_supervision && config.in_channels == 4 && config.out_channels == 3);
-    let input = tensor::<B, 5>(&golden, "uniunet.input", Some(&VOLUME_AXES));
+    let input = tensor::<Bk, 5>(&golden, "uniunet.input", Some(&VOLUME_AXES));
     let output = model.forward_inference(input);
     let expected = official(&golden, "uniunet.eval.output");
-    assert_matches("uniunet.eval.output", output, &expected, Some(&VOLUME_AXES));
+    assert_matches_within(
+        tolerance,
+        "uniunet.eval.output",
+        output,
+        &expected,
+        Some(&VOLUME_AXES),
+    );
 
-    let window_input = tensor::<B, 5>(&golden, "window.input", Some(&VOLUME_AXES));
+    let window_input = tensor::<Bk, 5>(&golden, "window.input", Some(&VOLUME_AXES));
     let roi = meta()["sliding_window"]["roi"].as_u64().unwrap() as usize;
     let window = SlidingWindowConfig {
         roi: [roi; 3],
@@ -182,15 +210,26 @@ fn uniunet_forward_deep_supervision_and_sliding_window_match_the_official_model(
     let blended =
         sliding_window(window_input, &window, |w| Ok(model.forward_inference(w))).unwrap();
     let expected = official(&golden, "window.output");
-    assert_matches("window.output", blended, &expected, Some(&VOLUME_AXES));
+    assert_matches_within(
+        tolerance,
+        "window.output",
+        blended,
+        &expected,
+        Some(&VOLUME_AXES),
+    );
 }
 
 #[test]
 fn uniunet_training_mode_outputs_match_the_official_deep_supervision_heads() {
+    check_uniunet_training::<AB>(RELATIVE_TOLERANCE);
+}
+
+/// The body of the test above on any autodiff backend, on its default device (also run on wgpu).
+pub(crate) fn check_uniunet_training<Bk: AutodiffBackend>(tolerance: f32) {
     let golden = golden();
     let dict = read_state_dict(&fixture("uniunet.pt")).unwrap();
-    let (model, _, _) = import_uniunet::<AB>(&dict, &Default::default()).unwrap();
-    let input = tensor::<AB, 5>(&golden, "uniunet.input", Some(&VOLUME_AXES));
+    let (model, _, _) = import_uniunet::<Bk>(&dict, &Default::default()).unwrap();
+    let input = tensor::<Bk, 5>(&golden, "uniunet.input", Some(&VOLUME_AXES));
     let outputs = model.forward(input);
     let names = [
         "uniunet.train.output",
@@ -199,7 +238,13 @@ fn uniunet_training_mode_outputs_match_the_official_deep_supervision_heads() {
     ];
     assert_eq!(outputs.len(), names.len());
     for (output, name) in outputs.into_iter().zip(names) {
-        assert_matches(name, output, &official(&golden, name), Some(&VOLUME_AXES));
+        assert_matches_within(
+            tolerance,
+            name,
+            output,
+            &official(&golden, name),
+            Some(&VOLUME_AXES),
+        );
     }
     let norms = [
         ("encoder_norm", &model.encoder.norm),
@@ -207,14 +252,16 @@ fn uniunet_training_mode_outputs_match_the_official_deep_supervision_heads() {
     ];
     for (name, norm) in norms {
         let mean = format!("uniunet.train.{name}.running_mean");
-        assert_matches(
+        assert_matches_within(
+            tolerance,
             &mean,
             norm.running_mean.value_sync(),
             &official(&golden, &mean),
             None,
         );
         let var = format!("uniunet.train.{name}.running_var");
-        assert_matches(
+        assert_matches_within(
+            tolerance,
             &var,
             norm.running_var.value_sync(),
             &official(&golden, &var),

@@ -107,6 +107,17 @@ pub fn assert_matches<Bk: Backend, const D: usize>(
     expected: &StateTensor,
     axes: Option<&[usize]>,
 ) -> f32 {
+    assert_matches_within(RELATIVE_TOLERANCE, what, ours, expected, axes)
+}
+
+/// [`assert_matches`] with its own relative tolerance.
+pub fn assert_matches_within<Bk: Backend, const D: usize>(
+    tolerance: f32,
+    what: &str,
+    ours: Tensor<Bk, D>,
+    expected: &StateTensor,
+    axes: Option<&[usize]>,
+) -> f32 {
     let (shape, values) = ours_layout(expected, axes);
     assert_eq!(ours.dims().to_vec(), shape, "{what}: shape");
     let got = ours.into_data().convert::<f32>().into_vec::<f32>().unwrap();
@@ -114,8 +125,8 @@ pub fn assert_matches<Bk: Backend, const D: usize>(
     let relative = error / scale.max(f32::MIN_POSITIVE);
     eprintln!("{what}: max abs error {error:.3e}, scale {scale:.3e}, relative {relative:.3e}");
     assert!(
-        relative <= RELATIVE_TOLERANCE,
-        "{what}: max abs error {error} against scale {scale} (relative {relative})"
+        relative <= tolerance,
+        "{what}: max abs error {error} against scale {scale} (relative {relative}, tolerance {tolerance})"
     );
     relative
 }

@@ -188,6 +188,12 @@ where
     run.finish()
 }
 
+/// The batch of windows starting at window `first`: `batch` of them, fewer at the end of `total`
+/// (every caller cuts a pass the same way).
+pub(crate) fn window_batch_from(first: usize, batch: usize, total: usize) -> Range<usize> {
+    first..(first + batch).min(total)
+}
+
 /// The state of one sliding-window pass: the padded input, the blending weights and the sum of
 /// the weighted outputs so far. Batches are cut by [`Self::next_chunk`], handed out by
 /// [`Self::window_batch`] and taken back, in order, by [`Self::blend`].
@@ -221,12 +227,7 @@ impl<B: Backend> WindowRun<B> {
 
     /// The window indices of the next batch, `None` when all have run.
     fn next_chunk(&self) -> Option<Range<usize>> {
-        (self.done < self.total).then(|| self.chunk_after(self.done))
-    }
-
-    /// The batch of windows starting at window `first` (`batch` of them, fewer at the end).
-    pub(crate) fn chunk_after(&self, first: usize) -> Range<usize> {
-        first..(first + self.batch).min(self.total)
+        (self.done < self.total).then(|| window_batch_from(self.done, self.batch, self.total))
     }
 
     /// Windows of the whole pass.

@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
-use super::sliding_window::{window_count, SlidingWindowConfig, WindowRun};
+use super::sliding_window::{window_batch_from, window_count, SlidingWindowConfig, WindowRun};
 use crate::finetune::labels::LabelScheme;
 use crate::{Error, Result};
 
@@ -69,7 +69,7 @@ impl<B: Backend> WindowJobs<B> {
         let per_pass = images * window_count([depth, height, width], window);
         let chunks = (0..per_pass)
             .step_by(window.batch)
-            .map(|first| first..(first + window.batch).min(per_pass))
+            .map(|first| window_batch_from(first, window.batch, per_pass))
             .collect();
         Ok(Self {
             input,
@@ -118,17 +118,16 @@ impl<B: Backend> WindowJobs<B> {
 
     /// The sliding-window state of `pass`, built when first asked for.
     fn run_of(&mut self, pass: usize) -> Result<&mut WindowRun<B>> {
-        if !self.runs.iter().any(|(index, _)| *index == pass) {
-            let mirrored = flip_axes(self.input.clone(), &self.flips[pass]);
-            self.runs
-                .push((pass, WindowRun::new(mirrored, &self.window)?));
-        }
-        let (_, run) = self
-            .runs
-            .iter_mut()
-            .find(|(index, _)| *index == pass)
-            .expect("the run was just added");
-        Ok(run)
+        let position = match self.runs.iter().position(|(index, _)| *index == pass) {
+            Some(position) => position,
+            None => {
+                let mirrored = flip_axes(self.input.clone(), &self.flips[pass]);
+                self.runs
+                    .push((pass, WindowRun::new(mirrored, &self.window)?));
+                self.runs.len() - 1
+            }
+        };
+        Ok(&mut self.runs[position].1)
     }
 
     /// The model's input for `job`: `[windows, C_in, rz, ry, rx]`. Jobs may be taken in any

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Data-parallel scaling on the CPU: step time of 2 MPI ranks against 1 process (issue 15).
+# Data-parallel scaling on the CPU: step time of 2 MPI ranks against 1 process.
 #   bench/ranks.sh [BRAINMVP_BINARY] [OUT_DIR]
 # Needs a binary built with the `mpi` feature and OpenMPI's mpirun. Makes a 6-subject synthetic
 # cohort at 2 mm from ../shared/data/mri, then runs the tiny UniFormer pre-training job (crop

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Prepared device check for issue 15 (run on a lent NVIDIA machine with one GPU, binary built here
-# with `--features brainmvp-trainer/nccl,brainmvp-trainer/mpi` and carried over): the NCCL engine
-# on a world of one (RANK=0, WORLD_SIZE=1; `engine = "nccl"` makes its calls run) against the plain
+# Prepared device check of data-parallel training (docs/distributed.md), run on a lent NVIDIA
+# machine with one GPU, the binary built here with
+# `--features brainmvp-trainer/nccl,brainmvp-trainer/mpi` and carried over: the NCCL engine on a
+# world of one (RANK=0, WORLD_SIZE=1; `engine = "nccl"` makes its calls run) against the plain
 # CUDA run of the same tiny job. The losses must agree; allreduce_s gives the cost of one
 # bucketed, host-staged all-reduce. NCCL needs libnccl.so.2 on LD_LIBRARY_PATH
 # (e.g. pip install nvidia-nccl-cu12; its lib folder). Writes to ${OUT:-nccl-out}/.

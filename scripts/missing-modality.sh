@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The missing-modality comparison of a label-efficiency experiment (issue 11): segment the test
+# The missing-modality comparison of a label-efficiency experiment: segment the test
 # subjects of every fine-tuning run with some modalities absent (the model fills them from its
 # templates, with zeros when it has none, exactly as `brainmvp segment` and the page do), score
 # them, and put the Dice beside the run's own test Dice with every modality present.

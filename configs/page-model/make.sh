@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds the page's bundled model (www/assets/demo-model.bmvp) from nothing but ../shared: the
-# commands that made it (issue 29), about 1 h on 2 CPU cores. No real reference map is read.
+# commands that made it (docs/results.md, "The page's model on real patients"), about 1 h on 2 CPU
+# cores. No real reference map is read.
 #   configs/page-model/make.sh [OUT]        (from the repository root; OUT default runs/page-model)
 # The pre-training cohort's 60 synthetic subjects were made by the generator of commit 3b60a0e
 # (realistic lesions, before the look-alike spots); `git checkout 3b60a0e` to rebuild them exactly.

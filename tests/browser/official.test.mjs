@@ -1,4 +1,4 @@
-// The official-size model in the page (issue 13, item 6): a UniFormer-S UniUnet (34 M weights)
+// The official-size model in the page: a UniFormer-S UniUnet (34 M weights)
 // written in the official PyTorch layout (`brainmvp export --torch --untrained small`: no
 // official fine-tuned weights are released, and PyTorch is not needed) and imported as an f16
 // `.bmvp` (`brainmvp import --f16`) is loaded through the page's model picker, which says what it

@@ -1,4 +1,4 @@
-// A real patient through the page (issue 29): a 64³ block (1 mm) around the tumour of
+// A real patient through the page: a 64³ block (1 mm) around the tumour of
 // BraTS-GLI-00001-000 from ../shared/data/real, cropped here into tests/browser/output (never into
 // www/), is loaded through the page's file input under its BraTS 2023 names and segmented with the
 // bundled model and the page's defaults (mirror, clean-up) through the Segment button on the CPU

@@ -1,8 +1,8 @@
 //! Does a case look like what the model was trained on? BraTS preprocessing gives skull-stripped,
 //! co-registered images on one ~1 mm grid; a raw clinical scan (skull on, 5 mm axial slices, each
 //! sequence on its own grid) goes through the same pipeline without error but its label map is
-//! not worth much (issue 29: a 30 ml tumour labelled 384 ml). [`check_input`] looks at the raw
-//! input volumes, before any preprocessing, and returns one-line findings for the user:
+//! not worth much (on one such scan a 30 ml tumour was labelled 384 ml). [`check_input`] looks
+//! at the raw input volumes, before any preprocessing, and returns one-line findings for the user:
 //!
 //! - **thick slices**: a voxel side over [`THICK_SLICE_MM`];
 //! - **not co-registered**: a modality on another grid than the first one (dims, or an affine entry

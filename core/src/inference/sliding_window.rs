@@ -38,7 +38,9 @@ pub enum Blend {
     Gaussian,
 }
 
-/// Sliding-window settings (MONAI defaults: 96³ windows, overlap 0.5, constant blending).
+/// Sliding-window settings. The defaults are the official BrainMVP test's (96³ windows, overlap
+/// 0.5, constant blending); MONAI's own `sliding_window_inference` has no default window size
+/// and defaults to overlap 0.25.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SlidingWindowConfig {

@@ -1,4 +1,4 @@
-//! Modality-aware contrastive loss of BrainMVP (issue 3, "Proxy tasks").
+//! Modality-aware contrastive loss, one of the BrainMVP proxy tasks.
 //!
 //! The deepest feature map of each of the two views (`[N, C, D, H, W]`, 512·6³ for the
 //! UniFormer-S at 96³) is flattened per sample, each row is L2-normalised, and the logits

@@ -29,9 +29,18 @@ echo "peak GPU memory (MiB): $(sort -n "$OUT/memory.csv" | tail -1)" | tee -a "$
 
 # 3. Kernel launches of one official-size step (cubecl's profiling log, one step more in the
 #    second run; bench/launch_table.py takes the difference): the table bench/RESULTS.md has for
-#    the wgpu backend on lavapipe, now on CUDA.
-for steps in 1 2; do
-  CUBECL_DEBUG_OPTION=profile CUBECL_DEBUG_LOG="$OUT/launches-$steps.log" \
-    "$BIN" bench pretrain --device cuda --arch uniformer-s --steps "$steps" --warmup 1 > /dev/null 2>&1
+#    the wgpu backend on lavapipe, now on CUDA, with brainmvp's GPU kernels and with burn's own
+#    operations (`--burn-ops`); then the step time with burn's operations, for the speed-up.
+for ops in kernels burn; do
+  flag=$([ "$ops" = burn ] && echo --burn-ops)
+  for steps in 1 2; do
+    CUBECL_DEBUG_OPTION=profile CUBECL_DEBUG_LOG="$OUT/launches-$ops-$steps.log" \
+      "$BIN" bench pretrain --device cuda --arch uniformer-s --steps "$steps" --warmup 1 $flag \
+      > /dev/null 2>&1
+  done
+  echo "launches per step, $ops:" | tee -a "$OUT/launches.md"
+  python3 bench/launch_table.py "$OUT/launches-$ops-1.log" "$OUT/launches-$ops-2.log" \
+    | tee -a "$OUT/launches.md"
 done
-python3 bench/launch_table.py "$OUT/launches-1.log" "$OUT/launches-2.log" | tee "$OUT/launches.md"
+"$BIN" bench pretrain --device cuda --arch uniformer-s --steps 10 --warmup 3 --burn-ops 2>&1 \
+  | tee "$OUT/bench-burn-ops.txt"

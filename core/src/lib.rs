@@ -32,6 +32,7 @@ pub mod modality;
 pub mod model;
 pub mod nifti;
 pub mod official;
+pub mod optim;
 pub mod postprocess;
 pub mod preprocess;
 pub mod pretext;

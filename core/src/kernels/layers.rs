@@ -8,7 +8,7 @@ use burn::nn::{InstanceNorm, LayerNorm, PaddingConfig3d};
 use burn::tensor::activation;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 
 use super::attention::{self, AttentionShape};
 use super::autodiff::{self, AutodiffTensor, KernelBackward};
@@ -66,6 +66,11 @@ impl KernelBackward for Gelu {
 
 /// `burn::tensor::activation::gelu` through the kernel on the CPU backends.
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    let x = match super::cube::gelu(x) {
+        Ok(output) => return output,
+        Err(x) => x,
+    };
     let forward = |x: &FlexTensor| flex_tensor(act::gelu(&values(x)), x.layout().shape());
     single_input(x, Gelu, forward, activation::gelu)
 }
@@ -225,31 +230,67 @@ pub fn channel_layer_norm<B: Backend>(norm: &LayerNorm<B>, x: Tensor<B, 5>) -> T
             );
             route::tensor(tracked)
         }
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        _ => super::cube::layer_norm(x, dims, gamma, beta, LAYER_NORM_EPS).unwrap_or_else(burn_op),
+        #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
         _ => burn_op(x),
     }
 }
 
-/// The statistics of one training-mode batch normalisation, per channel.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BatchStatistics {
+/// `norm.forward(tokens)` over the last axis of `[N, L, C]`, `norm` built with epsilon `eps`
+/// (burn keeps it private); through the GPU kernels on the GPU backends, burn's operation
+/// elsewhere.
+pub fn token_layer_norm<B: Backend>(
+    norm: &LayerNorm<B>,
+    tokens: Tensor<B, 3>,
+    eps: f64,
+) -> Tensor<B, 3> {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        let [batch, length, channels] = tokens.dims();
+        let gamma = norm.gamma.val();
+        let beta = norm.beta.as_ref().map(|b| b.val());
+        let dims = [batch * length, channels, 1];
+        super::cube::layer_norm(tokens, dims, gamma, beta, eps)
+            .unwrap_or_else(|tokens| norm.forward(tokens))
+    }
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    {
+        let _ = eps;
+        norm.forward(tokens)
+    }
+}
+
+/// The statistics of one training-mode batch normalisation, per channel (`[C]`, not tracked).
+#[derive(Clone, Debug)]
+pub struct BatchStatistics<B: Backend> {
     /// Mean over samples and voxels.
-    pub mean: Vec<f32>,
+    pub mean: Tensor<B, 1>,
     /// Biased variance over samples and voxels.
-    pub var: Vec<f32>,
+    pub var: Tensor<B, 1>,
 }
 
 /// `(x − mean)/√(var + eps)·γ + β` with the batch's own statistics over `[N, C, …]` (training
-/// mode), and those statistics; through the kernel on the autodiff CPU backend. Elsewhere the
-/// input is handed back (`Err`) for the caller's generic version.
+/// mode), and those statistics; through the kernels on the autodiff CPU backend and on
+/// `Autodiff` over the GPU backends. Elsewhere the input is handed back (`Err`) for the caller's
+/// generic version.
 pub fn batch_norm_training<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     gamma: Tensor<B, 1>,
     beta: Tensor<B, 1>,
     eps: f64,
-) -> Result<(Tensor<B, D>, BatchStatistics), Tensor<B, D>> {
-    if !enabled() || route::route::<B>() != Route::AutodiffFlex || D < 2 {
+) -> Result<(Tensor<B, D>, BatchStatistics<B>), Tensor<B, D>> {
+    if !enabled() || D < 2 {
         return Err(x);
     }
+    if route::route::<B>() != Route::AutodiffFlex {
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        return super::cube::batch_norm_training(x, gamma, beta, eps)
+            .map(|(output, [mean, var])| (output, BatchStatistics { mean, var }));
+        #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+        return Err(x);
+    }
+    let device = x.device();
     let dims = x.dims();
     let dims = [dims[0], dims[1], dims[2..].iter().product()];
     let x: AutodiffTensor = route::primitive(x);
@@ -276,7 +317,13 @@ pub fn batch_norm_training<B: Backend, const D: usize>(
         &[&x, &gamma],
         output,
     );
-    Ok((route::tensor(tracked), BatchStatistics { mean, var }))
+    let statistic =
+        |values: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(values, [dims[1]]), &device);
+    let statistics = BatchStatistics {
+        mean: statistic(mean),
+        var: statistic(var),
+    };
+    Ok((route::tensor(tracked), statistics))
 }
 
 /// Attention from the joint `qkv` projection; keeps its output and log-sum-exp for the

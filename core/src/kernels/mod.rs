@@ -27,6 +27,8 @@
 mod activation;
 mod attention;
 mod autodiff;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub mod cube;
 mod dense;
 mod depthwise;
 mod gemm;
@@ -51,7 +53,7 @@ use burn::tensor::Tensor;
 
 pub use layers::{
     attention_qkv, batch_norm_training, channel_layer_norm, gelu, gelu_conv, instance_norm,
-    BatchStatistics, LAYER_NORM_EPS,
+    token_layer_norm, BatchStatistics, LAYER_NORM_EPS,
 };
 pub use plan::{ConvKind, ConvPlan};
 pub use route::{route, Route};
@@ -64,9 +66,26 @@ pub fn set_enabled(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
 }
 
-/// Whether the kernels are on.
+std::thread_local! {
+    /// This thread's setting, over the process's while [`with_enabled`] runs.
+    static THREAD_ENABLED: core::cell::Cell<Option<bool>> = const { core::cell::Cell::new(None) };
+}
+
+/// Whether the kernels are on (for this thread).
 pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+    THREAD_ENABLED
+        .with(core::cell::Cell::get)
+        .unwrap_or_else(|| ENABLED.load(Ordering::Relaxed))
+}
+
+/// Runs `work` with the kernels on or off on this thread only (other threads keep the process's
+/// setting): for comparisons beside other work, such as tests running in parallel. The backward
+/// pass of a graph built inside follows the setting its operations were recorded with.
+pub fn with_enabled<T>(enabled: bool, work: impl FnOnce() -> T) -> T {
+    let previous = THREAD_ENABLED.with(|cell| cell.replace(Some(enabled)));
+    let result = work();
+    THREAD_ENABLED.with(|cell| cell.set(previous));
+    result
 }
 
 /// `burn::tensor::module::conv3d`, through a kernel of this module where one covers the case.
@@ -180,6 +199,9 @@ fn run<B: Backend>(
             let tracked = autodiff::track_with_bias(plan, [&x, &weight], bias.as_ref(), output);
             Ok(route::tensor(tracked))
         }
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        Route::Burn => cube::conv(&plan, x, weight, bias),
+        #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
         Route::Burn => Err((x, weight, bias)),
     }
 }

@@ -10,7 +10,7 @@
 use burn::config::Config;
 use burn::module::{Initializer, Module, Param, RunningState};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use crate::kernels::batch_norm_training;
 
@@ -81,13 +81,7 @@ impl<B: Backend> BatchNorm<B> {
         let gamma = self.gamma.val();
         let input = match batch_norm_training(input, gamma, self.beta.val(), self.epsilon) {
             Ok((output, statistics)) => {
-                let stat = |values: Vec<f32>| {
-                    Tensor::<B, 1>::from_data(TensorData::new(values, [channels]), &device)
-                };
-                self.update_running(
-                    stat(statistics.mean),
-                    stat(statistics.var).mul_scalar(unbiased),
-                );
+                self.update_running(statistics.mean, statistics.var.mul_scalar(unbiased));
                 return output;
             }
             Err(input) => input,

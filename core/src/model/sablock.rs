@@ -1,7 +1,7 @@
 //! The self-attention block of UniFormer stages 3 and 4 ("SABlock"): global multi-head
 //! self-attention over all voxels of the feature map.
 
-use crate::kernels::{attention_qkv, conv3d_module, gelu};
+use crate::kernels::{attention_qkv, conv3d_module, gelu, token_layer_norm};
 use burn::module::Module;
 use burn::nn::conv::Conv3d;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
@@ -134,8 +134,10 @@ impl<B: Backend> SABlock<B> {
         let tokens: Tensor<B, 3> = x
             .reshape([batch, channels, depth * height * width])
             .swap_dims(1, 2);
-        let tokens = tokens.clone() + self.attn.forward(self.norm1.forward(tokens));
-        let tokens = tokens.clone() + self.mlp.forward(self.norm2.forward(tokens));
+        let normalised = token_layer_norm(&self.norm1, tokens.clone(), BLOCK_NORM_EPS);
+        let tokens = tokens + self.attn.forward(normalised);
+        let normalised = token_layer_norm(&self.norm2, tokens.clone(), BLOCK_NORM_EPS);
+        let tokens = tokens + self.mlp.forward(normalised);
         tokens
             .swap_dims(1, 2)
             .reshape([batch, channels, depth, height, width])

@@ -56,6 +56,10 @@ pub struct PretrainBenchArgs {
     /// Template canvas `x,y,z` (the official four templates flair, t1, t1c, t2 are used).
     #[arg(long, default_value = "240,240,155")]
     pub canvas: String,
+    /// Run burn's own operations instead of brainmvp's kernels (CPU and GPU), for before/after
+    /// figures.
+    #[arg(long)]
+    pub burn_ops: bool,
     /// Also write the timings, threads and peak resident memory as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -89,8 +93,14 @@ pub struct DataArgs {
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Data(args) => bench_data(args),
-        BenchCommand::Pretrain(args) => bench_pretrain(args),
-        BenchCommand::Segment(args) => segment_bench::bench_segment(args),
+        BenchCommand::Pretrain(args) => {
+            brainmvp_core::kernels::set_enabled(!args.burn_ops);
+            bench_pretrain(args)
+        }
+        BenchCommand::Segment(args) => {
+            brainmvp_core::kernels::set_enabled(!args.burn_ops);
+            segment_bench::bench_segment(args)
+        }
         BenchCommand::Kernels(args) => super::bench_kernels::bench_kernels(args),
         BenchCommand::BratsMetrics(args) => brats_bench::bench_brats_metrics(args),
     }
@@ -320,6 +330,10 @@ mod segment_bench {
         /// `cpu`, `cuda[:i]`, `wgpu[:i|integrated|cpu]` (the first device is used).
         #[arg(long, default_value = "cpu")]
         pub device: String,
+        /// Run burn's own operations instead of brainmvp's kernels (CPU and GPU), for before/after
+        /// figures.
+        #[arg(long)]
+        pub burn_ops: bool,
         /// Also write the timings, threads and peak resident memory as JSON to this file.
         #[arg(long)]
         pub json: Option<PathBuf>,

@@ -8,10 +8,12 @@ use brainmvp_core::modality::Modality;
 use brainmvp_core::pretext::views::{build_views, plan_step, ViewConfig, ViewSource};
 use brainmvp_core::pretrain::{BrainMvp, BrainMvpConfig, LossWeights};
 use brainmvp_core::rng::Rng;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use std::time::Instant;
+
+use super::config::OptimConfig;
 
 /// What to time.
 #[derive(Debug, Clone)]
@@ -79,10 +81,7 @@ pub fn bench_pretrain<B: AutodiffBackend>(
         })
         .collect();
     let mut model: BrainMvp<B> = settings.model.init(device)?;
-    let mut optim = AdamWConfig::new()
-        .with_epsilon(1e-8)
-        .with_weight_decay(1e-5)
-        .init::<B, BrainMvp<B>>();
+    let mut optim = OptimConfig::default().adamw().init::<B, BrainMvp<B>>();
     let views_config = ViewConfig::default();
     let weights = LossWeights::default();
     let mut step_times = Vec::new();

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Result};
 use brainmvp_core::loader::LoaderConfig;
+use brainmvp_core::optim::AdamWSettings;
 use brainmvp_core::pretext::views::ViewConfig;
 use brainmvp_core::pretrain::{BrainMvpConfig, LossWeights, LrSchedule};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -95,6 +96,19 @@ brainmvp_core::config! {
         pub beta1: f32 = 0.9,
         pub beta2: f32 = 0.999,
         pub epsilon: f32 = 1e-8,
+    }
+}
+
+impl OptimConfig {
+    /// The AdamW of these settings (one kernel launch per parameter tensor on the GPU
+    /// backends; burn's own AdamW step elsewhere).
+    pub fn adamw(&self) -> AdamWSettings {
+        AdamWSettings {
+            beta_1: self.beta1,
+            beta_2: self.beta2,
+            epsilon: self.epsilon,
+            weight_decay: self.weight_decay as f32,
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use brainmvp_core::cache::CacheReader;
 use brainmvp_core::loader::{Batch, Loader};
 use brainmvp_core::pretext::views::{build_views, plan_step, ViewSource};
 use brainmvp_core::pretrain::BrainMvp;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use std::path::Path;
 use std::sync::Arc;
@@ -219,7 +219,7 @@ fn train_peer<B: AutodiffBackend>(
     {
         model.templates = model.templates.with_cohort_means(cohort)?;
     }
-    let optim = adamw(config).init::<B, BrainMvp<B>>();
+    let optim = config.optim.adamw().init::<B, BrainMvp<B>>();
     let checkpoints = Checkpoints::new(&config.out, config.checkpoint.keep);
     let (model, mut optim, start_step) = match shared.resume {
         true => checkpoints.resume(model, optim, &device)?,
@@ -282,14 +282,6 @@ fn train_peer<B: AutodiffBackend>(
         start_step,
         last_losses,
     })
-}
-
-fn adamw(config: &PretrainConfig) -> AdamWConfig {
-    AdamWConfig::new()
-        .with_beta_1(config.optim.beta1)
-        .with_beta_2(config.optim.beta2)
-        .with_epsilon(config.optim.epsilon)
-        .with_weight_decay(config.optim.weight_decay as f32)
 }
 
 fn train_state(config: &PretrainConfig, step: u64, ranks: u64) -> TrainState {

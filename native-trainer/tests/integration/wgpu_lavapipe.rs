@@ -5,10 +5,14 @@
 //! `mesa-vulkan-drivers`); on a machine with a GPU it is the best adapter there. With no adapter at
 //! all these tests fail with the one-line listing of `--device wgpu`.
 //!
-//! Measured on lavapipe (Mesa 22.3, 2026-12-06): the pre-training losses within 7e-9 of the
+//! The checks run with the GPU kernels of `brainmvp_core::kernels::cube` (the default) and
+//! without them (burn's own operations).
+//!
+//! Measured on lavapipe (Mesa 22.3, 2026-12-06), before the GPU kernels: the pre-training losses within 7e-9 of the
 //! official ones, gradients within 3.3e-5 (the attention's qkv weight; 5e-6 elsewhere), the
 //! UniUnet's outputs within the flex backend's 1e-5. [`WGPU_TOLERANCE`] is 1e-4.
 
+use brainmvp_core::kernels;
 use brainmvp_trainer::backend::{WgpuAdapter, WgpuKind};
 use brainmvp_trainer::wgpu_adapters;
 use burn::backend::{Autodiff, Wgpu};
@@ -51,6 +55,20 @@ fn uniunet_on_wgpu_matches_the_official_model() {
     require_adapter();
     check_uniunet_forward::<Wgpu>(WGPU_TOLERANCE);
     check_uniunet_training::<Autodiff<Wgpu>>(WGPU_TOLERANCE);
+}
+
+/// The same checks with burn's own GPU operations instead of the CubeCL kernels
+/// (`brainmvp_core::kernels::cube`): both paths hold the official numbers.
+#[test]
+fn without_the_gpu_kernels_wgpu_still_matches_the_official_model() {
+    require_adapter();
+    kernels::with_enabled(false, || {
+        assert!(!kernels::enabled());
+        check_pretraining_forward::<Wgpu>(WGPU_TOLERANCE);
+        check_pretraining_step::<Autodiff<Wgpu>>(WGPU_TOLERANCE);
+        check_uniunet_forward::<Wgpu>(WGPU_TOLERANCE);
+        check_uniunet_training::<Autodiff<Wgpu>>(WGPU_TOLERANCE);
+    });
 }
 
 /// An adapter that does not exist is a one-line error naming the ones that do, not a panic.

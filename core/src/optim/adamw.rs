@@ -53,13 +53,6 @@ pub struct FusedAdamW {
     burn: AdamW,
 }
 
-impl FusedAdamW {
-    /// The hyper-parameters.
-    pub fn settings(&self) -> &AdamWSettings {
-        &self.settings
-    }
-}
-
 impl<B: Backend> SimpleOptimizer<B> for FusedAdamW {
     type State<const D: usize> = AdamWState<B, D>;
 

@@ -16,7 +16,6 @@
 //!
 //! Values are read in the tensors' storage type (f32, f16 or bf16) and summed in f32.
 
-use burn::tensor::DType;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeRuntime;
@@ -26,11 +25,6 @@ use cubecl::CubeDim;
 use super::grid::{empty_like, one_thread_each};
 use super::reduce::{cube_sum, reduce_threads};
 use crate::kernels::shape::ConvShape;
-
-/// Whether the kernels here take tensors of `dtype`.
-pub fn supports(dtype: DType) -> bool {
-    matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
-}
 
 /// The value at `[plane, z, y, x]` of a contiguous `[planes, depth, rows, cols]` tensor, as f32,
 /// or 0 outside the volume (`z`, `y`, `x` may be negative).

@@ -5,6 +5,7 @@ use core::any::TypeId;
 
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
+use burn::tensor::DType;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
 use crate::kernels::autodiff::AutodiffTensor;
@@ -16,6 +17,11 @@ pub type WgpuCube = CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
 /// burn's CUDA backend as this crate's kernels see it.
 #[cfg(feature = "cuda")]
 pub type CudaCube = CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
+
+/// Whether the GPU kernels take tensors of `dtype` (read as stored, summed in f32).
+pub fn takes(dtype: DType) -> bool {
+    matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
+}
 
 /// Whether backend `B` is one of the GPU backends with kernels here (with or without
 /// `Autodiff`).

@@ -6,8 +6,8 @@ use burn::tensor::Tensor;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeRuntime, FloatElement, IntElement};
 
-use super::super::dispatch::{dispatch, is_autodiff, OnCube};
-use super::super::{adamw, depthwise};
+use super::super::adamw;
+use super::super::dispatch::{dispatch, is_autodiff, takes, OnCube};
 use crate::kernels::route;
 use crate::optim::AdamWSettings;
 
@@ -32,7 +32,7 @@ pub fn adamw_step<B: Backend, const D: usize>(
                 .iter()
                 .flat_map(|m| [m.moment_1.dtype(), m.moment_2.dtype()]),
         )
-        .all(depthwise::supports)
+        .all(takes)
         && moments.is_none_or(|m| m.max_moment_2.is_none());
     if !supported {
         return Err((tensor, grad, state));

@@ -7,7 +7,7 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
 use super::super::depthwise;
-use super::super::dispatch::{dispatch, is_autodiff, OnCube, Tracked};
+use super::super::dispatch::{dispatch, is_autodiff, takes, OnCube, Tracked};
 use crate::kernels::autodiff::{self, KernelBackward};
 use crate::kernels::plan::{ConvKind, ConvPlan};
 use crate::kernels::{route, Declined};
@@ -24,7 +24,7 @@ pub fn conv<B: Backend>(
         && [x.dtype(), weight.dtype()]
             .into_iter()
             .chain(bias.as_ref().map(Tensor::dtype))
-            .all(depthwise::supports);
+            .all(takes);
     if !covered {
         return Err((x, weight, bias));
     }

@@ -6,15 +6,15 @@ use burn::tensor::Tensor;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
-use super::super::dispatch::{dispatch, is_autodiff, OnCube, Tracked};
-use super::super::{activation, depthwise};
+use super::super::activation;
+use super::super::dispatch::{dispatch, is_autodiff, takes, OnCube, Tracked};
 use crate::kernels::autodiff::{self, KernelBackward};
 use crate::kernels::route;
 
 /// Exact GELU with the GPU kernels when `B` is a GPU backend (with or without `Autodiff`);
 /// otherwise `x` is handed back.
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
-    if !depthwise::supports(x.dtype()) {
+    if !takes(x.dtype()) {
         return Err(x);
     }
     dispatch::<B, _>(GeluCall { x })

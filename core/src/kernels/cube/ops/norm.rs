@@ -7,9 +7,9 @@ use burn::tensor::Tensor;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
-use super::super::dispatch::{dispatch, is_autodiff, OnCube, Tracked};
+use super::super::batch_norm;
+use super::super::dispatch::{dispatch, is_autodiff, takes, OnCube, Tracked};
 use super::super::layer_norm as channel_norm;
-use super::super::{batch_norm, depthwise};
 use crate::kernels::autodiff::{self, KernelBackward};
 use crate::kernels::route;
 
@@ -27,7 +27,7 @@ pub fn batch_norm_training<B: Backend, const D: usize>(
 ) -> Result<Normalised<B, D>, Tensor<B, D>> {
     let supported = [x.dtype(), gamma.dtype(), beta.dtype()]
         .into_iter()
-        .all(depthwise::supports);
+        .all(takes);
     if D < 2 || !supported {
         return Err(x);
     }
@@ -102,7 +102,7 @@ pub fn layer_norm<B: Backend, const D: usize>(
     let supported = [x.dtype(), gamma.dtype()]
         .into_iter()
         .chain(beta.as_ref().map(Tensor::dtype))
-        .all(depthwise::supports);
+        .all(takes);
     if !supported {
         return Err(x);
     }

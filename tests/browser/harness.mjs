@@ -8,6 +8,9 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '..', '..');
 export const distDir = path.join(repoRoot, 'www', 'dist');
+/** The shared MRI folder: $BRAINMVP_MRI_DIR, else ../shared/data/mri beside the repository (the
+ * rule of core::synth::templates::shared_mri_dir). */
+export const sharedMriDir = process.env.BRAINMVP_MRI_DIR ?? path.resolve(repoRoot, '..', 'shared', 'data', 'mri');
 
 // Flags every launch gets: root needs --no-sandbox; nothing may reach the network.
 const baseArgs = [

@@ -15,13 +15,13 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { launchArgs, serveDist } from './harness.mjs';
+import { launchArgs, serveDist, sharedMriDir } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..', '..');
 const distDir = path.join(repoRoot, 'www', 'dist');
 const outputDir = path.join(here, 'output');
-const mriDir = path.resolve(repoRoot, '..', 'shared', 'data', 'mri', 'icbm152-2mm');
+const mriDir = path.join(sharedMriDir, 'icbm152-2mm');
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 
@@ -382,7 +382,7 @@ test('file names: BIDS, scanner and template names read as their modality; an un
   const t1Gz = await readFile(path.join(mriDir, 'avg152T1.nii.gz'));
   const { page, problems } = await openPage();
   try {
-    // Names from the issue, each read through the page's picker.
+    // File names seen in the field (templates, ITK and BraTS releases), each read through the page's picker.
     const names = {
       'mni_icbm152_t1_tal_nlin_sym_09a.nii.gz': 't1',
       'head_T1UCharRaw.nii.gz': 't1',

@@ -17,7 +17,7 @@
 //! `BraTS23_1` (`segment --mirror --clean`, enhancing 4 read as 3) the WT directed percentiles are
 //! 5.48 mm (reference → prediction) and 60.15 mm (prediction → reference), so HD95 (MONAI) is
 //! 60.15 mm and the challenge's 55.17 mm; ET 92.02 against 89.97 mm, TC 92.17 against 91.29 mm
-//! (the prediction gave WT 60.55 against 55.62, ET 92.01 against 89.99).
+//! (an earlier prediction, reported when these metrics were asked for, gave WT 60.55 against 55.62, ET 92.01 against 89.99).
 
 pub mod bounding_box;
 pub mod brats;

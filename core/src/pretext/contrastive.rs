@@ -10,8 +10,8 @@
 //! - the loss is the **mean** of the two directions, `(CE(logits, I) + CE(logitsᵀ, I)) / 2`,
 //!   each cross-entropy itself averaged over the batch.
 //!
-//! The temperature defaults to 1.0 as the issue states (the official class default is 0.1; the
-//! training script passes the value explicitly).
+//! The temperature defaults to 1.0, as this project was asked to (the official class default is
+//! 0.1; the training script passes the value explicitly).
 
 use burn::config::Config;
 use burn::tensor::activation::log_softmax;

@@ -9,6 +9,17 @@ pub const MRI_DIR_ENV: &str = "BRAINMVP_MRI_DIR";
 /// Name of the template folder inside the MRI data folder.
 pub const TEMPLATE_FOLDER: &str = "icbm152-2mm";
 
+/// The shared MRI data folder (the one holding `icbm152-2mm/` and `fixtures/`):
+/// `$BRAINMVP_MRI_DIR` when it is set, else `../shared/data/mri` beside the checkout whose root is
+/// `repository`. Every test helper finds the folder through this (the browser tests through
+/// `tests/browser/harness.mjs`, by the same rule).
+pub fn shared_mri_dir(repository: &Path) -> PathBuf {
+    match std::env::var_os(MRI_DIR_ENV) {
+        Some(dir) => PathBuf::from(dir),
+        None => repository.join("../shared/data/mri"),
+    }
+}
+
 /// The ICBM152 template folder: `explicit` when given (it must hold the templates), else the
 /// first folder holding them among `$BRAINMVP_MRI_DIR/icbm152-2mm`, then
 /// `../shared/data/mri/icbm152-2mm` and `shared/data/mri/icbm152-2mm` relative to the current

@@ -1,6 +1,6 @@
 //! Helpers shared by the test modules: scratch folders, the shared MRI folder, the CPU backend.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The CPU backend the tests run on.
@@ -28,9 +28,12 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// `../shared/data/mri` beside the repository: the real MRI the tests read.
+/// The real MRI the tests read: `$BRAINMVP_MRI_DIR`, else `../shared/data/mri` beside the
+/// repository (CI lays it there).
 pub fn shared_mri() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mri")
+    brainmvp_core::synth::templates::shared_mri_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+    )
 }
 
 /// `../shared/data/real` beside the repository: three real skull-stripped BraTS-grid patients.

@@ -52,7 +52,7 @@ fn official_model_has_the_derived_parameter_count() {
     // Decoder: 9,809,920 + 1,687,552 + 405,504 + 372,736 (up-blocks) + 7,104 (proj1) + 195 (out).
     let decoder = official_decoder_params([64, 128, 320, 512], 4, 3, false);
     assert_eq!(decoder, 12_283_011);
-    // 34,323,011 ≈ the 34.3 M.
+    // 34,323,011 ≈ the 34.3 M the official UniUnet is quoted at.
     assert_eq!(encoder + decoder, 34_323_011);
 
     let model: UniUnet<B> = UniUnetConfig::official().init(&device()).unwrap();

@@ -102,8 +102,9 @@ mod tests {
 
     #[test]
     fn describes_the_big_endian_fixture() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/data/mri/fixtures/anatomical.nii");
+        let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let path = brainmvp_core::synth::templates::shared_mri_dir(&repository)
+            .join("fixtures/anatomical.nii");
         let image = nifti::read_path(&path).expect("read");
         let report = describe(&path, &image);
         let lines: Vec<&str> = report.lines().skip(1).collect();

@@ -131,7 +131,7 @@ pub fn assert_matches_within<Bk: Backend, const D: usize>(
     relative
 }
 
-/// Tolerance against a float64 result: the 1e-4 relative (f32 rounding over millions of
+/// Tolerance against a float64 result: the parity target of 1e-4 relative (f32 rounding over millions of
 /// terms reaches 1e-5 on either side).
 pub const F64_RELATIVE_TOLERANCE: f32 = 1e-4;
 

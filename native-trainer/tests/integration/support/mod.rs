@@ -50,9 +50,12 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// `../shared/data/mri` beside the repository: the real MRI the tests read.
+/// The real MRI the tests read: `$BRAINMVP_MRI_DIR`, else `../shared/data/mri` beside the
+/// repository (CI lays it there).
 pub fn shared_mri() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mri")
+    brainmvp_core::synth::templates::shared_mri_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+    )
 }
 
 /// `brainmvp synth` with `synth_args` (besides `--out` and the ICBM152 templates) into

@@ -15,7 +15,8 @@
 //   #cursor (crosshair line: "crosshair voxel (x, y, z) · world (…) mm · <modality> <value> · label n")
 //   · #hover (same for the voxel under the mouse) · #model-source · #model-file ·
 //   #model-info (what the chosen model is, the memory one window needs) ·
-//   #compare (shown with a ground truth and a prediction) > #overlay-source (truth | prediction), #dice ·
+//   #compare (shown with a prediction and a ground truth or corrected map) > #overlay-source
+//   (truth | prediction | corrected), #dice · the correction and teaching controls (edit.js) ·
 //   #backend-choice (auto | webgpu | cpu) · #backend-why (which backend jobs use, and why) · #segment ·
 //   #cancel · #progress · #segment-status · #volumes (tbody tr[data-label]) · #download-seg ·
 //   #download-weights · #ft-add-case · #ft-cases · #ft-steps · #ft-lr · #ft-start · #ft-stop ·
@@ -39,9 +40,12 @@
 //   lastError()                   → text of #error
 //   lastNotice()                  → text of #notice (4D file's first volume, resampled onto the grid)
 //   segmentWarnings()             → text of #segment-warnings (input not BraTS-preprocessed)
+//   and the correction tools' hooks (edit.js: pixelOf, correctedBytes, correctionsBytes,
+//   editState, taught)
 
 import * as seg from './segment-client.js';
 import { chooseVariant, loadWasm } from './wasm-loader.js';
+import { initEditing } from './edit.js';
 
 const AXES = ['axial', 'coronal', 'sagittal'];
 // RAS voxel axis each view slices along.
@@ -58,8 +62,10 @@ const state = {
   grid: null, // dims [x, y, z] every file must share
   cursor: [0, 0, 0],
   windowLevel: new Map(), // file name → [window, level]
-  overlay: null, // the layer shown: {labels: ViewerLabels, name, source: 'file' | 'model'}
-  layers: { truth: null, prediction: null }, // the label map from a file, the model's
+  overlay: null, // the layer shown: {labels: ViewerLabels, name, source: 'file' | 'model' | 'edit'}
+  // the label map from a file, the model's, the user's corrected copy (edit.js)
+  layers: { truth: null, prediction: null, corrected: null },
+  overlayHidden: false, // the overlay switched off (key O) while painting
   dice: null, // {key: [truth labels, prediction labels], text}
   hidden: new Set(),
   segmentation: null, // Uint8Array of the last model output
@@ -291,35 +297,49 @@ async function readDroppedFiles(fileList) {
 
 // ---------------------------------------------------------------------------------- overlay
 
-/** Show `labels` (from a file: the ground truth; from the model: the prediction) as the overlay. */
+/** The layer slot of a label map's source. */
+const SLOTS = { model: 'prediction', edit: 'corrected', file: 'truth' };
+
+/**
+ * Show `labels` (from a file: the ground truth; from the model: the prediction; from the
+ * correction tools: the corrected map) as the overlay.
+ */
 function useLabels(labels, name, source) {
-  const slot = source === 'model' ? 'prediction' : 'truth';
+  const slot = SLOTS[source] ?? 'truth';
   const previous = state.layers[slot];
-  if (previous?.source === 'model' && previous.labels !== labels) previous.labels.free();
+  if (previous && previous.source !== 'file' && previous.labels !== labels) previous.labels.free();
   state.layers[slot] = { labels, name, source };
   state.overlay = state.layers[slot];
 }
 
 /** Forget the overlay layer holding `labels` (its file is gone or no longer a label map). */
 function dropLayer(labels) {
-  for (const slot of ['truth', 'prediction']) {
+  for (const slot of ['truth', 'prediction', 'corrected']) {
     if (state.layers[slot]?.labels === labels) state.layers[slot] = null;
   }
-  if (state.overlay?.labels === labels) state.overlay = state.layers.prediction ?? state.layers.truth;
+  if (state.overlay?.labels === labels) {
+    state.overlay = state.layers.corrected ?? state.layers.prediction ?? state.layers.truth;
+  }
 }
 
-/** With a prediction and a ground truth: the overlay switch and the Dice line. */
+/**
+ * With a prediction and a reference (the corrected map, else the ground truth): the overlay
+ * switch and the Dice line. The corrected map changes in place, so its Dice is keyed by its edits.
+ */
 function renderCompare() {
-  const { truth, prediction } = state.layers;
-  $('compare').hidden = !(truth && prediction);
-  if (!truth || !prediction) return;
-  $('overlay-source').value = state.overlay === truth ? 'truth' : 'prediction';
-  const key = [truth.labels, prediction.labels];
-  if (state.dice?.key[0] !== key[0] || state.dice?.key[1] !== key[1]) {
+  const { truth, prediction, corrected } = state.layers;
+  const reference = corrected ?? truth;
+  $('compare').hidden = !(prediction && reference);
+  if (!prediction || !reference) return;
+  for (const option of $('overlay-source').options) option.hidden = !state.layers[option.value];
+  $('overlay-source').value = Object.keys(state.layers).find((slot) => state.layers[slot] === state.overlay) ?? 'prediction';
+  const version = corrected ? `${corrected.labels.undoDepth()}/${corrected.labels.redoDepth()}/${state.editVersion ?? 0}` : '';
+  const key = [reference.labels, prediction.labels, version];
+  if (state.dice?.key.some((part, at) => part !== key[at]) ?? true) {
     let text;
     try {
-      const [tc, wt, et] = prediction.labels.diceAgainst(truth.labels);
-      text = `Dice of the prediction against ${truth.name}: WT ${wt.toFixed(3)} · TC ${tc.toFixed(3)} · ET ${et.toFixed(3)}`;
+      const [tc, wt, et] = prediction.labels.diceAgainst(reference.labels);
+      text = `Dice of the prediction against ${reference.name}: WT ${wt.toFixed(3)} · TC ${tc.toFixed(3)} · ET ${et.toFixed(3)}`;
     } catch (error) {
       text = `Dice: ${errorText(error)}`;
     }
@@ -350,7 +370,8 @@ function goToLabels() {
 
 function clearOverlay() {
   state.layers.prediction?.labels.free();
-  state.layers = { truth: null, prediction: null };
+  state.layers.corrected?.labels.free();
+  state.layers = { truth: null, prediction: null, corrected: null };
   state.overlay = null;
   refreshAll();
 }
@@ -384,19 +405,34 @@ function viewScale(volume) {
 
 function drawView(axis) {
   const canvas = $(`view-${AXES[axis]}`);
+  const drawn = drawSlice(canvas, axis, state.overlayHidden ? null : state.overlay);
+  if (!drawn) {
+    $(`slice-${AXES[axis]}`).textContent = '';
+    return;
+  }
+  const { volume, slice } = drawn;
+  drawCrosshair(canvas.getContext('2d'), volume, axis, slice.width, slice.height, canvas);
+  followCrosshair(axis, canvas, slice.width, slice.height);
+  $(`slice-${AXES[axis]}`).textContent = `${state.cursor[NORMAL[axis]] + 1}/${volume.dims()[NORMAL[axis]]}`;
+}
+
+/**
+ * The crosshair's slice of view `axis` with `layer` over it, on `canvas`; returns the volume and
+ * the slice size, or null without an image.
+ */
+function drawSlice(canvas, axis, layer) {
   const entry = state.shown;
   if (!entry?.volume) {
     canvas.width = BASE_VIEW_PX;
     canvas.height = BASE_VIEW_PX;
     canvas.getContext('2d').clearRect(0, 0, canvas.width, canvas.height);
-    $(`slice-${AXES[axis]}`).textContent = '';
-    return;
+    return null;
   }
   const volume = entry.volume;
   const index = state.cursor[NORMAL[axis]];
   const [window_, level] = windowLevelOf(entry);
-  const slice = state.overlay
-    ? volume.renderWithLabels(axis, index, window_, level, state.overlay.labels,
+  const slice = layer
+    ? volume.renderWithLabels(axis, index, window_, level, layer.labels,
       Number($('opacity').value), Uint8Array.from(state.hidden))
     : volume.render(axis, index, window_, level);
   const image = new ImageData(new Uint8ClampedArray(slice.rgba()), slice.width, slice.height);
@@ -409,10 +445,9 @@ function drawView(axis) {
   const context = canvas.getContext('2d');
   context.imageSmoothingEnabled = false;
   context.drawImage(source, 0, 0, canvas.width, canvas.height);
-  drawCrosshair(context, volume, axis, slice.width, slice.height, canvas);
-  followCrosshair(axis, canvas, slice.width, slice.height);
-  $(`slice-${AXES[axis]}`).textContent = `${index + 1}/${volume.dims()[NORMAL[axis]]}`;
+  const size = { width: slice.width, height: slice.height };
   slice.free();
+  return { volume, slice: size };
 }
 
 function drawCrosshair(context, volume, axis, sliceWidth, sliceHeight, canvas) {
@@ -442,8 +477,12 @@ function drawViews() {
       }
     }
   }
+  editing?.drawSideBySide();
   updateCursorLine();
 }
+
+/** The correction tools (edit.js), once the page started. */
+let editing = null;
 
 function describeVoxel(voxel) {
   const entry = state.shown;
@@ -454,7 +493,10 @@ function describeVoxel(voxel) {
     const value = entry.volume.valueAt(...voxel);
     parts.push(`${entry.modality || entry.name} ${value === undefined ? '–' : formatValue(value)}`);
   }
-  if (state.overlay) parts.push(`label ${state.overlay.labels.labelAt(...voxel) ?? '–'}`);
+  if (state.overlay) {
+    const corrected = state.overlay.labels.isCorrected?.(...voxel) ? ' (corrected)' : '';
+    parts.push(`label ${state.overlay.labels.labelAt(...voxel) ?? '–'}${corrected}`);
+  }
   return parts.join(' · ');
 }
 
@@ -803,6 +845,7 @@ async function runSegmentation() {
     $('segment-status').textContent = describeSegmentation(result);
     showInputWarnings(result.inputWarnings);
     $('download-seg').disabled = false;
+    return true;
   } catch (error) {
     if (errorText(error) === 'cancelled') {
       $('segment-status').textContent = 'cancelled';
@@ -810,6 +853,7 @@ async function runSegmentation() {
       $('segment-status').textContent = `segmentation failed: ${errorText(error)}`;
       showError(`segment: ${errorText(error)}`);
     }
+    return false;
   } finally {
     setBusy(false);
   }
@@ -874,6 +918,7 @@ function addSynthetic(synthetic) {
 function setBusy(busy) {
   $('segment').disabled = busy;
   $('ft-start').disabled = busy;
+  editing?.setBusy(busy);
   $('cancel').disabled = !busy;
   setViewerState(busy ? 'busy' : (state.shown?.volume ? 'ready' : 'empty'));
 }
@@ -910,14 +955,7 @@ async function runFinetune() {
         drawLossCurve();
       },
     });
-    state.model = { name: 'finetuned.bmvp', bytes: result.model };
-    if (!$('model-source').querySelector('option[value="finetuned"]')) {
-      $('model-source').append(new Option('fine-tuned model (this page)', 'finetuned'));
-    }
-    $('model-source').value = 'finetuned';
-    $('model-about').hidden = true;
-    describeModel();
-    $('download-weights').disabled = false;
+    useModel({ name: 'finetuned.bmvp', bytes: result.model });
     $('ft-status').textContent = `fine-tuned ${result.losses?.length ?? state.losses.length} steps on ${result.backend ?? 'unknown backend'}; the next segmentation uses it`;
   } catch (error) {
     $('ft-status').textContent = `fine-tuning failed: ${errorText(error)}`;
@@ -928,11 +966,22 @@ async function runFinetune() {
   }
 }
 
-function drawLossCurve() {
-  const canvas = $('loss-curve');
+/** Use `model` ({name, bytes}, made in this page) for the next jobs; Download weights saves it. */
+function useModel(model) {
+  state.model = model;
+  if (!$('model-source').querySelector('option[value="finetuned"]')) {
+    $('model-source').append(new Option('fine-tuned model (this page)', 'finetuned'));
+  }
+  $('model-source').value = 'finetuned';
+  $('model-about').hidden = true;
+  describeModel();
+  $('download-weights').disabled = false;
+}
+
+function drawLossCurve(canvas = $('loss-curve'), values = state.losses) {
   const context = canvas.getContext('2d');
   context.clearRect(0, 0, canvas.width, canvas.height);
-  const losses = state.losses.filter(Number.isFinite);
+  const losses = values.filter(Number.isFinite);
   if (losses.length < 1) return;
   const low = Math.min(...losses);
   const high = Math.max(...losses);
@@ -1105,6 +1154,12 @@ function start(loaded, choice) {
   wireModel();
   exposeApi();
   window.brainmvp.ready = ready;
+  editing = initEditing({
+    state, wasm, seg, $, NORMAL, AXES, drawViews, refreshAll, drawSlice, voxelAt, useLabels,
+    caseImages, currentModel, useModel, runSegmentation, drawLossCurve, download, showError,
+    clearErrors, errorText, setBusy,
+  });
+  Object.assign(window.brainmvp, editing.api);
   refreshAll();
   describeBackend();
   describeModel();

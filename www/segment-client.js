@@ -113,9 +113,9 @@ export function cancel() {
  * Fine-tune on labelled cases [{images: [{name, modality, bytes}], label: {name, bytes}}].
  * Resolves to {model: Uint8Array (.bmvp), losses, backend, backendNote}.
  */
-export function finetune({ model, cases, steps, lr, onLoss, forceCpu = false, backend = 'auto' }) {
+export function finetune({ model, cases, steps, lr, onLoss, focus = '', forceCpu = false, backend = 'auto' }) {
   return request({ type: 'finetune', modelName: model.name, model: model.bytes, cases, steps, lr,
-    forceCpu, backend }, { onLoss });
+    focus, forceCpu, backend }, { onLoss });
 }
 
 /** Ask a running fine-tuning to stop after its current step (it resolves with the model so far). */

@@ -6,7 +6,9 @@
 //
 // Messages in:  {type: 'segment', id, modelName, model, files: [{name, modality, bytes}], mirror, clean,
 //                workers: 'auto' | n}   (n = 1: this worker alone; 'auto': one per core, as memory allows)
-//               {type: 'finetune', id, modelName, model, cases: [{images: [...], label: {name, bytes}}], steps, lr}
+//               {type: 'finetune', id, modelName, model, cases: [{images: [...], label: {name, bytes},
+//                 weights?: {name, bytes}}], steps, lr, focus?}   (weights: a taught case's weight
+//                 classes; focus: 'corrected-slices' | 'up-weighted')
 //               {type: 'templates', id, modelName, model}
 //               {type: 'bench', id, preset: 'tiny' | 'small', roi, repeats, kernels}
 //               {type: 'backend', id}   (which backend the job would use, and why)
@@ -105,7 +107,7 @@ async function handle(message) {
     case 'finetune': {
       stopRequested = false;
       const result = await wasm.worker_finetune(message.modelName, model, message.cases,
-        message.steps, message.lr, gpu.ok, async (step, loss) => {
+        message.steps, message.lr, message.focus ?? '', gpu.ok, async (step, loss) => {
           postMessage({ type: 'loss', id: message.id, step, loss });
           await yieldToEvents();
           return !stopRequested;

@@ -12,6 +12,7 @@
 //! - pre-training: [`pretext`] (masking, views, templates, contrastive loss), [`pretrain`] (the
 //!   network and its losses);
 //! - fine-tuning and use: [`finetune`] (labels, encoder transfer, cut-mix, splits, few-shot),
+//!   [`correction`] (hand corrections of a label map and the weights of teaching from them),
 //!   [`losses`], [`metrics`], [`classification`], [`inference`] (sliding window and case
 //!   segmentation), [`postprocess`], [`bmvp`] (the one-file model);
 //! - [`error`]: the one error type; [`config`]: the [`config!`] macro (settings structs with
@@ -21,6 +22,7 @@ pub mod bmvp;
 pub mod classification;
 pub mod cohort;
 pub mod config;
+pub mod correction;
 pub mod crops;
 pub mod error;
 pub mod finetune;

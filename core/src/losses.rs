@@ -35,14 +35,27 @@ pub const CROSS_ENTROPY_WEIGHT: f64 = 0.3;
 /// The smoothing constant added to the numerator and the denominator of the soft Dice.
 pub const DICE_SMOOTH: f64 = 1.0;
 
-/// The soft Dice term `1 − (2·Σ p·t + 1) / (Σ p² + Σ t² + 1)` of one channel, sums over every
-/// element of `probabilities` and `targets` (batch included).
+/// `Σ values` or, with voxel weights (broadcast over the channel axis), `Σ w·values`.
+fn weighted_sum<B: Backend, const D: usize>(
+    values: Tensor<B, D>,
+    weights: Option<&Tensor<B, D>>,
+) -> Tensor<B, 1> {
+    match weights {
+        Some(weights) => values.mul(weights.clone()).sum(),
+        None => values.sum(),
+    }
+}
+
+/// The soft Dice term `1 − (2·Σ w·p·t + 1) / (Σ w·p² + Σ w·t² + 1)` of one channel, sums over
+/// every element of `probabilities` and `targets` (batch included); `w` is 1 without weights.
 fn soft_dice_term<B: Backend, const D: usize>(
     probabilities: Tensor<B, D>,
     targets: Tensor<B, D>,
+    weights: Option<&Tensor<B, D>>,
 ) -> Tensor<B, 1> {
-    let intersection = probabilities.clone().mul(targets.clone()).sum();
-    let denominator = probabilities.powi_scalar(2).sum() + targets.powi_scalar(2).sum();
+    let intersection = weighted_sum(probabilities.clone().mul(targets.clone()), weights);
+    let denominator = weighted_sum(probabilities.powi_scalar(2), weights)
+        + weighted_sum(targets.powi_scalar(2), weights);
     let dice = intersection
         .mul_scalar(2.0)
         .add_scalar(DICE_SMOOTH)
@@ -50,14 +63,23 @@ fn soft_dice_term<B: Backend, const D: usize>(
     dice.neg().add_scalar(1.0)
 }
 
-/// Mean binary cross-entropy between `sigmoid(logits)` and `targets`, from the logits.
+/// Mean binary cross-entropy between `sigmoid(logits)` and `targets`, from the logits; with
+/// weights the weighted mean `Σ w·bce / Σ w` (0 when every weight is 0).
 fn bce_with_logits<B: Backend, const D: usize>(
     logits: Tensor<B, D>,
     targets: Tensor<B, D>,
+    weights: Option<&Tensor<B, D>>,
 ) -> Tensor<B, 1> {
     let positive_part = logits.clone().clamp_min(0.0);
     let softplus_tail = logits.clone().abs().neg().exp().log1p();
-    (positive_part - logits.mul(targets) + softplus_tail).mean()
+    let terms = positive_part - logits.mul(targets) + softplus_tail;
+    match weights {
+        Some(weights) => {
+            let total = weights.clone().sum().clamp_min(f32::MIN_POSITIVE);
+            terms.mul(weights.clone()).sum().div(total)
+        }
+        None => terms.mean(),
+    }
 }
 
 fn check_same_shape(logits: [usize; 5], targets: [usize; 5], what: &str) -> Result<()> {
@@ -85,8 +107,23 @@ pub fn sigmoid_dice_bce<B: Backend>(
     logits: Tensor<B, 5>,
     targets: Tensor<B, 5>,
 ) -> Result<Tensor<B, 1>> {
+    weighted_sigmoid_dice_bce(logits, targets, None)
+}
+
+/// [`sigmoid_dice_bce`] with a weight per voxel, `weights` `[batch, 1, z, y, x]` (the same for
+/// every channel): every sum of the Dice term and the BCE's mean are weighted (`Σ w·…`, the BCE
+/// divided by `Σ w`). Weights of 1 give [`sigmoid_dice_bce`]; voxels of weight 0 do not count.
+pub fn weighted_sigmoid_dice_bce<B: Backend>(
+    logits: Tensor<B, 5>,
+    targets: Tensor<B, 5>,
+    weights: Option<Tensor<B, 5>>,
+) -> Result<Tensor<B, 1>> {
     let shape = logits.dims();
     check_same_shape(shape, targets.dims(), "sigmoid Dice+BCE loss")?;
+    if let Some(weights) = &weights {
+        let expected = [shape[0], 1, shape[2], shape[3], shape[4]];
+        check_same_shape(expected, weights.dims(), "sigmoid Dice+BCE loss weights")?;
+    }
     let channels = shape[1];
     let probabilities = sigmoid(logits.clone());
     let mut total: Option<Tensor<B, 1>> = None;
@@ -94,8 +131,12 @@ pub fn sigmoid_dice_bce<B: Backend>(
         let channel_logits = logits.clone().narrow(1, channel, 1);
         let channel_probabilities = probabilities.clone().narrow(1, channel, 1);
         let channel_targets = targets.clone().narrow(1, channel, 1);
-        let dice = soft_dice_term(channel_probabilities, channel_targets.clone());
-        let bce = bce_with_logits(channel_logits, channel_targets);
+        let dice = soft_dice_term(
+            channel_probabilities,
+            channel_targets.clone(),
+            weights.as_ref(),
+        );
+        let bce = bce_with_logits(channel_logits, channel_targets, weights.as_ref());
         let term = dice.mul_scalar(DICE_WEIGHT) + bce.mul_scalar(CROSS_ENTROPY_WEIGHT);
         total = Some(match total {
             Some(sum) => sum + term,
@@ -117,11 +158,24 @@ pub fn softmax_dice_ce<B: Backend>(
     logits: Tensor<B, 5>,
     labels: Tensor<B, 4, Int>,
 ) -> Result<Tensor<B, 1>> {
+    weighted_softmax_dice_ce(logits, labels, None)
+}
+
+/// [`softmax_dice_ce`] with a weight per voxel, `weights` `[batch, 1, z, y, x]`: the Dice sums
+/// are weighted and the cross-entropy is `Σ w·(−ln p) / Σ w`.
+pub fn weighted_softmax_dice_ce<B: Backend>(
+    logits: Tensor<B, 5>,
+    labels: Tensor<B, 4, Int>,
+    weights: Option<Tensor<B, 5>>,
+) -> Result<Tensor<B, 1>> {
     let shape = logits.dims();
     let [batch, classes, depth, height, width] = shape;
     let expected = [batch, 1, depth, height, width];
     let labels = labels.unsqueeze_dim::<5>(1);
     check_same_shape(expected, labels.dims(), "softmax Dice+CE loss")?;
+    if let Some(weights) = &weights {
+        check_same_shape(expected, weights.dims(), "softmax Dice+CE loss weights")?;
+    }
     let one_hot = one_hot_channels(labels, classes);
     let probabilities = softmax(logits.clone(), 1);
     let mut dice_sum: Option<Tensor<B, 1>> = None;
@@ -129,6 +183,7 @@ pub fn softmax_dice_ce<B: Backend>(
         let dice = soft_dice_term(
             probabilities.clone().narrow(1, class, 1),
             one_hot.clone().narrow(1, class, 1),
+            weights.as_ref(),
         );
         dice_sum = Some(match dice_sum {
             Some(sum) => sum + dice,
@@ -136,12 +191,19 @@ pub fn softmax_dice_ce<B: Backend>(
         });
     }
     let dice_sum = dice_sum.ok_or_else(|| Error::new("softmax Dice+CE loss", "no classes"))?;
-    let voxels = (batch * depth * height * width) as f64;
-    let cross_entropy = log_softmax(logits, 1)
-        .mul(one_hot)
-        .sum()
-        .neg()
-        .div_scalar(voxels);
+    let log_likelihood = log_softmax(logits, 1).mul(one_hot);
+    let cross_entropy = match &weights {
+        Some(weights) => {
+            let total = weights.clone().sum().clamp_min(f32::MIN_POSITIVE);
+            weighted_sum(log_likelihood.sum_dim(1), Some(weights))
+                .neg()
+                .div(total)
+        }
+        None => {
+            let voxels = (batch * depth * height * width) as f64;
+            log_likelihood.sum().neg().div_scalar(voxels)
+        }
+    };
     Ok(dice_sum.mul_scalar(DICE_WEIGHT / classes as f64)
         + cross_entropy.mul_scalar(CROSS_ENTROPY_WEIGHT))
 }

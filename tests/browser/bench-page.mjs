@@ -3,6 +3,8 @@
 //     UniUnet and their memory (`burn` turns the CPU kernels off);
 //   node bench-page.mjs finetune [webgpu|cpu] [STEPS]   fine-tuning steps of the bundled model on
 //     the bundled sample case (ms per step after the first).
+//   node bench-page.mjs teach [webgpu|cpu] [STEPS]   the Teach button after three brush strokes on
+//     the sample's label map (seconds of the teaching run, before the case is segmented again).
 // DIST=path serves another build of the page (e.g. an older www/dist, for before/after figures);
 // QUERY=wasm=plain loads the page with those address options.
 import { chromium } from 'playwright-core';
@@ -33,10 +35,39 @@ async function benchFinetune(page) {
   console.log(`fine-tuning on ${result.backend}: ${mean.toFixed(0)} ms per step after the first (${gaps.map((g) => g.toFixed(0)).join(', ')}); losses ${result.losses.map((l) => l.toFixed(4)).join(', ')}`);
 }
 
+async function benchTeach(page) {
+  const steps = Number(third ?? 20);
+  await page.waitForFunction(() => window.brainmvp?.ready);
+  await page.evaluate(() => window.brainmvp.ready);
+  await page.evaluate(() => window.brainmvp.loadSample());
+  await page.selectOption('#backend-choice', backend);
+  await page.setChecked('#mirror', false);
+  await page.check('input[name="tool"][value="brush"]');
+  const centre = await page.evaluate(() => window.brainmvp.cursor());
+  for (const dx of [-4, 0, 4]) {
+    await page.locator('#view-axial').scrollIntoViewIfNeeded();
+    const [x, y] = await page.evaluate(([c, d]) => window.brainmvp.pixelOf(0, [c[0] + d, c[1], c[2]]), [centre, dx]);
+    await page.mouse.click(x, y);
+  }
+  await page.fill('#teach-steps', String(steps));
+  await page.click('#teach');
+  const started = Date.now();
+  for (;;) {
+    const [state, text] = await page.evaluate(() => [document.getElementById('teach-status').dataset.state,
+      document.getElementById('teach-status').textContent]);
+    console.log(`${((Date.now() - started) / 1000).toFixed(0)} s: ${text}`);
+    if (state !== 'running') break;
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+  }
+  const taught = await page.evaluate(() => window.brainmvp.taught());
+  console.log(`teaching ${steps} steps on ${taught?.backend}: ${taught?.seconds.toFixed(1)} s (${await page.textContent('#teach-status')})`);
+}
+
 try {
-  const page = await browser.newPage();
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   await page.goto(`${baseUrl}/index.html${process.env.QUERY ? `?${process.env.QUERY}` : ''}`);
-  await (preset === 'finetune' ? benchFinetune(page) : benchWindows(page));
+  const benches = { finetune: benchFinetune, teach: benchTeach };
+  await (benches[preset] ?? benchWindows)(page);
 } finally {
   await browser.close();
   server.close();

@@ -14,4 +14,4 @@ echo "run.sh: trunk build --release took $((SECONDS - start)) s"
 cd tests/browser
 [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
 # One file at a time: each starts its own Chromium, and the machine may have two cores.
-node --test --test-concurrency=1 --test-reporter=spec adapter.test.mjs viewer.test.mjs segment.test.mjs cpu-pool.test.mjs real-case.test.mjs official.test.mjs
+node --test --test-concurrency=1 --test-reporter=spec adapter.test.mjs viewer.test.mjs segment.test.mjs correct.test.mjs cpu-pool.test.mjs real-case.test.mjs official.test.mjs

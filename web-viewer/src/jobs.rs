@@ -5,6 +5,7 @@
 //! [`JobError`] (one line naming the file), turned into a JavaScript error only at the wasm edge.
 
 use brainmvp_core::bmvp::{BmvpModel, WeightPrecision};
+use brainmvp_core::correction::TeachingFocus;
 use brainmvp_core::finetune::few_shot::{FewShotSet, FewShotTrainer, LabelledCase};
 use brainmvp_core::inference::input_check::check_input;
 use brainmvp_core::inference::segment::{
@@ -300,6 +301,9 @@ pub struct LabelledFiles {
     pub images: Vec<InputFile>,
     /// The label map's file name and bytes.
     pub label: (String, Vec<u8>),
+    /// Teaching from corrections: a NIfTI of [`brainmvp_core::correction::WeightClass`] values
+    /// on the label map's grid (name and bytes).
+    pub weight_classes: Option<(String, Vec<u8>)>,
 }
 
 /// Settings of an in-browser fine-tuning run.
@@ -313,6 +317,8 @@ pub struct FinetuneSettings {
     pub batch: usize,
     /// Seed of the crops.
     pub seed: u64,
+    /// How cases with weight classes weigh their voxels.
+    pub focus: TeachingFocus,
 }
 
 /// What a fine-tuning run gives back.
@@ -344,14 +350,20 @@ where
         .iter()
         .map(|case| {
             let (label_name, label_bytes) = &case.label;
+            let weight_classes = case
+                .weight_classes
+                .as_ref()
+                .map(|(name, bytes)| decode_image(name, bytes))
+                .transpose()?;
             Ok(LabelledCase {
                 id: label_name.clone(),
                 images: decode_case(&case.images)?,
                 label: decode_image(label_name, label_bytes)?,
+                weight_classes,
             })
         })
         .collect::<JobResult<Vec<_>>>()?;
-    let set = FewShotSet::new(manifest, labelled, templates.as_ref())?;
+    let set = FewShotSet::new(manifest, labelled, templates.as_ref())?.with_focus(settings.focus);
     let model = bmvp.load_model::<B>(device)?;
     let mut trainer = FewShotTrainer::new(model, manifest, set, settings.batch, settings.seed);
     let mut losses = Vec::with_capacity(settings.steps);

@@ -16,6 +16,8 @@ pub mod jobs;
 pub mod render;
 
 #[cfg(target_arch = "wasm32")]
+pub mod edit_api;
+#[cfg(target_arch = "wasm32")]
 pub mod gpu_probe;
 #[cfg(target_arch = "wasm32")]
 pub mod page;

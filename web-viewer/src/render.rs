@@ -119,7 +119,13 @@ pub struct Overlay<'a> {
     pub opacity: f32,
     /// Labels not drawn.
     pub hidden: &'a [u8],
+    /// Hand corrections (non-zero per marked voxel, on the label map's grid): their outline on
+    /// the slice is drawn in [`CORRECTION_OUTLINE`].
+    pub marks: Option<&'a [u8]>,
 }
+
+/// The colour of the outline around hand-corrected voxels.
+pub const CORRECTION_OUTLINE: [u8; 3] = [255, 230, 0];
 
 /// An intensity image on the RAS grid, ready to be sliced.
 #[derive(Debug, Clone)]
@@ -260,6 +266,15 @@ impl ViewVolume {
                 let mut pixel = [grey; 3];
                 if let Some(overlay) = overlay {
                     blend_label(&mut pixel, overlay, overlay.labels.ras.get(x, y, z));
+                    if let Some(marks) = overlay.marks {
+                        let marked = |column: usize, row: usize| {
+                            pixel_to_voxel(self.ras.dims, axis, index, column, row)
+                                .is_some_and(|[x, y, z]| marks[self.ras.index(x, y, z)] != 0)
+                        };
+                        if on_outline(marked, column, row, width, height) {
+                            pixel = CORRECTION_OUTLINE;
+                        }
+                    }
                 }
                 rgba.extend_from_slice(&[pixel[0], pixel[1], pixel[2], 255]);
             }
@@ -440,6 +455,25 @@ pub fn window_level(value: f32, window: f32, level: f32) -> u8 {
     let low = level - window / 2.0;
     let scaled = (value - low) / window * 255.0;
     scaled.round().clamp(0.0, 255.0) as u8
+}
+
+/// Whether pixel `(column, row)` is marked and one of its four neighbours (or the slice's edge)
+/// is not.
+fn on_outline(
+    marked: impl Fn(usize, usize) -> bool,
+    column: usize,
+    row: usize,
+    width: usize,
+    height: usize,
+) -> bool {
+    if !marked(column, row) {
+        return false;
+    }
+    let edge = column == 0 || row == 0 || column + 1 == width || row + 1 == height;
+    edge || !(marked(column - 1, row)
+        && marked(column + 1, row)
+        && marked(column, row - 1)
+        && marked(column, row + 1))
 }
 
 fn blend_label(pixel: &mut [u8; 3], overlay: Overlay<'_>, label: u8) {
@@ -634,6 +668,45 @@ mod tests {
     }
 
     #[test]
+    fn corrections_are_outlined_and_their_inside_keeps_the_label_colour() {
+        let image = Volume::filled([7, 7, 3], ras_affine(), 50.0);
+        let view = ViewVolume::new(&image);
+        let labels = RasLabelMap::new(&Volume::filled([7, 7, 3], ras_affine(), 2u8));
+        let mut marks = vec![0u8; 7 * 7 * 3];
+        for y in 1..=3 {
+            for x in 1..=3 {
+                marks[x + 7 * y + 49] = 3; // a 3×3 block on axial slice 1
+            }
+        }
+        let overlay = Overlay {
+            labels: &labels,
+            opacity: 1.0,
+            hidden: &[],
+            marks: Some(&marks),
+        };
+        let slice = view
+            .render_slice(Axis::Axial, 1, 100.0, 50.0, Some(overlay))
+            .unwrap();
+        let pixel = |column: usize, row: usize| {
+            let at = 4 * (row * slice.width + column);
+            [slice.rgba[at], slice.rgba[at + 1], slice.rgba[at + 2]]
+        };
+        // Rows count from the top: y = 1..=3 are rows 5..=3.
+        assert_eq!(pixel(2, 4), label_color(2), "inside the block");
+        for (column, row) in [(1, 3), (2, 3), (3, 5), (1, 4)] {
+            assert_eq!(pixel(column, row), CORRECTION_OUTLINE, "({column}, {row})");
+        }
+        assert_eq!(pixel(4, 4), label_color(2), "outside the block");
+        let other = view
+            .render_slice(Axis::Axial, 2, 100.0, 50.0, Some(overlay))
+            .unwrap();
+        assert!(
+            !other.rgba.chunks(4).any(|p| p[..3] == CORRECTION_OUTLINE),
+            "another slice"
+        );
+    }
+
+    #[test]
     fn the_overlay_colours_only_labelled_visible_voxels() {
         let mut image = Volume::filled([4, 5, 6], ras_affine(), 50.0);
         image.set(0, 0, 2, 0.0);
@@ -647,6 +720,7 @@ mod tests {
             labels: &labels,
             opacity: 1.0,
             hidden: &[2],
+            marks: None,
         };
         let slice = view
             .render_slice(Axis::Axial, 2, 100.0, 50.0, Some(overlay))
@@ -835,6 +909,7 @@ mod tests {
             labels: &labels,
             opacity: 0.5,
             hidden: &[],
+            marks: None,
         };
         let err = view
             .render_slice(Axis::Axial, 0, 1.0, 0.5, Some(overlay))

@@ -5,6 +5,7 @@
 //! of [`crate::render`]. Every failure is a `JsError` whose message is one line naming the file.
 
 use brainmvp_core::cohort::{classify_file_name, FileRole};
+use brainmvp_core::correction::Corrections;
 use brainmvp_core::nifti;
 use brainmvp_core::volume::voxel_to_world;
 use wasm_bindgen::prelude::*;
@@ -14,17 +15,19 @@ use crate::render::{self, decode_nifti, Axis, Overlay, RasLabelMap, ViewVolume};
 /// A loaded intensity image (one modality).
 #[wasm_bindgen]
 pub struct ViewerVolume {
-    name: String,
-    view: ViewVolume,
+    pub(crate) name: String,
+    pub(crate) view: ViewVolume,
     warnings: Vec<String>,
 }
 
-/// A loaded label map (segmentation).
+/// A loaded label map (segmentation); an editable copy also holds its hand corrections
+/// (`edit_api`).
 #[wasm_bindgen]
 pub struct ViewerLabels {
-    name: String,
-    labels: RasLabelMap,
-    warnings: Vec<String>,
+    pub(crate) name: String,
+    pub(crate) labels: RasLabelMap,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) corrections: Option<Corrections>,
 }
 
 /// A rendered slice: `width × height` RGBA pixels from the top-left corner.
@@ -55,6 +58,7 @@ pub fn load_labels(name: &str, bytes: &[u8]) -> Result<ViewerLabels, JsError> {
         name: name.to_string(),
         labels,
         warnings: image.warnings,
+        corrections: None,
     })
 }
 
@@ -94,6 +98,7 @@ pub fn load_labels_onto(
         name: name.to_string(),
         labels,
         warnings,
+        corrections: None,
     })
 }
 
@@ -256,6 +261,7 @@ impl ViewerVolume {
             labels: &labels.labels,
             opacity,
             hidden,
+            marks: labels.corrections.as_ref().map(Corrections::marks),
         };
         let slice = self
             .view
@@ -354,7 +360,7 @@ impl From<render::Slice> for RenderedSlice {
     }
 }
 
-fn axis_of(index: u32) -> Result<Axis, JsError> {
+pub(crate) fn axis_of(index: u32) -> Result<Axis, JsError> {
     Axis::from_index(index).ok_or_else(|| {
         JsError::new(&format!(
             "view {index} is not 0 (axial), 1 (coronal) or 2 (sagittal)"
@@ -362,7 +368,7 @@ fn axis_of(index: u32) -> Result<Axis, JsError> {
     })
 }
 
-fn to_js(err: brainmvp_core::Error) -> JsError {
+pub(crate) fn to_js(err: brainmvp_core::Error) -> JsError {
     JsError::new(&err.to_string())
 }
 

@@ -5,6 +5,8 @@
 use std::cell::Cell;
 
 use brainmvp_core::bmvp::BmvpModel;
+use brainmvp_core::correction::weights::TEACHING_BATCH;
+use brainmvp_core::correction::TeachingFocus;
 use brainmvp_core::inference::label_convention;
 use brainmvp_core::inference::segment::InferenceOptions;
 use brainmvp_core::model::footprint::{MemoryLimits, WindowFootprint};
@@ -321,7 +323,8 @@ fn modality_volumes(volumes: &[(Modality, Vec<u8>)]) -> Array {
         .collect()
 }
 
-/// `[{images: [{name, modality, bytes}], label: {name, bytes}}]` → labelled cases.
+/// `[{images: [{name, modality, bytes}], label: {name, bytes}, weights?: {name, bytes}}]` →
+/// labelled cases (`weights`: the weight classes of a teaching case).
 fn labelled_cases(cases: &JsValue) -> JobResult<Vec<LabelledFiles>> {
     let array: &Array = cases
         .dyn_ref()
@@ -330,33 +333,57 @@ fn labelled_cases(cases: &JsValue) -> JobResult<Vec<LabelledFiles>> {
         .iter()
         .map(|case| {
             let label = field(&case, "label")?;
+            let weights = field(&case, "weights")?;
+            let weight_classes = if weights.is_undefined() || weights.is_null() {
+                None
+            } else {
+                Some((
+                    string_field(&weights, "name")?,
+                    bytes_field(&weights, "bytes")?,
+                ))
+            };
             Ok(LabelledFiles {
                 images: input_files(&field(&case, "images")?)?,
                 label: (string_field(&label, "name")?, bytes_field(&label, "bytes")?),
+                weight_classes,
             })
         })
         .collect()
 }
 
-/// Fine-tunes the model on labelled cases. `on_step(step, loss)` returns a Promise of `true` to go
-/// on, `false` to stop. Resolves to `{model: Uint8Array (.bmvp), losses: [..], backend}`.
+/// Fine-tunes the model on labelled cases (teaching from corrections when they carry weight
+/// classes, weighted as `focus` says: `corrected-slices`, `up-weighted`, or empty for the
+/// default). `on_step(step, loss)` returns a Promise of `true` to go on, `false` to stop.
+/// Resolves to `{model: Uint8Array (.bmvp), losses: [..], backend}`.
 #[wasm_bindgen]
+#[allow(clippy::too_many_arguments)]
 pub async fn worker_finetune(
     model_name: String,
     model: Vec<u8>,
     cases: JsValue,
     steps: u32,
     learning_rate: f64,
+    focus: String,
     use_webgpu: bool,
     on_step: Function,
 ) -> Result<JsValue, JsError> {
     let bmvp = jobs::read_model(&model_name, &model).map_err(error)?;
     let cases = labelled_cases(&cases).map_err(error)?;
+    let focus = match focus.as_str() {
+        "" => TeachingFocus::default(),
+        name => TeachingFocus::from_name(name).ok_or_else(|| {
+            error(format!(
+                "teaching focus {name:?} is not corrected-slices or up-weighted"
+            ))
+        })?,
+    };
+    let teaching = cases.iter().any(|case| case.weight_classes.is_some());
     let settings = FinetuneSettings {
         steps: steps as usize,
         learning_rate,
-        batch: 1,
+        batch: if teaching { TEACHING_BATCH } else { 1 },
         seed: 1,
+        focus,
     };
     let step = |step: usize, loss: f32| {
         let answer = on_step.call2(&JsValue::NULL, &step.into(), &loss.into());

@@ -2,6 +2,8 @@
 //! segmentation is the CLI pipeline's, fine-tuning stops when asked and returns a model that
 //! loads, and bad inputs are one-line errors naming the file.
 
+mod support;
+
 use brainmvp_core::bmvp::BmvpModel;
 use brainmvp_core::inference::segment::Segmenter;
 use brainmvp_core::model::footprint::MemoryLimits;
@@ -9,23 +11,7 @@ use brainmvp_core::nifti;
 use brainmvp_core::Modality;
 use brainmvp_web::jobs::{self, FinetuneSettings, InputFile, LabelledFiles};
 use burn::backend::{Autodiff, Flex};
-use std::future::Future;
-use std::path::PathBuf;
-
-fn assets() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../www/assets")
-}
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
-        std::thread::yield_now();
-    }
-}
+use support::{assets, block_on};
 
 fn model() -> BmvpModel {
     let bytes = std::fs::read(assets().join("demo-model.bmvp")).unwrap();
@@ -121,12 +107,14 @@ fn fine_tuning_stops_when_asked_and_its_model_loads() {
     let cases = [LabelledFiles {
         images,
         label: ("sample_seg.nii.gz".into(), label),
+        weight_classes: None,
     }];
     let settings = FinetuneSettings {
         steps: 5,
         learning_rate: 1e-3,
         batch: 1,
         seed: 3,
+        focus: Default::default(),
     };
     let outcome = block_on(jobs::finetune::<Autodiff<Flex>, _, _>(
         &bmvp,

@@ -13,7 +13,9 @@ use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::losses::{brats_targets, deep_supervision_loss, sigmoid_dice_bce, softmax_dice_ce};
+use crate::losses::{
+    brats_targets, deep_supervision_loss, weighted_sigmoid_dice_bce, weighted_softmax_dice_ce,
+};
 use crate::metrics::{detect_enhancing_label, dice, hd95, score_brats, BratsRegion, RegionScores};
 use crate::{Error, Result};
 
@@ -147,26 +149,52 @@ impl LabelScheme {
         batch: usize,
         dims: [usize; 3],
     ) -> Result<Tensor<B, 1>> {
+        self.weighted_loss(outputs, labels, None, batch, dims)
+    }
+
+    /// [`Self::loss`] with a weight per voxel (`weights`, laid out as `labels`): the weighted
+    /// losses [`weighted_sigmoid_dice_bce`] and [`weighted_softmax_dice_ce`]; `None` is
+    /// [`Self::loss`].
+    pub fn weighted_loss<B: Backend>(
+        &self,
+        outputs: &[Tensor<B, 5>],
+        labels: &[u8],
+        weights: Option<&[f32]>,
+        batch: usize,
+        dims: [usize; 3],
+    ) -> Result<Tensor<B, 1>> {
         let first = outputs
             .first()
             .ok_or_else(|| Error::new(CONTEXT, "the model gave no output"))?;
         let device = first.device();
+        let shape = [batch, dims[2], dims[1], dims[0]];
+        let weights = weights
+            .map(|weights| {
+                check_voxels(weights.len(), shape)?;
+                let [batch, z, y, x] = shape;
+                let data = TensorData::new(weights.to_vec(), [batch, 1, z, y, x]);
+                Ok::<_, Error>(Tensor::<B, 5>::from_data(data, &device))
+            })
+            .transpose()?;
         match self {
             Self::Brats { enhancing_label } => {
                 let targets = brats_targets::<B>(labels, batch, dims, *enhancing_label, &device)?;
-                deep_supervision_loss(outputs, &targets, sigmoid_dice_bce)
+                deep_supervision_loss(outputs, &targets, |output, targets| {
+                    weighted_sigmoid_dice_bce(output, targets, weights.clone())
+                })
             }
             Self::Classes { labels: values } => {
                 let indices = self.class_indices(labels, values)?;
-                let shape = [batch, dims[2], dims[1], dims[0]];
                 check_voxels(indices.len(), shape)?;
                 let classes: Tensor<B, 4, Int> =
                     Tensor::from_data(TensorData::new(indices, shape), &device);
                 let mut total: Option<Tensor<B, 1>> = None;
                 for (index, output) in outputs.iter().enumerate() {
-                    let loss = softmax_dice_ce(output.clone(), classes.clone()).map_err(|err| {
-                        err.with_context(format!("deep supervision output {index}"))
-                    })?;
+                    let loss =
+                        weighted_softmax_dice_ce(output.clone(), classes.clone(), weights.clone())
+                            .map_err(|err| {
+                                err.with_context(format!("deep supervision output {index}"))
+                            })?;
                     total = Some(total.map_or(loss.clone(), |sum| sum + loss));
                 }
                 total.ok_or_else(|| Error::new(CONTEXT, "the model gave no output"))

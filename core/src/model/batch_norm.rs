@@ -12,7 +12,25 @@ use burn::module::{Initializer, Module, Param, RunningState};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use std::cell::Cell;
+
 use crate::kernels::batch_norm_training;
+
+thread_local! {
+    static RUNNING_STATISTICS_IN_TRAINING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Run `work` with every [`BatchNorm`] on this thread normalising with its running statistics
+/// even on an autodiff backend, and leaving them unchanged (PyTorch's `eval()` BatchNorm inside a
+/// training step): fine-tuning on a few crops of one case (teaching from corrections) then
+/// cannot drag the statistics the whole model relies on towards those crops. Gradients still
+/// reach γ, β and the input.
+pub fn with_running_statistics<R>(work: impl FnOnce() -> R) -> R {
+    let before = RUNNING_STATISTICS_IN_TRAINING.with(|flag| flag.replace(true));
+    let result = work();
+    RUNNING_STATISTICS_IN_TRAINING.with(|flag| flag.set(before));
+    result
+}
 
 /// [`BatchNorm`] configuration (PyTorch's defaults: eps 1e-5, momentum 0.1).
 #[derive(Config, Debug)]
@@ -67,7 +85,8 @@ impl<B: Backend> BatchNorm<B> {
         let channels = input.dims()[1];
         let mut channel_shape = [1; D];
         channel_shape[1] = channels;
-        if !B::ad_enabled(&device) {
+        let frozen = RUNNING_STATISTICS_IN_TRAINING.with(Cell::get);
+        if frozen || !B::ad_enabled(&device) {
             let mean = self.running_mean.value().to_device(&device);
             let var = self.running_var.value().to_device(&device);
             return self.normalise(

@@ -3,6 +3,8 @@
 //! change the weights; bad cases are one-line errors.
 
 use crate::support::AD;
+use brainmvp_core::correction::weights::UP_WEIGHT;
+use brainmvp_core::correction::TeachingFocus;
 use brainmvp_core::finetune::few_shot::{FewShotSet, FewShotTrainer, LabelledCase};
 use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
@@ -73,6 +75,7 @@ fn case(rng: &mut Rng, id: &str) -> LabelledCase {
         id: id.to_string(),
         images: vec![(Modality::T1, volume(t1)), (Modality::Flair, volume(flair))],
         label: volume(label),
+        weight_classes: None,
     }
 }
 
@@ -84,8 +87,10 @@ fn crops_keep_images_and_labels_aligned() {
         .collect();
     let set = FewShotSet::new(&manifest(), cases, None).unwrap();
     assert_eq!(set.len(), 2);
-    let (inputs, labels, shape) = set.sample(&mut Rng::new(9), 6);
+    let batch = set.sample(&mut Rng::new(9), 6);
+    let (inputs, labels, shape) = (batch.inputs, batch.labels, batch.shape);
     assert_eq!(shape, [6, 2, ROI, ROI, ROI]);
+    assert!(batch.weights.is_none(), "no weights without corrections");
     let crop_voxels = ROI * ROI * ROI;
     assert_eq!(labels.len(), 6 * crop_voxels);
     let mut labelled = 0;
@@ -105,6 +110,103 @@ fn crops_keep_images_and_labels_aligned() {
     }
     // Half the crops are placed on a labelled voxel: some labels are always seen.
     assert!(labelled > 0);
+}
+
+/// `case` with weight classes: the ball's core (label 4) corrected, the slices z in 14..=16
+/// reviewed, the rest ignored.
+fn teaching_case(rng: &mut Rng) -> LabelledCase {
+    let mut case = case(rng, "taught");
+    let classes = case
+        .label
+        .data
+        .iter()
+        .enumerate()
+        .map(|(index, &label)| match (label, index / (EDGE * EDGE)) {
+            (4.0, _) => 2.0,
+            (_, 14..=16) => 1.0,
+            _ => 0.0,
+        })
+        .collect();
+    case.weight_classes = Some(Volume {
+        dims: [EDGE; 3],
+        affine: IDENTITY,
+        data: classes,
+    });
+    case
+}
+
+#[test]
+fn teaching_crops_carry_the_weight_classes_through_preprocessing_and_are_trained_on() {
+    let set = FewShotSet::new(&manifest(), vec![teaching_case(&mut Rng::new(4))], None)
+        .unwrap()
+        .with_focus(TeachingFocus::UpWeighted);
+    let crop_voxels = ROI * ROI * ROI;
+    let mut with_correction = 0;
+    for seed in 0..8 {
+        let batch = set.sample(&mut Rng::new(seed), 2);
+        let weights = batch.weights.expect("teaching batches are weighted");
+        assert_eq!(weights.len(), batch.labels.len());
+        for sample in 0..2 {
+            let range = sample * crop_voxels..(sample + 1) * crop_voxels;
+            let (labels, weights) = (&batch.labels[range.clone()], &weights[range]);
+            // The corrected voxels are exactly the core's, wherever crop and flips put them,
+            // and the labels lost nothing to the packing.
+            for (&label, &weight) in labels.iter().zip(weights) {
+                assert_eq!(
+                    weight == UP_WEIGHT,
+                    label == 4,
+                    "label {label}, weight {weight}"
+                );
+                assert!([0, 2, 4].contains(&label));
+            }
+            // Every crop holds a voxel that is trained on; half of them (on average) a correction.
+            assert!(
+                weights.iter().any(|&weight| weight > 0.0),
+                "crop {sample} of seed {seed}"
+            );
+            with_correction += usize::from(labels.contains(&4));
+        }
+    }
+    assert!(
+        with_correction >= 8,
+        "{with_correction} of 16 crops hold a correction"
+    );
+    // Corrected slices: the ignored voxels weigh 0, the reviewed slices and corrections 1.
+    let set = FewShotSet::new(&manifest(), vec![teaching_case(&mut Rng::new(4))], None)
+        .unwrap()
+        .with_focus(TeachingFocus::CorrectedSlices);
+    let weights = set.sample(&mut Rng::new(1), 1).weights.unwrap();
+    assert!(weights.iter().all(|&weight| weight == 0.0 || weight == 1.0));
+    let counted = weights.iter().filter(|&&weight| weight == 1.0).count();
+    assert!(
+        counted > 0 && counted < crop_voxels / 2,
+        "{counted} weighted voxels"
+    );
+}
+
+#[test]
+fn teaching_refuses_bad_weight_classes_and_cases_without_a_correction() {
+    let mut case = teaching_case(&mut Rng::new(4));
+    let classes = case.weight_classes.as_mut().unwrap();
+    classes.data[0] = 3.0;
+    let err = FewShotSet::new(&manifest(), vec![case.clone()], None)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("weight class 3"), "{err}");
+    let classes = case.weight_classes.as_mut().unwrap();
+    classes
+        .data
+        .iter_mut()
+        .for_each(|class| *class = class.min(1.0));
+    let err = FewShotSet::new(&manifest(), vec![case.clone()], None)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("no corrected voxel"), "{err}");
+    case.label.data[0] = 64.0;
+    let err = FewShotSet::new(&manifest(), vec![case], None)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("label value 64"), "{err}");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use crate::support::B;
 use brainmvp_core::losses::{
     brats_targets, deep_supervision_loss, sigmoid_dice_bce, softmax_dice_ce,
+    weighted_sigmoid_dice_bce, weighted_softmax_dice_ce,
 };
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
@@ -143,6 +144,82 @@ fn softmax_loss_matches_reference() {
         Tensor::from_data(TensorData::new(labels, [2, 1, 2, 2]), &Default::default());
     let loss = scalar(softmax_dice_ce(float5(&logits, shape), labels_tensor).unwrap());
     assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
+}
+
+/// Voxel weights of 1 on the first `kept` voxels along x and 0 on the rest give the unweighted
+/// loss of the kept voxels alone, for both losses.
+#[test]
+fn weights_of_zero_drop_voxels_and_weights_of_one_change_nothing() {
+    let (kept, width) = (2, 4);
+    let full = [2, 3, 1, 2, width];
+    let part = [2, 3, 1, 2, kept];
+    let count: usize = full.iter().product();
+    let logits = pattern(count, 2.0, 0.3);
+    let targets: Vec<f64> = pattern(count, 1.0, 1.1)
+        .iter()
+        .map(|v| f64::from(u8::from(*v > 0.0)))
+        .collect();
+    let keep = |values: &[f64]| -> Vec<f64> {
+        values
+            .chunks(width)
+            .flat_map(|row| row[..kept].to_vec())
+            .collect()
+    };
+    let weight_rows = [2, 1, 1, 2, width];
+    let weights: Vec<f64> = (0..2 * 2 * width)
+        .map(|i| f64::from(u8::from(i % width < kept)))
+        .collect();
+    let weighted = scalar(
+        weighted_sigmoid_dice_bce(
+            float5(&logits, full),
+            float5(&targets, full),
+            Some(float5(&weights, weight_rows)),
+        )
+        .unwrap(),
+    );
+    let alone = scalar(
+        sigmoid_dice_bce(float5(&keep(&logits), part), float5(&keep(&targets), part)).unwrap(),
+    );
+    assert!(
+        (weighted - alone).abs() < 1e-6,
+        "sigmoid: {weighted} vs {alone}"
+    );
+    let ones = vec![1.0; 2 * 2 * width];
+    let with_ones = scalar(
+        weighted_sigmoid_dice_bce(
+            float5(&logits, full),
+            float5(&targets, full),
+            Some(float5(&ones, weight_rows)),
+        )
+        .unwrap(),
+    );
+    let plain = scalar(sigmoid_dice_bce(float5(&logits, full), float5(&targets, full)).unwrap());
+    assert!((with_ones - plain).abs() < 1e-6, "{with_ones} vs {plain}");
+    let labels: Vec<i64> = (0..2 * 2 * width as i64)
+        .map(|i| (i * 7 + i / 3) % 3)
+        .collect();
+    let labels_of = |values: Vec<i64>, x: usize| -> Tensor<B, 4, Int> {
+        Tensor::from_data(TensorData::new(values, [2, 1, 2, x]), &Default::default())
+    };
+    let kept_labels: Vec<i64> = labels
+        .chunks(width)
+        .flat_map(|row| row[..kept].to_vec())
+        .collect();
+    let weighted = scalar(
+        weighted_softmax_dice_ce(
+            float5(&logits, full),
+            labels_of(labels.clone(), width),
+            Some(float5(&weights, weight_rows)),
+        )
+        .unwrap(),
+    );
+    let alone = scalar(
+        softmax_dice_ce(float5(&keep(&logits), part), labels_of(kept_labels, kept)).unwrap(),
+    );
+    assert!(
+        (weighted - alone).abs() < 1e-5,
+        "softmax: {weighted} vs {alone}"
+    );
 }
 
 #[test]

@@ -517,6 +517,7 @@ function refreshAll() {
   renderLabelToggles();
   renderVolumeTable();
   renderCompare();
+  editing?.render();
   drawViews();
   setViewerState(state.shown?.volume ? 'ready' : 'empty');
 }

@@ -166,7 +166,8 @@ function undoRedo(redo) {
   }
 }
 
-/** Buttons, counts and the label picker after any change. */
+/** Buttons, counts and the label picker after any change (app.js's refreshAll; not on every
+ * redraw: the counts read the whole map). */
 function render() {
   const layer = corrected();
   const labels = layer?.labels;
@@ -188,7 +189,6 @@ function render() {
 
 /** The model's map on the slice last painted, beside the views (#side-by-side). */
 function drawSideBySide() {
-  render();
   const show = $('side-by-side').checked && Boolean(state.layers.prediction) && Boolean(state.shown?.volume);
   $('model-figure').hidden = !show;
   if (!show) return;
@@ -220,6 +220,7 @@ function onKey(event) {
 
 function toggleOverlay() {
   state.overlayHidden = !state.overlayHidden;
+  $('overlay-visible').checked = !state.overlayHidden;
   app.drawViews();
 }
 
@@ -378,7 +379,8 @@ function pixelOf(axis, voxel) {
 }
 
 /** Wire the tools and Teach to the page `context` (app.js's state and functions); returns
- * {drawSideBySide, setBusy, api} (api: the window.brainmvp hooks listed above). */
+ * {drawSideBySide, render, setBusy, api} (render: the tools' buttons, counts and label picker
+ * after a change; api: the window.brainmvp hooks listed above). */
 export function initEditing(context) {
   app = context;
   ({ state, wasm, seg, $ } = context);
@@ -386,6 +388,7 @@ export function initEditing(context) {
   applyTool();
   return {
     drawSideBySide,
+    render,
     setBusy,
     api: {
       pixelOf,

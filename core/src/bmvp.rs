@@ -23,9 +23,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::finetune::cutmix::TemplateBank;
 use crate::inference::segment::{init_model, SegmenterManifest};
 use crate::model::UniUnet;
+use crate::template_bank::TemplateBank;
 use crate::volume::Affine;
 use crate::{Error, Modality, Result, Volume};
 

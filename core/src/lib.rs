@@ -11,7 +11,9 @@
 //!   [`kernels`] (fused CPU kernels), [`official`] (the official checkpoints' names and layouts);
 //! - pre-training: [`pretext`] (masking, views, templates, contrastive loss), [`pretrain`] (the
 //!   network and its losses);
-//! - fine-tuning and use: [`finetune`] (labels, encoder transfer, cut-mix, splits, few-shot),
+//! - fine-tuning and use: [`labels`] (label schemes: targets, losses, decoding),
+//!   [`template_bank`] (the exported modality templates), [`finetune`] (encoder transfer,
+//!   cut-mix, splits, few-shot),
 //!   [`correction`] (hand corrections of a label map and the weights of teaching from them),
 //!   [`losses`], [`metrics`], [`classification`], [`inference`] (sliding window and case
 //!   segmentation), [`postprocess`], [`bmvp`] (the one-file model);
@@ -28,6 +30,7 @@ pub mod error;
 pub mod finetune;
 pub mod inference;
 pub mod kernels;
+pub mod labels;
 pub mod losses;
 pub mod metrics;
 pub mod modality;
@@ -41,6 +44,7 @@ pub mod pretext;
 pub mod pretrain;
 pub mod rng;
 pub mod synth;
+pub mod template_bank;
 pub mod volume;
 
 #[cfg(feature = "fs")]

@@ -1,7 +1,7 @@
 //! The tiny UniUnet learns a segmentation that is a simple function of the input: a few Adam
 //! (60, seeded) steps on bright blobs raise the Dice of the decoded prediction far above the untrained one's.
 
-use brainmvp_core::finetune::labels::LabelScheme;
+use brainmvp_core::labels::LabelScheme;
 use brainmvp_core::model::{EncoderPreset, UniUnetConfig};
 use brainmvp_core::rng::Rng;
 use burn::backend::{Autodiff, Flex};

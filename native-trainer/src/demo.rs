@@ -6,9 +6,9 @@
 
 use anyhow::{Context, Result};
 use brainmvp_core::cache::{summarize, CacheReader, PrepareConfig};
-use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::inference::segment::InferenceOptions;
 use brainmvp_core::inference::SlidingWindowConfig;
+use brainmvp_core::labels::LabelScheme;
 use brainmvp_core::loader::{Loader, LoaderConfig};
 use brainmvp_core::model::EncoderPreset;
 use brainmvp_core::postprocess::PostprocessConfig;

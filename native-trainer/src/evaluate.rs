@@ -16,8 +16,8 @@ pub mod real_cases;
 
 use brainmvp_core::cohort::discover::discover;
 use brainmvp_core::cohort::naming::{classify_file_name, nifti_stem, FileRole};
-use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::fs::write_atomic;
+use brainmvp_core::labels::LabelScheme;
 use brainmvp_core::metrics::RegionScores;
 use brainmvp_core::nifti::read_path;
 use brainmvp_core::{Affine, Error, Result, Volume};

@@ -4,11 +4,11 @@
 
 use anyhow::{bail, Context, Result};
 use brainmvp_core::bmvp::{BmvpModel, WeightPrecision, BMVP_EXTENSION};
-use brainmvp_core::finetune::cutmix::TemplateBank;
 use brainmvp_core::inference::segment::{
     init_model, SegmenterManifest, MANIFEST_FILE, TEMPLATES_DIR, WEIGHTS_FILE,
 };
 use brainmvp_core::model::UniUnet;
+use brainmvp_core::template_bank::TemplateBank;
 use brainmvp_core::{Modality, Volume};
 use burn::module::Module;
 use burn::tensor::backend::Backend;

@@ -4,9 +4,9 @@
 //! BraTS-preprocessed is warned about first (`input check:` lines on stderr).
 
 use anyhow::Context;
-use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::inference::input_check::check_input;
 use brainmvp_core::inference::segment::{measure_labels, InferenceOptions, Segmenter};
+use brainmvp_core::labels::LabelScheme;
 use brainmvp_core::Modality;
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -126,7 +126,7 @@ pub fn modality_names() -> js_sys::Array {
 #[wasm_bindgen(js_name = bratsLabelName)]
 pub fn brats_label_name(value: u8) -> Option<String> {
     let enhancing = if value == 3 { 3 } else { 4 };
-    brainmvp_core::finetune::labels::brats_label_name(value, enhancing)
+    brainmvp_core::labels::brats_label_name(value, enhancing)
         .filter(|_| value > 0)
         .map(str::to_string)
 }

@@ -18,7 +18,6 @@ use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 
-use super::cutmix::{fill_missing, TemplateBank};
 use crate::correction::{TeachingFocus, WeightClass};
 use crate::crops::{copy_crop, crop_start, crop_start_containing, flip_in_place};
 use crate::inference::segment::SegmenterManifest;
@@ -26,6 +25,7 @@ use crate::model::batch_norm::with_running_statistics;
 use crate::model::UniUnet;
 use crate::preprocess::preprocess_images;
 use crate::rng::Rng;
+use crate::template_bank::{fill_missing, TemplateBank};
 use crate::{Error, Modality, Result, Volume};
 
 /// One labelled case as the user gives it: raw images and the label map on their grid.

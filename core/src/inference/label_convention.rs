@@ -6,7 +6,7 @@
 
 use super::segment::Segmentation;
 use crate::cohort::naming::{parse_file_name, NamingScheme};
-use crate::finetune::labels::LabelScheme;
+use crate::labels::LabelScheme;
 
 /// Enhancing label of BraTS 2021 (and of the models trained on it).
 pub const BRATS2021_ENHANCING: u8 = 4;

@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use super::sliding_window::SlidingWindowConfig;
 use super::window_jobs::{decode_probabilities, WindowJobs};
-use crate::finetune::cutmix::{fill_missing, TemplateBank};
-use crate::finetune::labels::LabelScheme;
+use crate::labels::LabelScheme;
 use crate::model::{UniUnet, UniUnetConfig};
 use crate::postprocess::{postprocess_brats, PostprocessConfig, PostprocessReport};
 use crate::preprocess::{preprocess_images, GridRecord, PreprocessConfig};
+use crate::template_bank::{fill_missing, TemplateBank};
 use crate::{Error, Modality, Result, Volume};
 
 /// The `format` of `model.json`.

@@ -11,7 +11,7 @@ use std::ops::Range;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
 use super::sliding_window::{window_batch_from, window_count, SlidingWindowConfig, WindowRun};
-use crate::finetune::labels::LabelScheme;
+use crate::labels::LabelScheme;
 use crate::{Error, Result};
 
 /// The axis sets (burn's z, y, x = 2, 3, 4) a prediction is mirrored along: none, or all 8.

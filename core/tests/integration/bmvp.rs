@@ -3,9 +3,9 @@
 
 use crate::support::B;
 use brainmvp_core::bmvp::{BmvpModel, WeightPrecision};
-use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
 use brainmvp_core::inference::SlidingWindowConfig;
+use brainmvp_core::labels::LabelScheme;
 use brainmvp_core::model::{EncoderPreset, UniUnet, UniUnetConfig};
 use brainmvp_core::preprocess::PreprocessConfig;
 use brainmvp_core::volume::IDENTITY;

@@ -3,9 +3,10 @@
 //! cut-mix replaces (never all, 1 to 3 of 4, at the configured rate, deterministic by seed), filling
 //! missing modalities, and the errors.
 
-use brainmvp_core::finetune::cutmix::{cut_mix, fill_missing, CutMixConfig, TemplateBank};
+use brainmvp_core::finetune::cutmix::{cut_mix, CutMixConfig};
 use brainmvp_core::loader::flip_in_place;
 use brainmvp_core::rng::Rng;
+use brainmvp_core::template_bank::{fill_missing, TemplateBank};
 use brainmvp_core::volume::IDENTITY;
 use brainmvp_core::{Modality, Volume};
 

@@ -2,7 +2,7 @@
 //! match the core losses they wrap, scores match the metrics, bad input is refused.
 
 use crate::support::B;
-use brainmvp_core::finetune::labels::LabelScheme;
+use brainmvp_core::labels::LabelScheme;
 use brainmvp_core::losses::{brats_targets, sigmoid_dice_bce};
 use burn::tensor::{Tensor, TensorData};
 

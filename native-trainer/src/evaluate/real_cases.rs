@@ -19,8 +19,8 @@ use super::{
 };
 use crate::model_folder::{load_segmenter, LoadedSegmenter};
 use brainmvp_core::cohort::naming::{parse_file_name, FileRole};
-use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::inference::segment::InferenceOptions;
+use brainmvp_core::labels::LabelScheme;
 use brainmvp_core::metrics::detect_enhancing_label;
 use brainmvp_core::metrics::RegionScores;
 use brainmvp_core::{Error, Modality, Result, Volume};

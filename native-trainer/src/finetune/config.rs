@@ -4,8 +4,8 @@
 use anyhow::{bail, Result};
 use brainmvp_core::finetune::cutmix::CutMixConfig;
 use brainmvp_core::finetune::init::FirstEmbedding;
-use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::inference::SlidingWindowConfig;
+use brainmvp_core::labels::LabelScheme;
 use brainmvp_core::loader::LoaderConfig;
 use brainmvp_core::model::EncoderPreset;
 use brainmvp_core::preprocess::Pipeline;

@@ -3,10 +3,11 @@
 
 use anyhow::{bail, Result};
 use brainmvp_core::cache::CacheReader;
-use brainmvp_core::finetune::cutmix::{cut_mix, fill_missing, CutMixConfig, TemplateBank};
+use brainmvp_core::finetune::cutmix::{cut_mix, CutMixConfig};
 use brainmvp_core::inference::segment::stack_channels;
 use brainmvp_core::loader::Batch;
 use brainmvp_core::rng::Rng;
+use brainmvp_core::template_bank::{fill_missing, TemplateBank};
 use brainmvp_core::{Modality, Volume};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 

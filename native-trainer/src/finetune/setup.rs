@@ -4,13 +4,13 @@
 
 use anyhow::{bail, Result};
 use brainmvp_core::cache::CacheReader;
-use brainmvp_core::finetune::cutmix::TemplateBank;
 use brainmvp_core::finetune::init::transfer_encoder;
-use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::finetune::split::{label_fraction, split_subjects};
 use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
+use brainmvp_core::labels::LabelScheme;
 use brainmvp_core::model::{EncoderPreset, UniUnet, UniUnetConfig, Uniformer};
 use brainmvp_core::preprocess::PreprocessConfig;
+use brainmvp_core::template_bank::TemplateBank;
 use brainmvp_core::Modality;
 use burn::tensor::backend::AutodiffBackend;
 use std::path::PathBuf;

@@ -4,9 +4,9 @@
 
 use anyhow::{bail, Result};
 use brainmvp_core::bmvp::{BmvpModel, WeightPrecision};
-use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
 use brainmvp_core::inference::SlidingWindowConfig;
+use brainmvp_core::labels::LabelScheme;
 use brainmvp_core::model::{EncoderPreset, UniUnetConfig};
 use brainmvp_core::preprocess::PreprocessConfig;
 use brainmvp_core::pretrain::model::Encoder;

@@ -6,7 +6,7 @@
 mod brats;
 
 use crate::support::{brainmvp_output, scratch, text};
-use brainmvp_core::finetune::labels::LabelScheme;
+use brainmvp_core::labels::LabelScheme;
 use brainmvp_core::nifti::{write_f32, write_u8};
 use brainmvp_core::{Affine, Volume};
 use brainmvp_trainer::evaluate::{evaluate_folders, score_case, LabelsChoice};

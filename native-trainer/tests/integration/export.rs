@@ -9,9 +9,9 @@ use std::process::Output;
 use std::sync::OnceLock;
 
 use brainmvp_core::bmvp::{BmvpModel, WeightPrecision};
-use brainmvp_core::finetune::labels::LabelScheme;
 use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
 use brainmvp_core::inference::SlidingWindowConfig;
+use brainmvp_core::labels::LabelScheme;
 use brainmvp_core::model::{EncoderPreset, UniUnetConfig};
 use brainmvp_core::nifti::read_path;
 use brainmvp_core::preprocess::PreprocessConfig;

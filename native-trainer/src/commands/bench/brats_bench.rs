@@ -6,7 +6,7 @@
 use crate::evaluate::brats::score_brats_case;
 use crate::evaluate::{read_label_map, LabelsChoice};
 use anyhow::{ensure, Context};
-use brainmvp_core::finetune::labels::LabelScheme;
+use brainmvp_core::labels::LabelScheme;
 use brainmvp_core::metrics::brats_region::LesionMetric;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -392,6 +392,8 @@ test('the corrected map and its mask download as NIfTI on the input grid, load a
     for (const value of map.data) if (value) expected[value] = (expected[value] ?? 0) + 1;
     assert.deepEqual(counts, expected);
     await page.setInputFiles('#corrections-file', maskFile);
+    // The page reads the file asynchronously: wait for the marks to arrive.
+    await page.waitForFunction(() => (window.brainmvp.editState()?.corrected ?? 0) > 0, null, { timeout: 30_000 });
     assert.equal((await page.evaluate(() => window.brainmvp.editState())).corrected, marked);
     await page.evaluate((cursor) => window.brainmvp.setCursor(cursor), toRas([45, 54, z + 1], truth));
     await paintRun(page, [toRas([30, 40, z + 1], truth)]);

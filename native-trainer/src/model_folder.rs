@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use brainmvp_core::bmvp::{BmvpModel, WeightPrecision, BMVP_EXTENSION};
 use brainmvp_core::inference::segment::{
-    init_model, SegmenterManifest, MANIFEST_FILE, TEMPLATES_DIR, WEIGHTS_FILE,
+    init_model, SegmenterManifest, MODEL_MANIFEST_FILE, TEMPLATES_DIR, WEIGHTS_FILE,
 };
 use brainmvp_core::model::UniUnet;
 use brainmvp_core::template_bank::TemplateBank;
@@ -78,7 +78,7 @@ fn write_segmenter<B: Backend>(
         }
     }
     let json = serde_json::to_string_pretty(&manifest)?;
-    write_atomic(&partial.join(MANIFEST_FILE), |file| {
+    write_atomic(&partial.join(MODEL_MANIFEST_FILE), |file| {
         file.write_all(json.as_bytes())
     })?;
     Ok(())
@@ -144,7 +144,7 @@ pub fn load_segmenter<B: Backend>(dir: &Path, device: &B::Device) -> Result<Load
         });
     }
     let dir = folder_of(dir);
-    let manifest_path = dir.join(MANIFEST_FILE);
+    let manifest_path = dir.join(MODEL_MANIFEST_FILE);
     let text = std::fs::read_to_string(&manifest_path).with_context(|| {
         format!(
             "{}: cannot read (is this a brainmvp model folder?)",

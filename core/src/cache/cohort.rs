@@ -44,7 +44,7 @@ impl Manifest {
     pub fn prepare_config(&self) -> Result<PrepareConfig> {
         serde_json::from_value(self.config.clone()).map_err(|e| {
             Error::new(
-                super::MANIFEST_FILE,
+                super::CACHE_MANIFEST_FILE,
                 format!("invalid prepare configuration: {e}"),
             )
         })

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Name of the manifest file inside a cache folder.
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub const CACHE_MANIFEST_FILE: &str = "manifest.json";
 /// Value of [`Manifest::format`].
 pub const FORMAT_NAME: &str = "brainmvp-cache";
 /// Version of the on-disk layout; readers refuse any other.
@@ -180,7 +180,7 @@ impl Manifest {
 
     /// Read and check `dir/manifest.json`.
     pub fn load(dir: &Path) -> Result<Self> {
-        let path = dir.join(MANIFEST_FILE);
+        let path = dir.join(CACHE_MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
         Self::from_json(&text, &path.display().to_string())
     }

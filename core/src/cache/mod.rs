@@ -20,7 +20,7 @@ pub mod summary;
 
 pub use cohort::{prepare_cohort, PrepareConfig};
 pub use manifest::{
-    CacheDtype, FailedSubject, Manifest, SubjectEntry, FORMAT_VERSION, MANIFEST_FILE,
+    CacheDtype, FailedSubject, Manifest, SubjectEntry, CACHE_MANIFEST_FILE, FORMAT_VERSION,
 };
 pub use prepare::{prepare_subjects, PrepareProgress, SubjectOutcome, WriteOptions};
 pub use reader::CacheReader;

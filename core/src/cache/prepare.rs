@@ -2,7 +2,7 @@
 //! record after its volumes, the manifest last. Re-running skips subjects that are already complete.
 
 use super::files::{self, file_stem, SUBJECT_RECORD_SUFFIX};
-use super::manifest::{CacheDtype, FailedSubject, Manifest, SubjectEntry, MANIFEST_FILE};
+use super::manifest::{CacheDtype, FailedSubject, Manifest, SubjectEntry, CACHE_MANIFEST_FILE};
 use crate::preprocess::PreprocessedSubject;
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -68,7 +68,7 @@ where
     check_unique_stems(ids).map_err(|cause| Error::new(&out_name, cause))?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(&out_name, e))?;
     // A manifest only ever describes a finished run: drop the old one before touching any file.
-    let manifest_path = out.join(MANIFEST_FILE);
+    let manifest_path = out.join(CACHE_MANIFEST_FILE);
     match std::fs::remove_file(&manifest_path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(Error::io(manifest_path.display(), e))
@@ -142,7 +142,9 @@ fn finish(
     }
     let manifest = Manifest::new(options.config.clone(), entries, failures);
     let json = manifest.to_json();
-    crate::fs::write_atomic(&out.join(MANIFEST_FILE), |w| w.write_all(json.as_bytes()))?;
+    crate::fs::write_atomic(&out.join(CACHE_MANIFEST_FILE), |w| {
+        w.write_all(json.as_bytes())
+    })?;
     Ok(manifest)
 }
 

@@ -23,7 +23,7 @@ pub const SEGMENTER_FORMAT: &str = "brainmvp-segmenter";
 /// The current manifest version.
 pub const SEGMENTER_VERSION: u32 = 1;
 /// File names inside a model folder.
-pub const MANIFEST_FILE: &str = "model.json";
+pub const MODEL_MANIFEST_FILE: &str = "model.json";
 /// The weights inside a model folder.
 pub const WEIGHTS_FILE: &str = "model.mpk";
 /// The templates folder inside a model folder.

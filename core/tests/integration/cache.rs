@@ -4,7 +4,7 @@
 use crate::support::scratch;
 use brainmvp_core::cache::{
     prepare_subjects, CacheDtype, CacheReader, Manifest, PrepareProgress, SubjectOutcome,
-    WriteOptions, MANIFEST_FILE,
+    WriteOptions, CACHE_MANIFEST_FILE,
 };
 use brainmvp_core::loader::{flip_in_place, Loader, LoaderConfig, Sampler};
 use brainmvp_core::nifti::Reorientation;
@@ -268,7 +268,7 @@ fn damaged_caches_give_errors_naming_the_file() {
     assert_eq!(err.context, file.display().to_string(), "{err}");
     std::fs::write(&file, &bytes).unwrap();
 
-    let manifest_path = dir.join(MANIFEST_FILE);
+    let manifest_path = dir.join(CACHE_MANIFEST_FILE);
     let text = std::fs::read_to_string(&manifest_path).unwrap();
     std::fs::write(&manifest_path, &text[..text.len() / 2]).unwrap();
     let err = open_error(&dir);
@@ -328,7 +328,7 @@ fn resume_after_a_killed_run_redoes_only_incomplete_subjects() {
     let original = std::fs::read(dir.join("s02_flair.f16")).unwrap();
 
     // Simulated kill: no manifest yet, one volume of s02 missing, a half-written temp file.
-    std::fs::remove_file(dir.join(MANIFEST_FILE)).unwrap();
+    std::fs::remove_file(dir.join(CACHE_MANIFEST_FILE)).unwrap();
     std::fs::remove_file(dir.join("s02_flair.f16")).unwrap();
     std::fs::write(dir.join("s03_t2.f16.tmp"), b"partial").unwrap();
     assert!(CacheReader::open(&dir).is_err());
@@ -381,7 +381,7 @@ fn failed_subjects_are_left_out_unless_all_fail() {
     let (result, _, _) = prepare_counting(&dir_all, &subjects, &opts, &["s01", "s02", "s03"]);
     let err = result.unwrap_err();
     assert!(err.cause.starts_with("all 3 subjects failed"), "{err}");
-    assert!(!dir_all.join(MANIFEST_FILE).exists());
+    assert!(!dir_all.join(CACHE_MANIFEST_FILE).exists());
 
     // Subjects whose grids disagree are failures, not panics.
     let mut broken = cohort();

@@ -84,8 +84,8 @@ ROWS = {
 }
 # --quick: what each row shrinks to.
 QUICK = {
-    "window96": {"size": [32, 32, 32], "roi": 32, "encoder": "tiny"},
-    "case240": {"size": [64, 48, 40], "roi": 32, "encoder": "tiny"},
+    "window96": {"size": [32, 32, 32], "roi": 32, "encoder": "uniformer-tiny"},
+    "case240": {"size": [64, 48, 40], "roi": 32, "encoder": "uniformer-tiny"},
     "pretrain-s-32": {"crop": 16},
     "pretrain-s-96": {"crop": 16},
 }
@@ -310,7 +310,7 @@ def timed_runs(step, warmup, repeats, label):
 def official_uniunet(mg, settings):
     """The official fine-tuning UniUnet, as make_golden builds it (eval mode: multi_scale=True
     builds two 1x1x1 deep-supervision heads that only run in training mode)."""
-    cfg = mg.Config(settings["encoder"] == "small")
+    cfg = mg.Config(settings["encoder"] == "uniformer-s")
     mg.small_classes(cfg)
     model = mg.down.UniUnet(input_shape=settings["roi"], in_channels=4, out_channels=3,
                             init_channels=cfg.widths[0], multi_scale=True)
@@ -633,7 +633,7 @@ def parse_args():
                         help="most timed runs of the big rows (case240, pretrain-s-96)")
     parser.add_argument("--mem-limit-gib", type=float, default=22.0)
     parser.add_argument("--timeout-s", type=float, default=3600.0)
-    parser.add_argument("--encoder", choices=("small", "tiny"), default="small",
+    parser.add_argument("--encoder", choices=("uniformer-s", "uniformer-tiny"), default="uniformer-s",
                         help="UniUnet encoder of the window96/case240 rows, both sides")
     parser.add_argument("--quick", action="store_true", help="shrink every row (plumbing check)")
     parser.add_argument("--side", choices=("both", "pytorch", "brainmvp"), default="both")

@@ -132,6 +132,6 @@ export function templates(model) {
  * kernels, estimatedBytes, memory, wasmMemoryBytes}; `kernels: false` times the CPU backend with
  * burn's own operations (before/after); wasmMemoryBytes: the worker's wasm memory afterwards (its
  * high-water mark). */
-export function bench({ preset = 'tiny', roi = 96, repeats = 2, forceCpu = false, kernels = true, backend = 'webgpu' } = {}) {
+export function bench({ preset = 'uniformer-tiny', roi = 96, repeats = 2, forceCpu = false, kernels = true, backend = 'webgpu' } = {}) {
   return request({ type: 'bench', preset, roi, repeats, forceCpu, kernels, backend });
 }

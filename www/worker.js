@@ -10,7 +10,7 @@
 //                 weights?: {name, bytes}}], steps, lr, focus?}   (weights: a taught case's weight
 //                 classes; focus: 'corrected-slices' | 'up-weighted')
 //               {type: 'templates', id, modelName, model}
-//               {type: 'bench', id, preset: 'tiny' | 'small', roi, repeats, kernels}
+//               {type: 'bench', id, preset: 'uniformer-tiny' | 'uniformer-s', roi, repeats, kernels}
 //               {type: 'backend', id}   (which backend the job would use, and why)
 //               {type: 'inspect', id, modelName, model}   (what the model is, the memory it needs)
 //               every job message may carry backend: 'auto' (default) | 'webgpu' | 'cpu'

@@ -23,7 +23,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::inference::segment::{init_model, SegmenterManifest};
+use crate::inference::segment::{build_model, SegmenterManifest};
 use crate::model::UniUnet;
 use crate::template_bank::TemplateBank;
 use crate::volume::Affine;
@@ -240,7 +240,7 @@ impl BmvpModel {
 
     /// The network of the manifest with the stored weights, on `device`.
     pub fn load_model<B: Backend>(&self, device: &B::Device) -> Result<UniUnet<B>> {
-        let fresh = init_model::<B>(&self.manifest, device)?;
+        let fresh = build_model::<B>(&self.manifest, device)?;
         let mut assign = Assign {
             tensors: &self.tensors,
             next: 0,

@@ -58,5 +58,9 @@ pub mod loader;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub use error::{Error, Result};
+
 pub use modality::Modality;
+/// The `with_<field>` builders of [`config!`] name their methods with it.
+#[doc(hidden)]
+pub use pastey as __pastey;
 pub use volume::{Affine, Volume};

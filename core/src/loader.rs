@@ -326,7 +326,7 @@ impl Sampler {
 }
 
 /// Prefetching iterator over batches `start_step, start_step + stride, ...` (endless; use `take`;
-/// the stride is 1 except for data-parallel peers, see [`Loader::strided`]).
+/// the stride is 1 except for data-parallel ranks, see [`Loader::strided`]).
 ///
 /// Worker `w` of `W` makes the `w + k·W`-th of those steps into its own bounded queue; the iterator
 /// takes them round-robin, which restores the step order. Dropping the loader stops the workers.
@@ -346,8 +346,8 @@ impl Loader {
         Self::strided(reader, config, start_step, 1)
     }
 
-    /// A loader over every `stride`-th batch from `start_step`: data-parallel peer `r` of `P`
-    /// takes `strided(.., first_step · P + r, P)`, so the peers together see exactly the batches
+    /// A loader over every `stride`-th batch from `start_step`: data-parallel rank `r` of `P`
+    /// takes `strided(.., first_step · P + r, P)`, so the ranks together see exactly the batches
     /// of a single loader, each batch once.
     pub fn strided(
         reader: Arc<CacheReader>,

@@ -19,17 +19,19 @@ use crate::{Error, Result, Volume};
 const NECROSIS: u8 = 1;
 const OEDEMA: u8 = 2;
 
-/// Which post-processing steps run (all off by default: the network's output as it is).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct PostprocessConfig {
-    /// Components under this volume (ml) are removed (WT) or relabelled (TC → oedema,
-    /// ET → necrotic core); 0 keeps every component.
-    pub min_component_ml: f64,
-    /// Keep only the largest whole-tumour component.
-    pub keep_largest: bool,
-    /// Label background and oedema enclosed by the tumour core as necrotic core.
-    pub fill_core_holes: bool,
+crate::config! {
+    /// Which post-processing steps run (all off by default: the network's output as it is).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+    pub struct PostprocessConfig {
+        /// Components under this volume (ml) are removed (WT) or relabelled (TC → oedema,
+        /// ET → necrotic core); 0 keeps every component.
+        pub min_component_ml: f64 = 0.0,
+        /// Keep only the largest whole-tumour component.
+        pub keep_largest: bool = false,
+        /// Label background and oedema enclosed by the tumour core as necrotic core.
+        pub fill_core_holes: bool = false,
+    }
 }
 
 impl PostprocessConfig {

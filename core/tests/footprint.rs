@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use brainmvp_core::model::footprint::WindowFootprint;
-use brainmvp_core::model::{EncoderPreset, UniUnetConfig};
+use brainmvp_core::model::{Architecture, UniUnetConfig};
 use burn::backend::Flex;
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
@@ -70,7 +70,7 @@ fn measured_peak(config: &UniUnetConfig, roi: usize, batch: usize) -> (u64, Wind
     )
 }
 
-fn assert_close(preset: EncoderPreset, roi: usize, batch: usize) {
+fn assert_close(preset: Architecture, roi: usize, batch: usize) {
     let config = UniUnetConfig::new(4, 3).with_encoder(preset);
     let (measured, estimate) = measured_peak(&config, roi, batch);
     let ratio = estimate.peak_activation_bytes as f64 / measured as f64;
@@ -87,13 +87,13 @@ fn assert_close(preset: EncoderPreset, roi: usize, batch: usize) {
 
 #[test]
 fn the_tiny_model_peak_is_estimated_within_its_bounds() {
-    assert_close(EncoderPreset::Tiny, 32, 1);
-    assert_close(EncoderPreset::Tiny, 64, 1);
-    assert_close(EncoderPreset::Tiny, 32, 2);
+    assert_close(Architecture::UniformerTiny, 32, 1);
+    assert_close(Architecture::UniformerTiny, 64, 1);
+    assert_close(Architecture::UniformerTiny, 32, 2);
 }
 
 #[test]
 fn the_official_model_peak_is_estimated_within_its_bounds() {
-    assert_close(EncoderPreset::Small, 32, 1);
-    assert_close(EncoderPreset::Small, 64, 1);
+    assert_close(Architecture::UniformerS, 32, 1);
+    assert_close(Architecture::UniformerS, 64, 1);
 }

@@ -2,7 +2,7 @@
 //! (60, seeded) steps on bright blobs raise the Dice of the decoded prediction far above the untrained one's.
 
 use brainmvp_core::labels::LabelScheme;
-use brainmvp_core::model::{EncoderPreset, UniUnetConfig};
+use brainmvp_core::model::{Architecture, UniUnetConfig};
 use brainmvp_core::rng::Rng;
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
@@ -69,7 +69,7 @@ fn a_few_adam_steps_learn_bright_blobs() {
     <AD as burn::tensor::backend::Backend>::seed(&device, 1);
     let scheme = LabelScheme::Brats { enhancing_label: 4 };
     let mut model = UniUnetConfig::new(2, 3)
-        .with_encoder(EncoderPreset::Tiny)
+        .with_encoder(Architecture::UniformerTiny)
         .with_deep_supervision(true)
         .init::<AD>(&device)
         .unwrap();

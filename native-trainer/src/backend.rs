@@ -1,5 +1,5 @@
 //! Which burn backend and devices a job runs on, from `--device`:
-//! `cpu` (burn-flex, the default), `cpu:N` (N data-parallel CPU peers, for testing the
+//! `cpu` (burn-flex, the default), `cpu:N` (N data-parallel CPU ranks, for testing the
 //! multi-device path), `cuda` / `cuda:0,1,2,3` (feature `cuda`), and (feature `wgpu`) `wgpu` (the
 //! best adapter), `wgpu:0,1` (discrete GPUs by index), `wgpu:integrated`, `wgpu:integrated1`,
 //! `wgpu:virtual`, `wgpu:cpu` (a CPU adapter such as Mesa's lavapipe). A wgpu adapter that does not
@@ -10,8 +10,8 @@ use anyhow::{bail, Result};
 /// A parsed `--device`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceSpec {
-    /// `peers` CPU peers (1 = plain CPU training).
-    Cpu { peers: usize },
+    /// `ranks` CPU ranks (1 = plain CPU training).
+    Cpu { ranks: usize },
     /// CUDA devices by index.
     Cuda(Vec<usize>),
     /// wgpu adapters.
@@ -89,14 +89,14 @@ impl DeviceSpec {
         };
         match kind {
             "cpu" => {
-                let peers = match list {
+                let ranks = match list {
                     None => 1,
                     Some(count) => match count.parse::<usize>() {
-                        Ok(peers) if peers >= 1 => peers,
+                        Ok(ranks) if ranks >= 1 => ranks,
                         _ => bail!("--device {text:?}: expected cpu:N with N >= 1"),
                     },
                 };
-                Ok(Self::Cpu { peers })
+                Ok(Self::Cpu { ranks })
             }
             "cuda" => Ok(Self::Cuda(indices(list)?)),
             "wgpu" => {
@@ -127,11 +127,11 @@ impl DeviceSpec {
 impl DeviceSpec {
     /// The device of one process of a launched job (`mpirun`, `srun`, `torchrun`): `cuda` or
     /// `wgpu` without an index take GPU `local_rank`, as `torchrun` does; an explicit single index
-    /// stays; several devices or CPU peers are refused (one device per process).
+    /// stays; several devices or CPU ranks are refused (one device per process).
     pub fn for_local_rank(self, text: &str, local_rank: usize) -> Result<Self> {
         let explicit = text.contains(':');
         match self {
-            Self::Cpu { peers: 1 } => Ok(self),
+            Self::Cpu { ranks: 1 } => Ok(self),
             Self::Cuda(_) if !explicit => Ok(Self::Cuda(vec![local_rank])),
             Self::Wgpu(_) if !explicit => Ok(Self::Wgpu(vec![WgpuAdapter {
                 kind: WgpuKind::Discrete,
@@ -153,10 +153,10 @@ impl DeviceSpec {
 macro_rules! with_autodiff_backend {
     ($spec:expr, |$backend:ident, $devices:ident| $body:expr) => {{
         match $spec {
-            $crate::backend::DeviceSpec::Cpu { peers } => {
+            $crate::backend::DeviceSpec::Cpu { ranks } => {
                 type $backend = burn::backend::Autodiff<burn::backend::Flex>;
                 let $devices: Vec<burn::backend::flex::FlexDevice> =
-                    (0..peers).map(|_| Default::default()).collect();
+                    (0..ranks).map(|_| Default::default()).collect();
                 $body
             }
             #[cfg(feature = "cuda")]
@@ -192,11 +192,11 @@ mod tests {
     fn device_lists_parse() {
         assert_eq!(
             DeviceSpec::parse("cpu").unwrap(),
-            DeviceSpec::Cpu { peers: 1 }
+            DeviceSpec::Cpu { ranks: 1 }
         );
         assert_eq!(
             DeviceSpec::parse("cpu:2").unwrap(),
-            DeviceSpec::Cpu { peers: 2 }
+            DeviceSpec::Cpu { ranks: 2 }
         );
         assert_eq!(
             DeviceSpec::parse("cuda").unwrap(),

@@ -134,20 +134,20 @@ fn score_bmvp(bmvp: &BmvpModel, cases: &[CheckCase]) -> Result<(f64, Vec<Vec<u8>
         let segmentation =
             segmenter.segment(&case.id, images, &Default::default(), &device, |_, _| {})?;
         let truth = read_label_map(&case.label)?;
-        if truth.dims != segmentation.labels.dims {
+        if truth.dims != segmentation.label_map.dims {
             bail!(
                 "{}: label map on another grid than the images",
                 case.label.display()
             );
         }
         let scores = bmvp.manifest.labels.score(
-            &segmentation.labels.data,
+            &segmentation.label_map.data,
             &truth.data,
             truth.dims,
             truth.spacing(),
         )?;
         total += scores.iter().map(|s| s.dice).sum::<f64>() / scores.len().max(1) as f64;
-        predictions.push(segmentation.labels.data);
+        predictions.push(segmentation.label_map.data);
     }
     Ok((total / cases.len() as f64, predictions))
 }

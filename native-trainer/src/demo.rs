@@ -10,10 +10,9 @@ use brainmvp_core::inference::segment::InferenceOptions;
 use brainmvp_core::inference::SlidingWindowConfig;
 use brainmvp_core::labels::LabelScheme;
 use brainmvp_core::loader::{Loader, LoaderConfig};
-use brainmvp_core::model::EncoderPreset;
+use brainmvp_core::model::Architecture;
 use brainmvp_core::postprocess::PostprocessConfig;
 use brainmvp_core::pretext::template_init::TemplateInit;
-use brainmvp_core::pretrain::Architecture;
 use brainmvp_core::synth::SynthConfig;
 use brainmvp_core::Modality;
 use burn::tensor::backend::AutodiffBackend;
@@ -76,7 +75,7 @@ pub fn demo_config(
     let mut finetune = FinetuneConfig {
         cache: out.join("cache"),
         seed,
-        encoder: EncoderPreset::Tiny,
+        encoder: Architecture::UniformerTiny,
         modalities,
         labels: Some(LabelScheme::Brats { enhancing_label: 4 }),
         steps: steps[1],

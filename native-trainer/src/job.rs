@@ -108,6 +108,46 @@ mod tests {
         defaults_and_printing_agree::<brainmvp_core::cache::PrepareConfig>();
     }
 
+    /// Unknown keys are refused by name in nested sections too; the backbone has one spelling
+    /// everywhere, and the old fine-tuning spellings still read.
+    #[test]
+    fn nested_unknown_keys_are_refused_and_old_encoder_spellings_still_read() {
+        use brainmvp_core::model::Architecture;
+        let err = toml::from_str::<brainmvp_core::cache::PrepareConfig>(
+            "[preprocess]\ntarget_spacing = 2.0\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `target_spacing`"), "{err}");
+        let err = toml::from_str::<crate::pretrain::PretrainConfig>("[model]\narchitecture = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `architecture`"), "{err}");
+        let pretrain: crate::pretrain::PretrainConfig =
+            toml::from_str("[model]\narch = \"uniformer-tiny\"\n").unwrap();
+        assert_eq!(pretrain.model.arch, Architecture::UniformerTiny);
+        for (text, arch) in [
+            ("encoder = \"uniformer-tiny\"", Architecture::UniformerTiny),
+            ("encoder = \"uniformer-s\"", Architecture::UniformerS),
+            ("encoder = \"Tiny\"", Architecture::UniformerTiny),
+            ("encoder = \"Small\"", Architecture::UniformerS),
+        ] {
+            let job: FinetuneConfig = toml::from_str(text).unwrap();
+            assert_eq!(job.encoder, arch, "{text}");
+            assert!(job
+                .to_toml()
+                .unwrap()
+                .contains(&format!("encoder = \"{arch}\"")));
+        }
+        let err = toml::from_str::<FinetuneConfig>("encoder = \"resnet\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("uniformer-s, uniformer-tiny or unet3d"),
+            "{err}"
+        );
+    }
+
     /// `[data]` takes the loader's keys with each job's defaults; unknown keys and the keys a job
     /// sets itself are refused, naming the key.
     #[test]

@@ -18,6 +18,7 @@
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 pub mod allocator;
 pub mod backend;
+pub mod bench;
 pub mod bmvp;
 pub mod checkpoint;
 pub mod cohort;

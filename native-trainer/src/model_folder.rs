@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use brainmvp_core::bmvp::{BmvpModel, WeightPrecision, BMVP_EXTENSION};
 use brainmvp_core::inference::segment::{
-    init_model, SegmenterManifest, MODEL_MANIFEST_FILE, TEMPLATES_DIR, WEIGHTS_FILE,
+    build_model, SegmenterManifest, MODEL_MANIFEST_FILE, TEMPLATES_DIR, WEIGHTS_FILE,
 };
 use brainmvp_core::model::UniUnet;
 use brainmvp_core::template_bank::TemplateBank;
@@ -153,7 +153,7 @@ pub fn load_segmenter<B: Backend>(dir: &Path, device: &B::Device) -> Result<Load
     })?;
     let manifest = SegmenterManifest::from_json(&text, &manifest_path.display().to_string())?;
     let weights = dir.join(WEIGHTS_FILE);
-    let model = init_model::<B>(&manifest, device)?
+    let model = build_model::<B>(&manifest, device)?
         .load_file(
             weights.with_extension(""),
             &CheckpointRecorder::new(),

@@ -61,7 +61,7 @@ pub fn segment_loaded<B: burn::tensor::backend::Backend>(
         progress.set_position(done as u64);
     })?;
     progress.finish_and_clear();
-    brainmvp_core::nifti::write_u8(out, &segmentation.labels)?;
+    brainmvp_core::nifti::write_u8(out, &segmentation.label_map)?;
     for modality in &segmentation.filled {
         let source = match loaded
             .templates
@@ -85,11 +85,11 @@ pub fn segment_loaded<B: burn::tensor::backend::Backend>(
             report.removed, report.core_to_oedema, report.enhancing_to_core, report.holes_filled
         );
     }
-    print_volumes(&segmentation.labels, &segmentation.scheme);
+    print_label_measures(&segmentation.label_map, &segmentation.scheme);
     println!(
         "wrote {} ({:?} voxels, the input's grid) in {:.1} s",
         out.display(),
-        segmentation.labels.dims,
+        segmentation.label_map.dims,
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -105,7 +105,7 @@ fn warn_about_input(images: &[(Modality, brainmvp_core::Volume<f32>)]) {
 }
 
 /// Volume of every non-zero label in millilitres.
-fn print_volumes(labels: &brainmvp_core::Volume<u8>, scheme: &LabelScheme) {
+fn print_label_measures(labels: &brainmvp_core::Volume<u8>, scheme: &LabelScheme) {
     for volume in measure_labels(labels, scheme) {
         println!(
             "label {}: {} voxels, {:.2} ml ({})",

@@ -1,5 +1,5 @@
 // Not a test: times work in the page's worker.
-//   node bench-page.mjs [tiny|small] [webgpu|cpu] [ROI] [kernels|burn]   96³ windows of a random
+//   node bench-page.mjs [uniformer-tiny|uniformer-s] [webgpu|cpu] [ROI] [kernels|burn]   96³ windows of a random
 //     UniUnet and their memory (`burn` turns the CPU kernels off);
 //   node bench-page.mjs finetune [webgpu|cpu] [STEPS]   fine-tuning steps of the bundled model on
 //     the bundled sample case (ms per step after the first).
@@ -9,7 +9,7 @@
 // QUERY=wasm=plain loads the page with those address options.
 import { chromium } from 'playwright-core';
 import { distDir, fetchSampleInputs, launchArgs, serveDist } from './harness.mjs';
-const [preset = 'tiny', backend = 'webgpu', third, kernels = 'kernels'] = process.argv.slice(2);
+const [preset = 'uniformer-tiny', backend = 'webgpu', third, kernels = 'kernels'] = process.argv.slice(2);
 const { server, baseUrl } = await serveDist(process.env.DIST ?? distDir);
 const flag = backend === 'cpu' ? '--disable-features=WebGPU' : '--enable-unsafe-webgpu';
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args: launchArgs([flag]) });

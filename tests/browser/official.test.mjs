@@ -1,5 +1,5 @@
 // The official-size model in the page: a UniFormer-S UniUnet (34 M weights)
-// written in the official PyTorch layout (`brainmvp export --torch --untrained small`: no
+// written in the official PyTorch layout (`brainmvp export --torch --untrained uniformer-s`: no
 // official fine-tuned weights are released, and PyTorch is not needed) and imported as an f16
 // `.bmvp` (`brainmvp import --f16`) is loaded through the page's model picker, which says what it
 // is and the memory a window needs; it segments a 16³ crop of the 2 mm sample case (one 32³
@@ -49,7 +49,7 @@ async function cropSample() {
 before(async () => {
   await mkdir(outputDir, { recursive: true });
   const torch = path.join(outputDir, 'uniunet-small.safetensors');
-  run('export', '--torch', '--untrained', 'small', '--out', torch);
+  run('export', '--torch', '--untrained', 'uniformer-s', '--out', torch);
   files.model = path.join(outputDir, 'official-roi32.bmvp');
   files.tooLarge = path.join(outputDir, 'official-roi160.bmvp');
   run('import', '--torch', torch, '--arch', 'uniunet', '--f16', '--roi', '32', '--out', files.model);

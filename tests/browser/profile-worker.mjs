@@ -4,7 +4,7 @@
 //   node profile-worker.mjs [tiny|small] [ROI] [TOP]     (QUERY=wasm=plain for the plain module)
 import { chromium } from 'playwright-core';
 import { launchArgs, serveDist } from './harness.mjs';
-const [preset = 'tiny', roi = '96', top = '40'] = process.argv.slice(2);
+const [preset = 'uniformer-tiny', roi = '96', top = '40'] = process.argv.slice(2);
 const { server, baseUrl } = await serveDist();
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args: launchArgs(['--disable-features=WebGPU']) });
 try {

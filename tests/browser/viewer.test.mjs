@@ -535,7 +535,7 @@ export function segment({ model, files, onProgress, backend, mirror, clean }) {
 }
 export function cancel() {}
 export function inspect(model) {
-  return Promise.resolve({ encoder: 'tiny', precision: 'f16', preprocess: 'pretraining', values: 234579, fileBytes: 16, roi: 32,
+  return Promise.resolve({ encoder: 'uniformer-tiny', precision: 'f16', preprocess: 'pretraining', values: 234579, fileBytes: 16, roi: 32,
     summary: 'one 32×32×32 window needs about 6 MB', modalities: ['t1', 't1c', 't2', 'flair'], templates: ['flair'] });
 }
 export function chooseBackend(backend) {

@@ -14,7 +14,6 @@ use brainmvp_core::inference::segment::{
 use brainmvp_core::inference::window_jobs::{decode_probabilities, read_failed, WindowJobs};
 use brainmvp_core::inference::{window_count, SlidingWindowConfig};
 use brainmvp_core::model::footprint::{MemoryLimits, WindowFootprint};
-use brainmvp_core::model::EncoderPreset;
 use brainmvp_core::nifti;
 use brainmvp_core::postprocess::PostprocessReport;
 use brainmvp_core::{Modality, Volume};
@@ -74,7 +73,7 @@ pub struct SegmentOutcome {
     /// The label map as `.nii.gz`, on the first input's grid and affine.
     pub nifti: Vec<u8>,
     /// Every non-zero label's volume.
-    pub volumes: Vec<LabelMeasure>,
+    pub label_measures: Vec<LabelMeasure>,
     /// Sliding windows run.
     pub windows: usize,
     /// Modalities the model wanted but the case lacked, with the synthetic (template-filled)
@@ -128,7 +127,7 @@ pub const DOES_NOT_FIT: &str = "the model does not fit";
 /// needs.
 #[derive(Debug, Clone)]
 pub struct ModelInfo {
-    /// `UniFormer-S` (the official size) or `tiny`.
+    /// The encoder's name: `uniformer-s` (the official size) or `uniformer-tiny`.
     pub encoder: &'static str,
     /// How the weights are stored (`f16` or `f32`).
     pub precision: &'static str,
@@ -146,10 +145,7 @@ pub struct ModelInfo {
 pub fn model_info(bmvp: &BmvpModel) -> ModelInfo {
     let manifest = &bmvp.manifest;
     ModelInfo {
-        encoder: match manifest.model.encoder {
-            EncoderPreset::Small => "UniFormer-S",
-            EncoderPreset::Tiny => "tiny",
-        },
+        encoder: manifest.model.encoder.name(),
         precision: match bmvp.precision {
             WeightPrecision::F16 => "f16",
             WeightPrecision::F32 => "f32",
@@ -262,8 +258,8 @@ impl<B: Backend> SegmentationJob<B> {
             synthetic.push((modality, nifti::encode_f32(&volume, true)?));
         }
         Ok(SegmentOutcome {
-            nifti: nifti::encode_u8(&segmentation.labels, true)?,
-            volumes: measure_labels(&segmentation.labels, &segmentation.scheme),
+            nifti: nifti::encode_u8(&segmentation.label_map, true)?,
+            label_measures: measure_labels(&segmentation.label_map, &segmentation.scheme),
             windows,
             synthetic,
             ignored: segmentation.ignored,
@@ -417,22 +413,15 @@ pub type BenchSetup<B> = (
     WindowFootprint,
 );
 
-/// A randomly initialised UniUnet of `preset` (`tiny` or `small`, i.e. UniFormer-S) with 4 input
+/// A randomly initialised UniUnet of `preset` (`uniformer-tiny` or `uniformer-s`) with 4 input
 /// channels and 3 outputs, one `[1, 4, roi, roi, roi]` input, and its memory estimate.
 pub fn bench_setup<B: Backend>(
     preset: &str,
     roi: usize,
     device: &B::Device,
 ) -> JobResult<BenchSetup<B>> {
-    use brainmvp_core::model::{EncoderPreset, UniUnetConfig};
-    let encoder = match preset {
-        "tiny" => EncoderPreset::Tiny,
-        "small" | "full" => EncoderPreset::Small,
-        other => {
-            let cause = format!("unknown model preset {other:?} (tiny or small)");
-            return Err(JobError::new("bench", cause));
-        }
-    };
+    use brainmvp_core::model::{Architecture, UniUnetConfig};
+    let encoder = Architecture::from_name(preset).map_err(|cause| JobError::new("bench", cause))?;
     if !(32..=160).contains(&roi) || roi % 32 != 0 {
         let cause = "use a multiple of 32 from 32 to 160";
         return Err(JobError::new(format!("window {roi}"), cause));

@@ -237,16 +237,16 @@ impl SegmentRequest {
     pub(crate) fn result(&self, outcome: &jobs::SegmentOutcome, backend: &str) -> Object {
         let result = Object::new();
         set(&result, "nifti", Uint8Array::from(outcome.nifti.as_slice()));
-        let volumes = Array::new();
-        for volume in &outcome.volumes {
+        let measures = Array::new();
+        for measure in &outcome.label_measures {
             let row = Object::new();
-            set(&row, "label", volume.label);
-            set(&row, "name", volume.name.as_str());
-            set(&row, "voxels", volume.voxels as f64);
-            set(&row, "ml", volume.ml);
-            volumes.push(&row);
+            set(&row, "label", measure.label);
+            set(&row, "name", measure.name.as_str());
+            set(&row, "voxels", measure.voxels as f64);
+            set(&row, "ml", measure.ml);
+            measures.push(&row);
         }
-        set(&result, "volumes", volumes);
+        set(&result, "volumes", measures);
         set(&result, "windows", outcome.windows as f64);
         set(&result, "backend", backend);
         set(&result, "synthetic", modality_volumes(&outcome.synthetic));

@@ -72,16 +72,16 @@ fn segmentation_is_the_cli_pipeline_and_a_missing_modality_is_synthesised() {
         .volume;
     assert_eq!((labels.dims, labels.affine), grid);
     let expected: Vec<f32> = reference
-        .labels
+        .label_map
         .data
         .iter()
         .map(|&l| f32::from(l))
         .collect();
     assert_eq!(labels.data, expected);
-    let voxels: usize = outcome.volumes.iter().map(|v| v.voxels).sum();
+    let voxels: usize = outcome.label_measures.iter().map(|v| v.voxels).sum();
     assert_eq!(
         voxels,
-        reference.labels.data.iter().filter(|&&l| l > 0).count()
+        reference.label_map.data.iter().filter(|&&l| l > 0).count()
     );
     assert_eq!(outcome.synthetic.len(), 1);
     let (modality, bytes) = &outcome.synthetic[0];
@@ -139,7 +139,7 @@ fn a_model_too_large_for_the_limits_is_refused_and_the_window_batch_shrinks_to_f
     let files = sample(&[(Modality::T1, "t1")]);
     let device = Default::default();
     let info = jobs::model_info(&bmvp);
-    assert_eq!(info.encoder, "tiny");
+    assert_eq!(info.encoder, "uniformer-tiny");
     assert_eq!(info.footprint.batch, 1);
     assert_eq!(info.footprint.weight_values, bmvp.weight_values());
     let one_window = info.footprint.largest_tensor_bytes;

@@ -8,14 +8,16 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// Everything `prepare` needs to know (stored in the manifest; `--config FILE.toml` reads it).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PrepareConfig {
-    /// Voxel type of the image files (`f16` default, `f32`).
-    pub dtype: CacheDtype,
-    /// The preprocessing applied to every subject.
-    pub preprocess: PreprocessConfig,
+crate::config! {
+    /// Everything `prepare` needs to know (stored in the manifest; `--config FILE.toml` reads it).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct PrepareConfig {
+        /// Voxel type of the image files (`f16` default, `f32`).
+        pub dtype: CacheDtype = CacheDtype::F16,
+        /// The preprocessing applied to every subject.
+        pub preprocess: PreprocessConfig = PreprocessConfig::default(),
+    }
 }
 
 /// Preprocess every subject of `cohort` in parallel (current rayon pool) and write the cache into

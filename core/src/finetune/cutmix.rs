@@ -14,22 +14,15 @@ use crate::template_bank::{checked_voxels, TemplateBank};
 /// Context named by the errors of this module.
 const CONTEXT: &str = "template cut-mix";
 
-/// Settings of the template channel cut-mix.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CutMixConfig {
-    /// Most channels replaced in one sample (never all of them).
-    pub max_channels: usize,
-    /// Probability that a sample has any channel replaced.
-    pub probability: f64,
-}
-
-impl Default for CutMixConfig {
-    fn default() -> Self {
-        Self {
-            max_channels: 3,
-            probability: 0.5,
-        }
+crate::config! {
+    /// Settings of the template channel cut-mix.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct CutMixConfig {
+        /// Most channels replaced in one sample (never all of them).
+        pub max_channels: usize = 3,
+        /// Probability that a sample has any channel replaced.
+        pub probability: f64 = 0.5,
     }
 }
 

@@ -1,6 +1,6 @@
 //! Fine-tuning on labelled data, what users pre-train for (backend-generic, wasm32-clean).
 //!
-//! - [`init`]: loading a pre-trained encoder into a downstream model (the first patch
+//! - [`transfer`]: loading a pre-trained encoder into a downstream model (the first patch
 //!   embedding re-initialised when the channel count differs), with a report;
 //! - [`cutmix`]: template channel cut-mix;
 //! - [`few_shot`]: fine-tuning on a few labelled cases in memory (the browser's fine-tuning);
@@ -12,5 +12,5 @@
 
 pub mod cutmix;
 pub mod few_shot;
-pub mod init;
 pub mod split;
+pub mod transfer;

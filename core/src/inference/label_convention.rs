@@ -61,7 +61,7 @@ pub fn convert(segmentation: &mut Segmentation, scheme: &LabelScheme, wanted: u8
         return scheme.clone();
     };
     if enhancing_label != wanted {
-        for label in segmentation.labels.data.iter_mut() {
+        for label in segmentation.label_map.data.iter_mut() {
             if *label == enhancing_label {
                 *label = wanted;
             }

@@ -105,14 +105,14 @@ impl SegmenterManifest {
 #[derive(Debug, Clone)]
 pub struct Segmentation {
     /// The label map on the input images' own grid and affine.
-    pub labels: Volume<u8>,
+    pub label_map: Volume<u8>,
     /// Modalities the model wanted but the case lacked, filled by templates (or zeros).
     pub filled: Vec<Modality>,
     /// Given modalities the model does not use.
     pub ignored: Vec<Modality>,
     /// What post-processing changed (`None`: it did not run).
     pub postprocessed: Option<PostprocessReport>,
-    /// The label scheme of [`Segmentation::labels`] (the model's, with the enhancing label of
+    /// The label scheme of [`Segmentation::label_map`] (the model's, with the enhancing label of
     /// [`InferenceOptions::enhancing_label`]).
     pub scheme: LabelScheme,
 }
@@ -146,19 +146,21 @@ pub fn stack_channels<B: Backend>(
     Ok(Tensor::from_data(TensorData::new(values, shape), device))
 }
 
-/// How a case is segmented beyond the model's own window settings: test-time mirroring and
-/// post-processing of the label map (both off by default).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct InferenceOptions {
-    /// Average the class probabilities over the 8 mirrorings of the three axes (nnU-Net's
-    /// test-time mirroring); runs 8 × the windows.
-    pub mirror: bool,
-    /// Post-processing of the BraTS label map ([`crate::postprocess`]).
-    pub postprocess: PostprocessConfig,
-    /// Write the enhancing tumour as this label (3: BraTS 2023, 4: BraTS 2021) instead of the
-    /// model's own ([`super::label_convention`]); `None` keeps the model's.
-    pub enhancing_label: Option<u8>,
+crate::config! {
+    /// How a case is segmented beyond the model's own window settings: test-time mirroring and
+    /// post-processing of the label map (both off by default).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+    pub struct InferenceOptions {
+        /// Average the class probabilities over the 8 mirrorings of the three axes (nnU-Net's
+        /// test-time mirroring); runs 8 × the windows.
+        pub mirror: bool = false,
+        /// Post-processing of the BraTS label map ([`crate::postprocess`]).
+        pub postprocess: PostprocessConfig = PostprocessConfig::default(),
+        /// Write the enhancing tumour as this label (3: BraTS 2023, 4: BraTS 2021) instead of the
+        /// model's own ([`super::label_convention`]); `None` keeps the model's.
+        pub enhancing_label: Option<u8> = None,
+    }
 }
 
 /// Sliding-window prediction of one preprocessed case `[1, C, z, y, x]`: the label map, x
@@ -167,16 +169,16 @@ pub struct InferenceOptions {
 /// [`WindowJobs`] awaited on WebGPU, or spread over a pool of Web Workers on the CPU.)
 pub fn predict_labels<B: Backend>(
     model: &UniUnet<B>,
-    labels: &LabelScheme,
+    scheme: &LabelScheme,
     window: &SlidingWindowConfig,
     input: Tensor<B, 5>,
     mirror: bool,
     on_window: impl FnMut(usize, usize),
 ) -> Result<Vec<u8>> {
     let [_, _, depth, height, width] = input.dims();
-    let mut jobs = WindowJobs::new(input, window, labels, mirror)?;
+    let mut jobs = WindowJobs::new(input, window, scheme, mirror)?;
     jobs.run_all(|batch| model.try_forward_inference(batch), on_window)?;
-    decode_probabilities(labels, jobs.finish()?.into_data(), depth * height * width)
+    decode_probabilities(scheme, jobs.finish()?.into_data(), depth * height * width)
 }
 
 /// One case preprocessed as at training and stacked as the network's input; [`Self::finish`]
@@ -244,7 +246,7 @@ impl<B: Backend> PreparedCase<B> {
     pub fn finish(
         &self,
         predicted: Vec<u8>,
-        labels: &LabelScheme,
+        scheme: &LabelScheme,
         options: &InferenceOptions,
     ) -> Result<Segmentation> {
         let postprocess = &options.postprocess;
@@ -255,7 +257,7 @@ impl<B: Backend> PreparedCase<B> {
             data: predicted,
         };
         let mut restored = self.record.restore(&cropped)?;
-        let postprocessed = match (labels, postprocess.is_active()) {
+        let postprocessed = match (scheme, postprocess.is_active()) {
             (LabelScheme::Brats { enhancing_label }, true) => Some(postprocess_brats(
                 &mut restored,
                 *enhancing_label,
@@ -264,15 +266,15 @@ impl<B: Backend> PreparedCase<B> {
             _ => None,
         };
         let mut segmentation = Segmentation {
-            labels: restored,
+            label_map: restored,
             filled: self.filled.clone(),
             ignored: self.ignored.clone(),
             postprocessed,
-            scheme: labels.clone(),
+            scheme: scheme.clone(),
         };
         if let Some(wanted) = options.enhancing_label {
             segmentation.scheme =
-                super::label_convention::convert(&mut segmentation, labels, wanted);
+                super::label_convention::convert(&mut segmentation, scheme, wanted);
         }
         Ok(segmentation)
     }
@@ -348,7 +350,7 @@ pub fn measure_labels(labels: &Volume<u8>, scheme: &LabelScheme) -> Vec<LabelMea
 }
 
 /// Builds the network of `manifest` (fresh weights; load the record onto it).
-pub fn init_model<B: Backend>(
+pub fn build_model<B: Backend>(
     manifest: &SegmenterManifest,
     device: &B::Device,
 ) -> Result<UniUnet<B>> {
@@ -358,7 +360,7 @@ pub fn init_model<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::EncoderPreset;
+    use crate::model::Architecture;
     use burn::backend::Flex;
 
     type B = Flex;
@@ -386,7 +388,7 @@ mod tests {
     fn mirrored_prediction_commutes_with_mirroring_the_input() {
         let device = Default::default();
         let model = UniUnetConfig::new(1, 3)
-            .with_encoder(EncoderPreset::Tiny)
+            .with_encoder(Architecture::UniformerTiny)
             .init::<B>(&device)
             .unwrap();
         let values: Vec<f32> = (0..16 * 16 * 16)

@@ -38,30 +38,21 @@ pub enum Blend {
     Gaussian,
 }
 
-/// Sliding-window settings. The defaults are the official BrainMVP test's (96³ windows, overlap
-/// 0.5, constant blending); MONAI's own `sliding_window_inference` has no default window size
-/// and defaults to overlap 0.25.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct SlidingWindowConfig {
-    /// Window size along z, y, x (burn's D, H, W).
-    pub roi: [usize; 3],
-    /// Fraction of a window shared with its neighbour, in [0, 1).
-    pub overlap: f64,
-    /// Weighting of overlapping window outputs.
-    pub blend: Blend,
-    /// Windows given to the model per call (MONAI's `sw_batch_size`).
-    pub batch: usize,
-}
-
-impl Default for SlidingWindowConfig {
-    fn default() -> Self {
-        Self {
-            roi: [96, 96, 96],
-            overlap: 0.5,
-            blend: Blend::Constant,
-            batch: 4,
-        }
+crate::config! {
+    /// Sliding-window settings. The defaults are the official BrainMVP test's (96³ windows, overlap
+    /// 0.5, constant blending); MONAI's own `sliding_window_inference` has no default window size
+    /// and defaults to overlap 0.25.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+    pub struct SlidingWindowConfig {
+        /// Window size along z, y, x (burn's D, H, W).
+        pub roi: [usize; 3] = [96, 96, 96],
+        /// Fraction of a window shared with its neighbour, in [0, 1).
+        pub overlap: f64 = 0.5,
+        /// Weighting of overlapping window outputs.
+        pub blend: Blend = Blend::Constant,
+        /// Windows given to the model per call (MONAI's `sw_batch_size`).
+        pub batch: usize = 4,
     }
 }
 

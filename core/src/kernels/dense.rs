@@ -93,11 +93,11 @@ fn runs(shape: &ConvShape, copy: &PaddedPlanes, planes: usize) -> impl Iterator<
 /// an optional bias `[C_out]`.
 pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let output = shape.stride_one_output();
-    let out_volume: usize = output.iter().product();
-    let mut out = vec![0.0f32; shape.batch * shape.out_channels * out_volume];
+    let out_voxels: usize = output.iter().product();
+    let mut out = vec![0.0f32; shape.batch * shape.out_channels * out_voxels];
     let taps = tap_major(weight, shape);
     let target = SharedOut::new(&mut out);
-    let item_len = shape.in_channels * shape.input_volume();
+    let item_len = shape.in_channels * shape.input_voxels();
     parallel::for_each(slabs(shape, output[0]), |(sample, first, planes)| {
         let item = &x[sample * item_len..][..item_len];
         let copy = PaddedPlanes::copy(
@@ -122,7 +122,7 @@ fn forward_slab(
     target: &SharedOut,
 ) {
     let [_, rows_out, cols_out] = shape.stride_one_output();
-    let out_volume = shape.stride_one_output().iter().product::<usize>();
+    let out_voxels = shape.stride_one_output().iter().product::<usize>();
     let (cout, cin) = (shape.out_channels, shape.in_channels);
     let wp = copy.plane[1];
     let offsets = copy.tap_offsets(shape.kernel);
@@ -151,7 +151,7 @@ fn forward_slab(
         }
         for channel in 0..cout {
             let shift = bias.map_or(0.0, |b| b[channel]);
-            let plane_start = ((sample * cout + channel) * out_volume)
+            let plane_start = ((sample * cout + channel) * out_voxels)
                 + (first + plane) * rows_out * cols_out
                 + row * cols_out;
             // SAFETY: each task owns planes [first, first + planes) of its sample, and within
@@ -179,7 +179,7 @@ pub fn backward_input(shape: &ConvShape, weight: &[f32], grad: &[f32]) -> Vec<f3
 pub fn backward_weight(shape: &ConvShape, x: &[f32], grad: &[f32]) -> Vec<f32> {
     let output = shape.stride_one_output();
     let (cout, cin, taps) = (shape.out_channels, shape.in_channels, shape.taps());
-    let item_len = cin * shape.input_volume();
+    let item_len = cin * shape.input_voxels();
     let sums = parallel::sum(
         slabs(shape, output[0]),
         taps * cout * cin,
@@ -211,7 +211,7 @@ fn weight_gradient_slab(
     sums: &mut [f32],
 ) {
     let [_, rows_out, cols_out] = shape.stride_one_output();
-    let out_volume = shape.stride_one_output().iter().product::<usize>();
+    let out_voxels = shape.stride_one_output().iter().product::<usize>();
     let (cout, cin) = (shape.out_channels, shape.in_channels);
     let wp = copy.plane[1];
     let offsets = copy.tap_offsets(shape.kernel);
@@ -226,7 +226,7 @@ fn weight_gradient_slab(
     } in runs(shape, copy, planes)
     {
         for channel in 0..cout {
-            let grad_start = (sample * cout + channel) * out_volume
+            let grad_start = (sample * cout + channel) * out_voxels
                 + (first + plane) * rows_out * cols_out
                 + row * cols_out;
             for r in 0..rows {

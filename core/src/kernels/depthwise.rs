@@ -25,20 +25,20 @@ fn plane_taps(shape: &ConvShape, copy: &PaddedPlanes) -> PlaneTaps {
 pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let channels = shape.in_channels;
     let output = shape.stride_one_output();
-    let out_volume: usize = output.iter().product();
-    let in_volume = shape.input_volume();
+    let out_voxels: usize = output.iter().product();
+    let in_voxels = shape.input_voxels();
     let taps = shape.taps();
-    let mut out = vec![0.0f32; shape.batch * channels * out_volume];
+    let mut out = vec![0.0f32; shape.batch * channels * out_voxels];
     let target = SharedOut::new(&mut out);
     let tasks: Vec<usize> = (0..shape.batch * channels).collect();
     parallel::for_each(tasks, |item| {
         let channel = item % channels;
-        let volume = &x[item * in_volume..][..in_volume];
-        let copy = PaddedPlanes::copy(shape, volume, 1, 0, shape.padded()[0]);
+        let voxels = &x[item * in_voxels..][..in_voxels];
+        let copy = PaddedPlanes::copy(shape, voxels, 1, 0, shape.padded()[0]);
         let geometry = plane_taps(shape, &copy);
         let kernel = &weight[channel * taps..][..taps];
         // SAFETY: each task writes the output volume of its own (sample, channel).
-        let dst = unsafe { target.part(item * out_volume, out_volume) };
+        let dst = unsafe { target.part(item * out_voxels, out_voxels) };
         dst.fill(bias.map_or(0.0, |b| b[channel]));
         let plane_len = output[1] * output[2];
         let padded_plane = copy.plane[0] * copy.plane[1];
@@ -65,7 +65,7 @@ pub fn backward_weight(shape: &ConvShape, x: &[f32], grad: &[f32]) -> Vec<f32> {
     let channels = shape.in_channels;
     let taps = shape.taps();
     let output = shape.stride_one_output();
-    let (out_volume, in_volume) = (output.iter().product::<usize>(), shape.input_volume());
+    let (out_voxels, in_voxels) = (output.iter().product::<usize>(), shape.input_voxels());
     let plane_len = output[1] * output[2];
     let mut weight_grad = vec![0.0f32; channels * taps];
     let target = SharedOut::new(&mut weight_grad);
@@ -76,15 +76,15 @@ pub fn backward_weight(shape: &ConvShape, x: &[f32], grad: &[f32]) -> Vec<f32> {
             let item = sample * channels + channel;
             let copy = PaddedPlanes::copy(
                 shape,
-                &x[item * in_volume..][..in_volume],
+                &x[item * in_voxels..][..in_voxels],
                 1,
                 0,
                 shape.padded()[0],
             );
             let geometry = plane_taps(shape, &copy);
             let padded_plane = copy.plane[0] * copy.plane[1];
-            let grad_volume = &grad[item * out_volume..][..out_volume];
-            for (z, grad_plane) in grad_volume.chunks_exact(plane_len).enumerate() {
+            let grad_voxels = &grad[item * out_voxels..][..out_voxels];
+            for (z, grad_plane) in grad_voxels.chunks_exact(plane_len).enumerate() {
                 correlate_gradient_plane(
                     sums,
                     grad_plane,

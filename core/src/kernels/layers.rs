@@ -79,7 +79,7 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 /// channel.
 #[derive(Debug)]
 struct InstanceNormOp {
-    volume: usize,
+    voxels: usize,
     eps: f64,
 }
 
@@ -91,7 +91,7 @@ impl KernelBackward for InstanceNormOp {
         _wanted: &[bool],
     ) -> Vec<Option<FlexTensor>> {
         let dx =
-            norm::instance_norm_backward(&values(&kept[0]), &values(grad), self.volume, self.eps);
+            norm::instance_norm_backward(&values(&kept[0]), &values(grad), self.voxels, self.eps);
         vec![Some(flex_tensor(dx, kept[0].layout().shape()))]
     }
 }
@@ -104,15 +104,15 @@ pub fn instance_norm<B: Backend, const D: usize>(
     if norm.affine || D < 3 {
         return norm.forward(x);
     }
-    let volume = x.dims()[2..].iter().product();
+    let voxels = x.dims()[2..].iter().product();
     let op = InstanceNormOp {
-        volume,
+        voxels,
         eps: norm.epsilon,
     };
     let eps = norm.epsilon;
     let forward = move |x: &FlexTensor| {
         flex_tensor(
-            norm::instance_norm(&values(x), volume, eps),
+            norm::instance_norm(&values(x), voxels, eps),
             x.layout().shape(),
         )
     };

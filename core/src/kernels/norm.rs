@@ -28,14 +28,14 @@ fn moments(values: &[f32], eps: f64) -> (f32, f32) {
 }
 
 /// Instance normalisation of `x` (`[N·C, V]` rows of `volume` values).
-pub fn instance_norm(x: &[f32], volume: usize, eps: f64) -> Vec<f32> {
+pub fn instance_norm(x: &[f32], voxels: usize, eps: f64) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
     let target = SharedOut::new(&mut out);
-    parallel::for_each((0..x.len() / volume.max(1)).collect(), |row| {
-        let values = &x[row * volume..][..volume];
+    parallel::for_each((0..x.len() / voxels.max(1)).collect(), |row| {
+        let values = &x[row * voxels..][..voxels];
         let (mean, rstd) = moments(values, eps);
         // SAFETY: each task writes its own row.
-        let dst = unsafe { target.part(row * volume, volume) };
+        let dst = unsafe { target.part(row * voxels, voxels) };
         dst.iter_mut()
             .zip(values)
             .for_each(|(o, &v)| *o = (v - mean) * rstd);
@@ -44,15 +44,15 @@ pub fn instance_norm(x: &[f32], volume: usize, eps: f64) -> Vec<f32> {
 }
 
 /// The input gradient of [`instance_norm`]: `rstd·(g − mean(g) − x̂·mean(g·x̂))` per row.
-pub fn instance_norm_backward(x: &[f32], grad: &[f32], volume: usize, eps: f64) -> Vec<f32> {
+pub fn instance_norm_backward(x: &[f32], grad: &[f32], voxels: usize, eps: f64) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
     let target = SharedOut::new(&mut out);
-    parallel::for_each((0..x.len() / volume.max(1)).collect(), |row| {
-        let values = &x[row * volume..][..volume];
-        let grads = &grad[row * volume..][..volume];
+    parallel::for_each((0..x.len() / voxels.max(1)).collect(), |row| {
+        let values = &x[row * voxels..][..voxels];
+        let grads = &grad[row * voxels..][..voxels];
         let (mean, rstd) = moments(values, eps);
         let normalised = |v: f32| (v - mean) * rstd;
-        let count = volume as f64;
+        let count = voxels as f64;
         let grad_mean = grads.iter().map(|&g| g as f64).sum::<f64>() / count;
         let grad_dot = values
             .iter()
@@ -62,7 +62,7 @@ pub fn instance_norm_backward(x: &[f32], grad: &[f32], volume: usize, eps: f64) 
             / count;
         let (grad_mean, grad_dot) = (grad_mean as f32, grad_dot as f32);
         // SAFETY: each task writes its own row.
-        let dst = unsafe { target.part(row * volume, volume) };
+        let dst = unsafe { target.part(row * voxels, voxels) };
         for ((o, &v), &g) in dst.iter_mut().zip(values).zip(grads) {
             *o = rstd * (g - grad_mean - normalised(v) * grad_dot);
         }
@@ -75,19 +75,19 @@ pub fn instance_norm_backward(x: &[f32], grad: &[f32], volume: usize, eps: f64) 
 fn channel_moments(
     item: &[f32],
     channels: usize,
-    volume: usize,
+    voxels: usize,
     (start, len): (usize, usize),
     eps: f64,
 ) -> (Vec<f32>, Vec<f32>) {
     let mut sum = vec![0.0f64; len];
     for channel in 0..channels {
-        let row = &item[channel * volume + start..][..len];
+        let row = &item[channel * voxels + start..][..len];
         sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v as f64);
     }
     let mean: Vec<f64> = sum.iter().map(|s| s / channels as f64).collect();
     let mut squares = vec![0.0f64; len];
     for channel in 0..channels {
-        let row = &item[channel * volume + start..][..len];
+        let row = &item[channel * voxels + start..][..len];
         for ((s, &v), m) in squares.iter_mut().zip(row).zip(&mean) {
             *s += (v as f64 - m).powi(2);
         }
@@ -100,12 +100,12 @@ fn channel_moments(
 }
 
 /// Blocks `(sample, first voxel, voxels)` covering `[N, ·, V]`.
-fn voxel_blocks(batch: usize, volume: usize) -> Vec<(usize, usize, usize)> {
+fn voxel_blocks(batch: usize, voxels: usize) -> Vec<(usize, usize, usize)> {
     (0..batch)
         .flat_map(|sample| {
-            (0..volume)
+            (0..voxels)
                 .step_by(VOXEL_BLOCK)
-                .map(move |start| (sample, start, VOXEL_BLOCK.min(volume - start)))
+                .map(move |start| (sample, start, VOXEL_BLOCK.min(voxels - start)))
         })
         .collect()
 }
@@ -114,22 +114,22 @@ fn voxel_blocks(batch: usize, volume: usize) -> Vec<(usize, usize, usize)> {
 /// `beta` (`[C]` each).
 pub fn channel_layer_norm(
     x: &[f32],
-    [batch, channels, volume]: [usize; 3],
+    [batch, channels, voxels]: [usize; 3],
     gamma: &[f32],
     beta: Option<&[f32]>,
     eps: f64,
 ) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
     let target = SharedOut::new(&mut out);
-    let item_len = channels * volume;
-    parallel::for_each(voxel_blocks(batch, volume), |(sample, start, len)| {
+    let item_len = channels * voxels;
+    parallel::for_each(voxel_blocks(batch, voxels), |(sample, start, len)| {
         let item = &x[sample * item_len..][..item_len];
-        let (mean, rstd) = channel_moments(item, channels, volume, (start, len), eps);
+        let (mean, rstd) = channel_moments(item, channels, voxels, (start, len), eps);
         for channel in 0..channels {
             let (scale, shift) = (gamma[channel], beta.map_or(0.0, |b| b[channel]));
-            let row = &item[channel * volume + start..][..len];
+            let row = &item[channel * voxels + start..][..len];
             // SAFETY: each task writes its own voxels of every channel of its sample.
-            let dst = unsafe { target.part(sample * item_len + channel * volume + start, len) };
+            let dst = unsafe { target.part(sample * item_len + channel * voxels + start, len) };
             for (((o, &v), m), r) in dst.iter_mut().zip(row).zip(&mean).zip(&rstd) {
                 *o = (v - m) * r * scale + shift;
             }
@@ -142,22 +142,22 @@ pub fn channel_layer_norm(
 pub fn channel_layer_norm_backward(
     x: &[f32],
     grad: &[f32],
-    [batch, channels, volume]: [usize; 3],
+    [batch, channels, voxels]: [usize; 3],
     gamma: &[f32],
     eps: f64,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let mut input_grad = vec![0.0f32; x.len()];
     let target = SharedOut::new(&mut input_grad);
-    let item_len = channels * volume;
+    let item_len = channels * voxels;
     let sums = parallel::sum(
-        voxel_blocks(batch, volume),
+        voxel_blocks(batch, voxels),
         2 * channels,
         |(sample, start, len), sums| {
             let item = &x[sample * item_len..][..item_len];
             let grad_item = &grad[sample * item_len..][..item_len];
-            let (mean, rstd) = channel_moments(item, channels, volume, (start, len), eps);
+            let (mean, rstd) = channel_moments(item, channels, voxels, (start, len), eps);
             let rows = |channel: usize| {
-                let at = channel * volume + start;
+                let at = channel * voxels + start;
                 (&item[at..at + len], &grad_item[at..at + len])
             };
             // Per voxel: a = mean_c(g·γ), b = mean_c(g·γ·x̂).
@@ -178,7 +178,7 @@ pub fn channel_layer_norm_backward(
             for (channel, &scale) in gamma.iter().enumerate().take(channels) {
                 let (row, grad_row) = rows(channel);
                 // SAFETY: each task writes its own voxels of every channel of its sample.
-                let dst = unsafe { target.part(sample * item_len + channel * volume + start, len) };
+                let dst = unsafe { target.part(sample * item_len + channel * voxels + start, len) };
                 for i in 0..len {
                     let normalised = (row[i] - mean[i]) * rstd[i];
                     let scaled = grad_row[i] * scale;
@@ -193,10 +193,10 @@ pub fn channel_layer_norm_backward(
 }
 
 /// Per channel of `x` (`[N, C, V]`): mean and biased variance over samples and voxels.
-fn batch_moments(x: &[f32], [batch, channels, volume]: [usize; 3], channel: usize) -> (f64, f64) {
+fn batch_moments(x: &[f32], [batch, channels, voxels]: [usize; 3], channel: usize) -> (f64, f64) {
     let rows =
-        || (0..batch).map(move |sample| &x[(sample * channels + channel) * volume..][..volume]);
-    let count = (batch * volume).max(1) as f64;
+        || (0..batch).map(move |sample| &x[(sample * channels + channel) * voxels..][..voxels]);
+    let count = (batch * voxels).max(1) as f64;
     let mean = rows().flatten().map(|&v| v as f64).sum::<f64>() / count;
     let var = rows()
         .flatten()
@@ -216,7 +216,7 @@ pub fn batch_norm(
     beta: &[f32],
     eps: f64,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let [batch, channels, volume] = dims;
+    let [batch, channels, voxels] = dims;
     let mut out = vec![0.0f32; x.len()];
     let mut stats = vec![0.0f32; 2 * channels];
     let target = SharedOut::new(&mut out);
@@ -226,11 +226,11 @@ pub fn batch_norm(
         let scale = (gamma[channel] as f64 / (var + eps).sqrt()) as f32;
         let shift = (beta[channel] as f64 - mean * scale as f64) as f32;
         for sample in 0..batch {
-            let start = (sample * channels + channel) * volume;
+            let start = (sample * channels + channel) * voxels;
             // SAFETY: each task writes its own channel of every sample.
-            let dst = unsafe { target.part(start, volume) };
+            let dst = unsafe { target.part(start, voxels) };
             dst.iter_mut()
-                .zip(&x[start..start + volume])
+                .zip(&x[start..start + voxels])
                 .for_each(|(o, &v)| *o = v * scale + shift);
         }
         // SAFETY: each task writes its own channel's statistics.
@@ -251,17 +251,17 @@ pub fn batch_norm_backward(
     gamma: &[f32],
     eps: f64,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let [batch, channels, volume] = dims;
+    let [batch, channels, voxels] = dims;
     let mut input_grad = vec![0.0f32; x.len()];
     let mut sums = vec![0.0f32; 2 * channels];
     let target = SharedOut::new(&mut input_grad);
     let sums_target = SharedOut::new(&mut sums);
-    let count = (batch * volume).max(1) as f64;
+    let count = (batch * voxels).max(1) as f64;
     parallel::for_each((0..channels).collect(), |channel| {
         let (mean, var) = batch_moments(x, dims, channel);
         let rstd = 1.0 / (var + eps).sqrt();
         let rows = |sample: usize| {
-            (sample * channels + channel) * volume..(sample * channels + channel + 1) * volume
+            (sample * channels + channel) * voxels..(sample * channels + channel + 1) * voxels
         };
         let (mut grad_sum, mut grad_dot) = (0.0f64, 0.0f64);
         for sample in 0..batch {
@@ -275,7 +275,7 @@ pub fn batch_norm_backward(
         let (mean, rstd) = (mean as f32, rstd as f32);
         for sample in 0..batch {
             // SAFETY: each task writes its own channel of every sample.
-            let dst = unsafe { target.part(rows(sample).start, volume) };
+            let dst = unsafe { target.part(rows(sample).start, voxels) };
             for ((o, &v), &g) in dst
                 .iter_mut()
                 .zip(&x[rows(sample)])

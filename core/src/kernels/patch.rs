@@ -46,14 +46,14 @@ fn patches(item: &[f32], channels: usize, dims: [usize; 3], kernel: [usize; 3]) 
     let (gw, kw) = (dims[2] / kernel[2], kernel[2]);
     let target = SharedOut::new(&mut cols);
     parallel::for_each((0..channels).collect(), |channel| {
-        let volume = &item[channel * channel_len..][..channel_len];
+        let voxels = &item[channel * channel_len..][..channel_len];
         // SAFETY: each task writes its own channel's rows of the patch matrix.
         let channel_cols = unsafe { target.part(channel * channel_len, channel_len) };
         for_each_patch_row(dims, kernel, |col_start, voxel_start| {
             let row = &mut channel_cols[col_start..][..gw];
             row.iter_mut()
                 .enumerate()
-                .for_each(|(x, value)| *value = volume[voxel_start + x * kw]);
+                .for_each(|(x, value)| *value = voxels[voxel_start + x * kw]);
         });
     });
     Cow::Owned(cols)
@@ -64,27 +64,27 @@ fn unpatch(cols: &[f32], channels: usize, dims: [usize; 3], kernel: [usize; 3]) 
     if kernel == [1, 1, 1] {
         return cols.to_vec();
     }
-    let mut volume = vec![0.0f32; cols.len()];
+    let mut voxels = vec![0.0f32; cols.len()];
     let channel_len = cols.len() / channels.max(1);
     let (gw, kw) = (dims[2] / kernel[2], kernel[2]);
-    let target = SharedOut::new(&mut volume);
+    let target = SharedOut::new(&mut voxels);
     parallel::for_each((0..channels).collect(), |channel| {
         let channel_cols = &cols[channel * channel_len..][..channel_len];
         // SAFETY: each task writes its own channel of the volume.
-        let channel_volume = unsafe { target.part(channel * channel_len, channel_len) };
+        let channel_voxels = unsafe { target.part(channel * channel_len, channel_len) };
         for_each_patch_row(dims, kernel, |col_start, voxel_start| {
             let row = &channel_cols[col_start..][..gw];
             row.iter()
                 .enumerate()
-                .for_each(|(x, value)| channel_volume[voxel_start + x * kw] = *value);
+                .for_each(|(x, value)| channel_voxels[voxel_start + x * kw] = *value);
         });
     });
-    volume
+    voxels
 }
 
-fn add_bias(values: &mut [f32], bias: Option<&[f32]>, volume: usize) {
+fn add_bias(values: &mut [f32], bias: Option<&[f32]>, voxels: usize) {
     let Some(bias) = bias else { return };
-    for (channel_values, shift) in values.chunks_exact_mut(volume).zip(bias.iter().cycle()) {
+    for (channel_values, shift) in values.chunks_exact_mut(voxels).zip(bias.iter().cycle()) {
         channel_values.iter_mut().for_each(|v| *v += shift);
     }
 }
@@ -93,7 +93,7 @@ fn add_bias(values: &mut [f32], bias: Option<&[f32]>, volume: usize) {
 pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let (cin, cout, taps) = (shape.in_channels, shape.out_channels, shape.taps());
     let patches_count: usize = patch_grid(shape.input, shape.kernel).iter().product();
-    let item_len = cin * shape.input_volume();
+    let item_len = cin * shape.input_voxels();
     let mut out = vec![0.0f32; shape.batch * cout * patches_count];
     for (sample, out_item) in out.chunks_exact_mut(cout * patches_count).enumerate() {
         let cols = patches(
@@ -118,7 +118,7 @@ pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]
 pub fn backward_input(shape: &ConvShape, weight: &[f32], grad: &[f32]) -> Vec<f32> {
     let (cin, cout, taps) = (shape.in_channels, shape.out_channels, shape.taps());
     let patches_count: usize = patch_grid(shape.input, shape.kernel).iter().product();
-    let mut input_grad = Vec::with_capacity(shape.batch * cin * shape.input_volume());
+    let mut input_grad = Vec::with_capacity(shape.batch * cin * shape.input_voxels());
     let mut cols = vec![0.0f32; cin * taps * patches_count];
     for grad_item in grad.chunks_exact(cout * patches_count) {
         gemm(
@@ -137,7 +137,7 @@ pub fn backward_input(shape: &ConvShape, weight: &[f32], grad: &[f32]) -> Vec<f3
 pub fn backward_weight(shape: &ConvShape, x: &[f32], grad: &[f32]) -> Vec<f32> {
     let (cin, cout, taps) = (shape.in_channels, shape.out_channels, shape.taps());
     let patches_count: usize = patch_grid(shape.input, shape.kernel).iter().product();
-    let item_len = cin * shape.input_volume();
+    let item_len = cin * shape.input_voxels();
     let mut weight_grad = vec![0.0f32; cout * cin * taps];
     for (sample, grad_item) in grad.chunks_exact(cout * patches_count).enumerate() {
         let cols = patches(
@@ -166,7 +166,7 @@ pub fn transpose_forward(
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
     let (cin, cout, taps) = (shape.in_channels, shape.out_channels, shape.taps());
-    let positions = shape.input_volume();
+    let positions = shape.input_voxels();
     let out_dims = [0, 1, 2].map(|axis| shape.input[axis] * shape.kernel[axis]);
     let mut out = Vec::with_capacity(shape.batch * cout * taps * positions);
     let mut cols = vec![0.0f32; cout * taps * positions];
@@ -187,7 +187,7 @@ pub fn transpose_forward(
 /// Input gradient of [`transpose_forward`].
 pub fn transpose_backward_input(shape: &ConvShape, weight: &[f32], grad: &[f32]) -> Vec<f32> {
     let (cin, cout, taps) = (shape.in_channels, shape.out_channels, shape.taps());
-    let positions = shape.input_volume();
+    let positions = shape.input_voxels();
     let out_dims = [0, 1, 2].map(|axis| shape.input[axis] * shape.kernel[axis]);
     let mut input_grad = vec![0.0f32; shape.batch * cin * positions];
     for (grad_item, dst) in grad
@@ -209,7 +209,7 @@ pub fn transpose_backward_input(shape: &ConvShape, weight: &[f32], grad: &[f32])
 /// Weight gradient of [`transpose_forward`] (`[C_in, C_out, k…]`).
 pub fn transpose_backward_weight(shape: &ConvShape, x: &[f32], grad: &[f32]) -> Vec<f32> {
     let (cin, cout, taps) = (shape.in_channels, shape.out_channels, shape.taps());
-    let positions = shape.input_volume();
+    let positions = shape.input_voxels();
     let out_dims = [0, 1, 2].map(|axis| shape.input[axis] * shape.kernel[axis]);
     let mut weight_grad = vec![0.0f32; cin * cout * taps];
     let chunks = grad

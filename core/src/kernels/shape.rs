@@ -39,7 +39,7 @@ impl ConvShape {
     }
 
     /// Voxels of one input channel.
-    pub fn input_volume(&self) -> usize {
+    pub fn input_voxels(&self) -> usize {
         self.input.iter().product()
     }
 
@@ -148,12 +148,12 @@ impl PaddedPlanes {
 
 /// `Σ` of `grad` (`[N, C, ...]`, `volume` values per channel) over samples and voxels, per
 /// channel: the gradient of a per-channel bias.
-pub fn bias_gradient(grad: &[f32], batch: usize, channels: usize, volume: usize) -> Vec<f32> {
+pub fn bias_gradient(grad: &[f32], batch: usize, channels: usize, voxels: usize) -> Vec<f32> {
     let mut sums = vec![0.0f64; channels];
     for sample in 0..batch {
         for (channel, sum) in sums.iter_mut().enumerate() {
-            let start = (sample * channels + channel) * volume;
-            *sum += grad[start..start + volume]
+            let start = (sample * channels + channel) * voxels;
+            *sum += grad[start..start + voxels]
                 .iter()
                 .map(|&v| v as f64)
                 .sum::<f64>();

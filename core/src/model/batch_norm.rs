@@ -7,10 +7,10 @@
 //! map; 1.0008 on UniFormer-S's 6³ × 6 map at 96³). The fields are burn's, in burn's order, so
 //! records and `.bmvp` files written with burn's module load unchanged.
 
-use burn::config::Config;
 use burn::module::{Initializer, Module, Param, RunningState};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
 use std::cell::Cell;
 
@@ -32,17 +32,28 @@ pub fn with_running_statistics<R>(work: impl FnOnce() -> R) -> R {
     result
 }
 
-/// [`BatchNorm`] configuration (PyTorch's defaults: eps 1e-5, momentum 0.1).
-#[derive(Config, Debug)]
-pub struct BatchNormConfig {
-    /// Channels.
-    pub num_features: usize,
-    /// Added to the variance before the square root.
-    #[config(default = 1e-5)]
-    pub epsilon: f64,
-    /// Weight of the new batch statistics in the running averages.
-    #[config(default = 0.1)]
-    pub momentum: f64,
+crate::config! {
+    /// [`BatchNorm`] configuration (PyTorch's defaults: eps 1e-5, momentum 0.1).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct BatchNormConfig {
+        /// Channels.
+        pub num_features: usize = 64,
+        /// Added to the variance before the square root.
+        pub epsilon: f64 = 1e-5,
+        /// Weight of the new batch statistics in the running averages.
+        pub momentum: f64 = 0.1,
+    }
+}
+
+impl BatchNormConfig {
+    /// This config with `num_features` given and every other field at its default.
+    pub fn new(num_features: usize) -> Self {
+        Self {
+            num_features,
+            ..Self::default()
+        }
+    }
 }
 
 impl BatchNormConfig {

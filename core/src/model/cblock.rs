@@ -10,13 +10,17 @@ use super::batch_norm::{BatchNorm, BatchNormConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use super::init::official_conv3d;
+use super::weight_init::official_conv3d;
 
-/// A depthwise convolution over `channels` with a cubic `kernel` and "same" padding (odd kernel),
+/// A depthwise convolution over `channels` with a cubic window of `kernel_size` voxels a side and "same" padding (odd sizes),
 /// initialised as the official code ([`official_conv3d`]).
-pub fn depthwise_conv<B: Backend>(channels: usize, kernel: usize, device: &B::Device) -> Conv3d<B> {
-    let pad = kernel / 2;
-    let config = Conv3dConfig::new([channels, channels], [kernel; 3])
+pub fn depthwise_conv<B: Backend>(
+    channels: usize,
+    kernel_size: usize,
+    device: &B::Device,
+) -> Conv3d<B> {
+    let pad = kernel_size / 2;
+    let config = Conv3dConfig::new([channels, channels], [kernel_size; 3])
         .with_groups(channels)
         .with_padding(PaddingConfig3d::Explicit(pad, pad, pad));
     official_conv3d(config, device)

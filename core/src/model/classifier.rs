@@ -5,38 +5,51 @@
 //! [`class_balanced_cross_entropy`] is PyTorch's `cross_entropy` with optional class weights
 //! (`Σ w_y · (−ln softmax(x)_y) / Σ w_y`), for unbalanced classes.
 
-use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
 
+use super::architecture::Architecture;
 use super::uniformer::Uniformer;
-use super::uniunet::EncoderPreset;
 use crate::error::Error;
 
 /// Largest number of classes a [`Classifier`] may have.
 pub const MAX_CLASSES: usize = 1024;
 
-/// Configuration of a [`Classifier`].
-#[derive(Config, Debug)]
-pub struct ClassifierConfig {
-    /// Input channels (number of modalities stacked as channels).
-    pub in_channels: usize,
-    /// Number of classes (at least 2).
-    pub classes: usize,
-    /// Encoder preset.
-    #[config(default = "EncoderPreset::Small")]
-    pub encoder: EncoderPreset,
+crate::config! {
+    /// Configuration of a [`Classifier`].
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct ClassifierConfig {
+        /// Input channels (number of modalities stacked as channels).
+        pub in_channels: usize = 4,
+        /// Number of classes (at least 2).
+        pub classes: usize = 2,
+        /// Encoder: `uniformer-s` or `uniformer-tiny`.
+        pub encoder: Architecture = Architecture::UniformerS,
+    }
+}
+
+impl ClassifierConfig {
+    /// This config with `in_channels`, `classes` given and every other field at its default.
+    pub fn new(in_channels: usize, classes: usize) -> Self {
+        Self {
+            in_channels,
+            classes,
+            ..Self::default()
+        }
+    }
 }
 
 impl ClassifierConfig {
     /// Checks that the configuration describes a buildable model.
     pub fn validate(&self) -> crate::Result<()> {
         self.encoder
-            .encoder_config(self.in_channels)
-            .validate()
+            .uniformer_config(self.in_channels)
+            .and_then(|config| config.validate())
             .map_err(|err| err.with_context("classifier config"))?;
         if !(2..=MAX_CLASSES).contains(&self.classes) {
             return Err(Error::new(
@@ -52,7 +65,7 @@ impl ClassifierConfig {
     /// `nn.Linear` default (uniform in `±1/√width`, burn's default).
     pub fn init<B: Backend>(&self, device: &B::Device) -> crate::Result<Classifier<B>> {
         self.validate()?;
-        let encoder_config = self.encoder.encoder_config(self.in_channels);
+        let encoder_config = self.encoder.uniformer_config(self.in_channels)?;
         let encoder = encoder_config.init(device)?;
         let head = LinearConfig::new(encoder_config.widths[3], self.classes).init(device);
         Ok(Classifier { encoder, head })
@@ -64,7 +77,7 @@ impl ClassifierConfig {
 #[derive(Module, Debug)]
 pub struct Classifier<B: Backend> {
     /// The UniFormer encoder (load a pre-trained one with
-    /// [`transfer_encoder`](crate::finetune::init::transfer_encoder)).
+    /// [`transfer_encoder`](crate::finetune::transfer::transfer_encoder)).
     pub encoder: Uniformer<B>,
     /// The linear head, `widths[3] → classes`.
     pub head: Linear<B>,

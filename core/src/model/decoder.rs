@@ -11,11 +11,11 @@
 //!   ×2 up-sampling and a [`ResBlock`], then a 1×1×1 convolution.
 
 use crate::kernels::{conv3d_module, conv_transpose3d_module};
-use burn::config::Config;
 use burn::module::{Initializer, Module};
 use burn::nn::conv::{Conv3d, Conv3dConfig, ConvTranspose3d, ConvTranspose3dConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
 use super::unet3d::{ResBlock, Unet3dConfig};
 use super::uniformer::UniformerConfig;
@@ -31,17 +31,28 @@ pub const MAX_DECODER_WIDTH: usize = 4096;
 /// Most ×2 up-sampling stages a decoder may have (a factor of 64).
 pub const MAX_DECODER_STAGES: usize = 6;
 
-/// Configuration of a [`PretrainDecoder`].
-#[derive(Config, Debug)]
-pub struct PretrainDecoderConfig {
-    /// Channels of the encoder's deepest feature map (512 for UniFormer-S).
-    pub in_channels: usize,
-    /// Output channels of the transposed convolutions, one ×2 up-sampling each.
-    #[config(default = "vec![320, 128, 64, 64]")]
-    pub widths: Vec<usize>,
-    /// Channels of the reconstruction (official: the encoder's input channels, 1 in BrainMVP).
-    #[config(default = 1)]
-    pub out_channels: usize,
+crate::config! {
+    /// Configuration of a [`PretrainDecoder`].
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct PretrainDecoderConfig {
+        /// Channels of the encoder's deepest feature map (512 for UniFormer-S).
+        pub in_channels: usize = 512,
+        /// Output channels of the transposed convolutions, one ×2 up-sampling each.
+        pub widths: Vec<usize> = vec![320, 128, 64, 64],
+        /// Channels of the reconstruction (official: the encoder's input channels, 1 in BrainMVP).
+        pub out_channels: usize = 1,
+    }
+}
+
+impl PretrainDecoderConfig {
+    /// This config with `in_channels` given and every other field at its default.
+    pub fn new(in_channels: usize) -> Self {
+        Self {
+            in_channels,
+            ..Self::default()
+        }
+    }
 }
 
 impl PretrainDecoderConfig {
@@ -164,20 +175,30 @@ impl<B: Backend> PretrainDecoder<B> {
     }
 }
 
-/// Configuration of a [`UnetDecoder`].
-#[derive(Config, Debug)]
-pub struct UnetDecoderConfig {
-    /// Channels of the encoder's deepest feature map (256 for the official UNet3D).
-    pub in_channels: usize,
-    /// Channels after each up-sampling stage.
-    #[config(default = "vec![128, 64, 32]")]
-    pub widths: Vec<usize>,
-    /// Channels of the reconstruction.
-    #[config(default = 1)]
-    pub out_channels: usize,
-    /// GroupNorm groups of the residual blocks.
-    #[config(default = 8)]
-    pub groups: usize,
+crate::config! {
+    /// Configuration of a [`UnetDecoder`].
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct UnetDecoderConfig {
+        /// Channels of the encoder's deepest feature map (256 for the official UNet3D).
+        pub in_channels: usize = 256,
+        /// Channels after each up-sampling stage.
+        pub widths: Vec<usize> = vec![128, 64, 32],
+        /// Channels of the reconstruction.
+        pub out_channels: usize = 1,
+        /// GroupNorm groups of the residual blocks.
+        pub groups: usize = 8,
+    }
+}
+
+impl UnetDecoderConfig {
+    /// This config with `in_channels` given and every other field at its default.
+    pub fn new(in_channels: usize) -> Self {
+        Self {
+            in_channels,
+            ..Self::default()
+        }
+    }
 }
 
 impl UnetDecoderConfig {

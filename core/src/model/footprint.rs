@@ -51,13 +51,13 @@ impl WindowFootprint {
         weight_values: u64,
     ) -> Self {
         let voxels = roi.iter().map(|&edge| edge as u64).product::<u64>() * batch as u64;
-        let w0 = config.encoder_config().widths[0] as f64;
+        let w0 = config.encoder.stem_width() as f64;
         let channels = config.in_channels as f64 + ACTIVATION_CHANNELS_PER_W0 * w0;
         let bytes_per_voxel = (channels * F32_BYTES as f64).ceil() as u64;
         Self {
             weight_values,
             weight_bytes: weight_values * F32_BYTES,
-            largest_tensor_bytes: 2 * config.encoder_config().widths[0] as u64 * voxels * F32_BYTES,
+            largest_tensor_bytes: 2 * config.encoder.stem_width() as u64 * voxels * F32_BYTES,
             peak_activation_bytes: bytes_per_voxel * voxels,
             batch,
             roi,
@@ -168,10 +168,10 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::EncoderPreset;
+    use crate::model::Architecture;
 
     fn official() -> UniUnetConfig {
-        UniUnetConfig::new(4, 3).with_encoder(EncoderPreset::Small)
+        UniUnetConfig::new(4, 3).with_encoder(Architecture::UniformerS)
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Neural network models (backend-generic burn modules).
 //!
+//! - [`architecture`]: the backbone named in configs, model folders and on the command line.
 //! - [`uniformer`]: the UniFormer-S 3D encoder used by BrainMVP, with its parts
 //!   [`patch_embed`] (strided patch embedding), [`cblock`] (convolutional blocks of stages 1-2)
 //!   and [`sablock`] (self-attention blocks of stages 3-4).
@@ -8,22 +9,24 @@
 //! - [`decoder`]: the pre-training reconstruction decoders ([`PretrainDecoder`] after the
 //!   UniFormer, [`UnetDecoder`] after the UNet3D).
 
+pub mod architecture;
 pub mod batch_norm;
 pub mod cblock;
 pub mod classifier;
 pub mod decoder;
 pub mod footprint;
-pub mod init;
 pub mod patch_embed;
 pub mod sablock;
 pub mod unet3d;
 pub mod uniformer;
 pub mod uniunet;
+pub mod weight_init;
 
+pub use architecture::Architecture;
 pub use decoder::{PretrainDecoder, PretrainDecoderConfig, UnetDecoder, UnetDecoderConfig};
 pub use unet3d::{Unet3d, Unet3dConfig};
 pub use uniformer::{Uniformer, UniformerConfig};
-pub use uniunet::{EncoderPreset, UniUnet, UniUnetConfig};
+pub use uniunet::{UniUnet, UniUnetConfig};
 
 /// The shape check every encoder starts with: `[N, C, D, H, W]` with `C == in_channels`, `N > 0`
 /// and `D, H, W` positive multiples of `stride`; `context` names the model in the error.

@@ -23,7 +23,7 @@ impl<B: Backend> PatchEmbed<B> {
     pub fn new(in_channels: usize, out_channels: usize, device: &B::Device) -> Self {
         let config =
             Conv3dConfig::new([in_channels, out_channels], [2, 2, 2]).with_stride([2, 2, 2]);
-        let proj = super::init::official_conv3d(config, device);
+        let proj = super::weight_init::official_conv3d(config, device);
         let norm = LayerNormConfig::new(out_channels)
             .with_epsilon(LAYER_NORM_EPS)
             .init(device);

@@ -13,13 +13,13 @@
 //! GroupNorm scale 1 and shift 0.
 
 use crate::kernels::conv3d_module;
-use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig3d};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
@@ -33,20 +33,30 @@ pub const MAX_ACTIVATION_ELEMENTS: u64 = 1 << 32;
 /// Largest channel count a level may have (keeps a mistyped width from allocating gigabytes).
 pub const MAX_UNET_WIDTH: usize = 4096;
 
-/// Configuration of a [`Unet3d`] encoder.
-#[derive(Config, Debug)]
-pub struct Unet3dConfig {
-    /// Number of input channels (modalities).
-    pub in_channels: usize,
-    /// Channels of the full-resolution level; level `i` has `base_width · 2^i`.
-    #[config(default = 32)]
-    pub base_width: usize,
-    /// Residual blocks per level (official: `conv1b`; `conv2a-b`; `conv3a-b`; `conv4a-d`).
-    #[config(default = "[1, 2, 2, 4]")]
-    pub depths: [usize; 4],
-    /// GroupNorm groups (every level width must be a multiple of it).
-    #[config(default = 8)]
-    pub groups: usize,
+crate::config! {
+    /// Configuration of a [`Unet3d`] encoder.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct Unet3dConfig {
+        /// Number of input channels (modalities).
+        pub in_channels: usize = 1,
+        /// Channels of the full-resolution level; level `i` has `base_width · 2^i`.
+        pub base_width: usize = 32,
+        /// Residual blocks per level (official: `conv1b`; `conv2a-b`; `conv3a-b`; `conv4a-d`).
+        pub depths: [usize; 4] = [1, 2, 2, 4],
+        /// GroupNorm groups (every level width must be a multiple of it).
+        pub groups: usize = 8,
+    }
+}
+
+impl Unet3dConfig {
+    /// This config with `in_channels` given and every other field at its default.
+    pub fn new(in_channels: usize) -> Self {
+        Self {
+            in_channels,
+            ..Self::default()
+        }
+    }
 }
 
 impl Unet3dConfig {

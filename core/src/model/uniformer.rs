@@ -6,10 +6,10 @@
 //! layout itself, here the caller supplies it directly.
 
 use super::batch_norm::{BatchNorm, BatchNormConfig};
-use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
 use super::cblock::CBlock;
 use super::patch_embed::PatchEmbed;
@@ -23,26 +23,34 @@ pub const TOTAL_STRIDE: usize = 16;
 /// before [`Uniformer::try_forward`] refuses the input (2³¹ f32 scores = 8 GiB).
 pub const MAX_ATTENTION_SCORES: usize = 1 << 31;
 
-/// Configuration of a [`Uniformer`] encoder.
-#[derive(Config, Debug)]
-pub struct UniformerConfig {
-    /// Number of input channels (modalities).
-    pub in_channels: usize,
-    /// Number of blocks per stage (stages 1-2 convolutional, 3-4 self-attention).
-    #[config(default = "[3, 4, 8, 3]")]
-    pub depths: [usize; 4],
-    /// Channels of each stage.
-    #[config(default = "[64, 128, 320, 512]")]
-    pub widths: [usize; 4],
-    /// Channels per attention head (heads = width / head_dim in stages 3-4).
-    #[config(default = 64)]
-    pub head_dim: usize,
-    /// MLP hidden size as a multiple of the stage width.
-    #[config(default = 4.0)]
-    pub mlp_ratio: f64,
-    /// Whether the qkv projection has a bias.
-    #[config(default = true)]
-    pub qkv_bias: bool,
+crate::config! {
+    /// Configuration of a [`Uniformer`] encoder.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct UniformerConfig {
+        /// Number of input channels (modalities).
+        pub in_channels: usize = 1,
+        /// Number of blocks per stage (stages 1-2 convolutional, 3-4 self-attention).
+        pub depths: [usize; 4] = [3, 4, 8, 3],
+        /// Channels of each stage.
+        pub widths: [usize; 4] = [64, 128, 320, 512],
+        /// Channels per attention head (heads = width / head_dim in stages 3-4).
+        pub head_dim: usize = 64,
+        /// MLP hidden size as a multiple of the stage width.
+        pub mlp_ratio: f64 = 4.0,
+        /// Whether the qkv projection has a bias.
+        pub qkv_bias: bool = true,
+    }
+}
+
+impl UniformerConfig {
+    /// This config with `in_channels` given and every other field at its default.
+    pub fn new(in_channels: usize) -> Self {
+        Self {
+            in_channels,
+            ..Self::default()
+        }
+    }
 }
 
 impl UniformerConfig {

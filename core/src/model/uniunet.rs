@@ -18,7 +18,6 @@
 //! `[N, C, H, W, D]` input itself, here the caller supplies `[N, C, D, H, W]` directly.
 
 use crate::kernels::{conv3d_module, conv_transpose3d_module, instance_norm, LAYER_NORM_EPS};
-use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig, ConvTranspose3d, ConvTranspose3dConfig};
 use burn::nn::{InstanceNorm, InstanceNormConfig, LayerNormConfig, PaddingConfig3d};
@@ -27,9 +26,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::init::official_conv3d;
+use super::architecture::Architecture;
 use super::patch_embed::PatchEmbed;
 use super::uniformer::{Uniformer, UniformerConfig, TOTAL_STRIDE};
+use super::weight_init::official_conv3d;
 use crate::error::Error;
 
 /// Negative slope of MONAI's LeakyReLU in the residual blocks.
@@ -43,38 +43,31 @@ pub const MAX_UNIUNET_ELEMENTS: u64 = 1 << 32;
 /// Largest number of output channels (classes) a UniUnet may have.
 pub const MAX_OUT_CHANNELS: usize = 1024;
 
-/// Which UniFormer encoder a [`UniUnet`] uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EncoderPreset {
-    /// UniFormer-S ([`UniformerConfig::small`]), the official model.
-    Small,
-    /// The tiny UniFormer ([`UniformerConfig::tiny`]) for CPU runs and the browser.
-    Tiny,
-}
-
-impl EncoderPreset {
-    /// The encoder configuration of this preset for `in_channels` modalities.
-    pub fn encoder_config(self, in_channels: usize) -> UniformerConfig {
-        match self {
-            Self::Small => UniformerConfig::small(in_channels),
-            Self::Tiny => UniformerConfig::tiny(in_channels),
-        }
+crate::config! {
+    /// Configuration of a [`UniUnet`].
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct UniUnetConfig {
+        /// Input channels (number of modalities stacked as channels).
+        pub in_channels: usize = 4,
+        /// Output channels (3 for the BraTS regions TC, WT, ET).
+        pub out_channels: usize = 3,
+        /// Encoder: `uniformer-s` (the official model) or `uniformer-tiny`.
+        pub encoder: Architecture = Architecture::UniformerS,
+        /// Whether [`UniUnet::try_forward`] also returns the two deep-supervision outputs.
+        pub deep_supervision: bool = false,
     }
 }
 
-/// Configuration of a [`UniUnet`].
-#[derive(Config, Debug)]
-pub struct UniUnetConfig {
-    /// Input channels (number of modalities stacked as channels).
-    pub in_channels: usize,
-    /// Output channels (3 for the BraTS regions TC, WT, ET).
-    pub out_channels: usize,
-    /// Encoder preset.
-    #[config(default = "EncoderPreset::Small")]
-    pub encoder: EncoderPreset,
-    /// Whether [`UniUnet::try_forward`] also returns the two deep-supervision outputs.
-    #[config(default = false)]
-    pub deep_supervision: bool,
+impl UniUnetConfig {
+    /// This config with `in_channels`, `out_channels` given and every other field at its default.
+    pub fn new(in_channels: usize, out_channels: usize) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            ..Self::default()
+        }
+    }
 }
 
 impl UniUnetConfig {
@@ -84,14 +77,16 @@ impl UniUnetConfig {
         Self::new(4, 3)
     }
 
-    /// The encoder configuration this model uses.
-    pub fn encoder_config(&self) -> UniformerConfig {
-        self.encoder.encoder_config(self.in_channels)
+    /// The encoder configuration this model uses (refused for a UNet3D encoder).
+    pub fn encoder_config(&self) -> crate::Result<UniformerConfig> {
+        self.encoder
+            .uniformer_config(self.in_channels)
+            .map_err(|err| err.with_context("uniunet config"))
     }
 
     /// Checks that the configuration describes a buildable model.
     pub fn validate(&self) -> crate::Result<()> {
-        self.encoder_config()
+        self.encoder_config()?
             .validate()
             .map_err(|err| err.with_context("uniunet config"))?;
         if self.out_channels == 0 || self.out_channels > MAX_OUT_CHANNELS {
@@ -114,8 +109,9 @@ impl UniUnetConfig {
     /// is burn's default.
     pub fn init<B: Backend>(&self, device: &B::Device) -> crate::Result<UniUnet<B>> {
         self.validate()?;
-        let encoder = self.encoder_config().init(device)?;
-        let [w0, w1, w2, w3] = self.encoder_config().widths;
+        let encoder_config = self.encoder_config()?;
+        let encoder = encoder_config.init(device)?;
+        let [w0, w1, w2, w3] = encoder_config.widths;
         let input_conv = official_conv3d(
             Conv3dConfig::new([self.in_channels, w0], [3, 3, 3])
                 .with_padding(PaddingConfig3d::Explicit(1, 1, 1)),
@@ -177,9 +173,9 @@ pub struct UnetResBlock<B: Backend> {
 impl<B: Backend> UnetResBlock<B> {
     /// A residual block from `in_channels` to `out_channels` (official initialisation).
     pub fn new(in_channels: usize, out_channels: usize, device: &B::Device) -> Self {
-        let conv = |from: usize, kernel: usize| {
-            let padding = kernel / 2;
-            let config = Conv3dConfig::new([from, out_channels], [kernel; 3])
+        let conv = |from: usize, kernel_size: usize| {
+            let padding = kernel_size / 2;
+            let config = Conv3dConfig::new([from, out_channels], [kernel_size; 3])
                 .with_padding(PaddingConfig3d::Explicit(padding, padding, padding))
                 .with_bias(false);
             official_conv3d(config, device)

@@ -18,19 +18,13 @@ use std::io::{self, Read};
 /// bytes than this allows from the compressed size is refused before inflating anything.
 const MAX_DEFLATE_RATIO: usize = 1032;
 
-/// Bounds on what a file may make the reader allocate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReadLimits {
-    /// Largest accepted voxel count of the (first) 3D volume.
-    pub max_voxels: usize,
-}
-
-impl Default for ReadLimits {
-    /// 512 Mi voxels (2 GiB as `f32`): far above any MRI volume, far below absurd headers.
-    fn default() -> Self {
-        Self {
-            max_voxels: 512 * 1024 * 1024,
-        }
+crate::config! {
+    /// Bounds on what a file may make the reader allocate.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ReadLimits {
+        /// Largest accepted voxel count of the (first) 3D volume: 512 Mi voxels (2 GiB as
+        /// `f32`), far above any MRI volume, far below absurd headers.
+        pub max_voxels: usize = 512 * 1024 * 1024,
     }
 }
 

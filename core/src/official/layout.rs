@@ -32,10 +32,10 @@ pub enum Transform {
     Copy,
     /// `nn.Linear` weight `[out, in]` ↔ burn `[in, out]`.
     Linear,
-    /// A 3D kernel `[out, in, kz, kx, ky]` of the official encoder ↔ ours `[out, in, kz, ky, kx]`.
-    EncoderKernel,
-    /// A 3D kernel `[.., .., kx, ky, kz]` of an official decoder ↔ ours `[.., .., kz, ky, kx]`.
-    DecoderKernel,
+    /// A 3D convolution weight `[out, in, kz, kx, ky]` of the official encoder ↔ ours `[out, in, kz, ky, kx]`.
+    EncoderConvWeight,
+    /// A 3D convolution weight `[.., .., kx, ky, kz]` of an official decoder ↔ ours `[.., .., kz, ky, kx]`.
+    DecoderConvWeight,
     /// Templates `[M, X, Y, Z]` ↔ ours `[M, Z, Y, X]`.
     Template,
 }
@@ -46,7 +46,7 @@ impl Transform {
         let expected = match self {
             Self::Copy => return Ok(None),
             Self::Linear => 2,
-            Self::EncoderKernel | Self::DecoderKernel => 5,
+            Self::EncoderConvWeight | Self::DecoderConvWeight => 5,
             Self::Template => 4,
         };
         if rank != expected {
@@ -57,8 +57,8 @@ impl Transform {
         }
         Ok(Some(match self {
             Self::Linear => vec![1, 0],
-            Self::EncoderKernel => ENCODER_STAGE_AXES.to_vec(),
-            Self::DecoderKernel => VOLUME_AXES.to_vec(),
+            Self::EncoderConvWeight => ENCODER_STAGE_AXES.to_vec(),
+            Self::DecoderConvWeight => VOLUME_AXES.to_vec(),
             _ => TEMPLATE_AXES.to_vec(),
         }))
     }
@@ -141,8 +141,8 @@ mod tests {
     fn every_transform_is_its_own_inverse() {
         let cases = [
             (Transform::Linear, vec![3, 5]),
-            (Transform::EncoderKernel, vec![2, 3, 2, 3, 4]),
-            (Transform::DecoderKernel, vec![3, 2, 2, 3, 4]),
+            (Transform::EncoderConvWeight, vec![2, 3, 2, 3, 4]),
+            (Transform::DecoderConvWeight, vec![3, 2, 2, 3, 4]),
             (Transform::Template, vec![2, 4, 3, 5]),
             (Transform::Copy, vec![7]),
         ];

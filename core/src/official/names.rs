@@ -8,7 +8,7 @@
 //! our models do not hold are named by [`ignored_in_uniunet`] and [`ignored_in_rec_model`].
 
 use super::layout::Transform;
-use crate::model::{EncoderPreset, Unet3dConfig, UniUnetConfig, UniformerConfig};
+use crate::model::{Architecture, Unet3dConfig, UniUnetConfig, UniformerConfig};
 
 /// One tensor: its official name, our burn path, and the layout change between them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,12 +58,18 @@ fn norm(pairs: &mut Vec<TensorPair>, official: &str, ours: &str, batch_norm: boo
     }
 }
 
-/// A convolution's `weight` (with `kernel`'s layout change) and, when it has one, its `bias`.
-fn conv(pairs: &mut Vec<TensorPair>, official: &str, ours: &str, kernel: Transform, bias: bool) {
+/// A convolution's `weight` (with `conv_weight`'s layout change) and, when it has one, its `bias`.
+fn conv(
+    pairs: &mut Vec<TensorPair>,
+    official: &str,
+    ours: &str,
+    conv_weight: Transform,
+    bias: bool,
+) {
     pairs.push(TensorPair::new(
         format!("{official}.weight"),
         format!("{ours}.weight"),
-        kernel,
+        conv_weight,
     ));
     if bias {
         pairs.push(TensorPair::new(
@@ -86,7 +92,7 @@ pub fn uniformer_pairs(
     official_prefix: &str,
     our_prefix: &str,
 ) -> Vec<TensorPair> {
-    let kernel = Transform::EncoderKernel;
+    let conv_weight = Transform::EncoderConvWeight;
     let mut pairs = Vec::new();
     for stage in 0..4 {
         let official = format!("{official_prefix}patch_embed{}", stage + 1);
@@ -95,7 +101,7 @@ pub fn uniformer_pairs(
             &mut pairs,
             &format!("{official}.proj"),
             &format!("{ours}.proj"),
-            kernel,
+            conv_weight,
             true,
         );
         norm(
@@ -111,7 +117,7 @@ pub fn uniformer_pairs(
                 &mut pairs,
                 &format!("{official}.pos_embed"),
                 &format!("{ours}.pos_embed"),
-                kernel,
+                conv_weight,
                 true,
             );
             match stage < 2 {
@@ -133,7 +139,7 @@ pub fn uniformer_pairs(
 fn conv_block(pairs: &mut Vec<TensorPair>, official: &str, ours: &str) {
     for name in ["conv1", "attn", "conv2", "mlp.fc1", "mlp.fc2"] {
         let (from, to) = (format!("{official}.{name}"), format!("{ours}.{name}"));
-        conv(pairs, &from, &to, Transform::EncoderKernel, true);
+        conv(pairs, &from, &to, Transform::EncoderConvWeight, true);
     }
     for name in ["norm1", "norm2"] {
         norm(
@@ -173,9 +179,9 @@ fn attention_block(pairs: &mut Vec<TensorPair>, official: &str, ours: &str, qkv_
 
 /// Every tensor of the official `UniUnet` that our [`UniUnet`](crate::model::UniUnet) of
 /// `config` holds (`ms_out` only with deep supervision).
-pub fn uniunet_pairs(config: &UniUnetConfig) -> Vec<TensorPair> {
-    let mut pairs = uniformer_pairs(&config.encoder_config(), UNIFORMER_IN_UNIUNET, "encoder.");
-    let kernel = Transform::DecoderKernel;
+pub fn uniunet_pairs(config: &UniUnetConfig) -> crate::Result<Vec<TensorPair>> {
+    let mut pairs = uniformer_pairs(&config.encoder_config()?, UNIFORMER_IN_UNIUNET, "encoder.");
+    let conv_weight = Transform::DecoderConvWeight;
     for (index, block) in DECODER_BLOCKS.iter().enumerate() {
         let official = format!("decoder.{block}");
         let ours = format!("up_blocks.{index}");
@@ -183,7 +189,7 @@ pub fn uniunet_pairs(config: &UniUnetConfig) -> Vec<TensorPair> {
             &mut pairs,
             &format!("{official}.transp_conv.conv"),
             &format!("{ours}.transp_conv"),
-            kernel,
+            conv_weight,
             false,
         );
         // MONAI's UnetResBlock: conv3 (the 1×1×1 projection) exists when in ≠ out channels,
@@ -194,28 +200,34 @@ pub fn uniunet_pairs(config: &UniUnetConfig) -> Vec<TensorPair> {
                 &mut pairs,
                 &from,
                 &format!("{ours}.conv_block.{conv_name}"),
-                kernel,
+                conv_weight,
                 false,
             );
         }
     }
-    // proj1 runs on the encoder's permuted input, so its kernel has the encoder's layout.
+    // proj1 runs on the encoder's permuted input, so its weight has the encoder's layout.
     conv(
         &mut pairs,
         "decoder.proj1.proj",
         "input_proj.proj",
-        Transform::EncoderKernel,
+        Transform::EncoderConvWeight,
         true,
     );
     norm(&mut pairs, "decoder.proj1.norm", "input_proj.norm", false);
-    conv(&mut pairs, "decoder.out.conv.conv", "head", kernel, true);
+    conv(
+        &mut pairs,
+        "decoder.out.conv.conv",
+        "head",
+        conv_weight,
+        true,
+    );
     if config.deep_supervision {
         // Official ms_out[0] reads the stride-4 level, ms_out[1] the stride-2 level; ours hold
         // them the other way round (deep_heads[0] at stride 2).
-        conv(&mut pairs, "ms_out.0", "deep_heads.1", kernel, true);
-        conv(&mut pairs, "ms_out.1", "deep_heads.0", kernel, true);
+        conv(&mut pairs, "ms_out.0", "deep_heads.1", conv_weight, true);
+        conv(&mut pairs, "ms_out.1", "deep_heads.0", conv_weight, true);
     }
-    pairs
+    Ok(pairs)
 }
 
 /// Every tensor of the official pre-training `RecModel` that our
@@ -230,7 +242,7 @@ pub fn rec_model_pairs(encoder: &UniformerConfig) -> Vec<TensorPair> {
             &mut pairs,
             &official,
             &ours,
-            Transform::DecoderKernel,
+            Transform::DecoderConvWeight,
             false,
         );
     }
@@ -238,7 +250,7 @@ pub fn rec_model_pairs(encoder: &UniformerConfig) -> Vec<TensorPair> {
         &mut pairs,
         "decoder.out_1.conv.conv",
         "decoder.head",
-        Transform::DecoderKernel,
+        Transform::DecoderConvWeight,
         true,
     );
     pairs.push(TensorPair::new(
@@ -274,22 +286,22 @@ fn unet_block(pairs: &mut Vec<TensorPair>, official: &str, ours: &str) {
     }
     for name in ["conv1", "conv2"] {
         let (from, to) = (format!("{official}.{name}"), format!("{ours}.{name}"));
-        conv(pairs, &from, &to, Transform::DecoderKernel, true);
+        conv(pairs, &from, &to, Transform::DecoderConvWeight, true);
     }
 }
 
 /// Every tensor of the official UNet3D pre-training `RecModel` (`models/Unet.py`, `--use_Unet`)
 /// that our [`BrainMvp`](crate::pretrain::BrainMvp) with a UNet3D of `encoder` holds. The UNet
-/// does not permute its input, so all its kernels run over `(X, Y, Z)`
-/// ([`Transform::DecoderKernel`]). `encoder.depths` must be the official `[1, 2, 2, 4]`.
+/// does not permute its input, so all its convolutions run over `(X, Y, Z)`
+/// ([`Transform::DecoderConvWeight`]). `encoder.depths` must be the official `[1, 2, 2, 4]`.
 pub fn unet_rec_model_pairs(encoder: &Unet3dConfig) -> Vec<TensorPair> {
-    let kernel = Transform::DecoderKernel;
+    let conv_weight = Transform::DecoderConvWeight;
     let mut pairs = Vec::new();
-    conv(&mut pairs, "conv1a", "encoder.stem", kernel, true);
+    conv(&mut pairs, "conv1a", "encoder.stem", conv_weight, true);
     for (level, blocks) in UNET_LEVEL_BLOCKS.iter().enumerate() {
         if level > 0 {
             let ours = format!("encoder.downs.{}", level - 1);
-            conv(&mut pairs, &format!("ds{level}"), &ours, kernel, true);
+            conv(&mut pairs, &format!("ds{level}"), &ours, conv_weight, true);
         }
         for (index, block) in blocks.iter().take(encoder.depths[level]).enumerate() {
             unet_block(
@@ -301,10 +313,16 @@ pub fn unet_rec_model_pairs(encoder: &Unet3dConfig) -> Vec<TensorPair> {
     }
     for (index, (reduce, block)) in UNET_DECODER_STAGES.iter().enumerate() {
         let ours = format!("decoder.stages.{index}");
-        conv(&mut pairs, reduce, &format!("{ours}.reduce"), kernel, true);
+        conv(
+            &mut pairs,
+            reduce,
+            &format!("{ours}.reduce"),
+            conv_weight,
+            true,
+        );
         unet_block(&mut pairs, block, &format!("{ours}.block"));
     }
-    conv(&mut pairs, "up1conv", "decoder.head", kernel, true);
+    conv(&mut pairs, "up1conv", "decoder.head", conv_weight, true);
     pairs.push(TensorPair::new(
         "rep_template".into(),
         "templates.volumes".into(),
@@ -341,13 +359,12 @@ pub fn ignored_in_rec_model(official: &str) -> Option<&'static str> {
 
 /// The encoder preset whose depths and widths are `depths`/`widths` (head_dim, MLP ratio and
 /// qkv bias are the preset's).
-pub fn preset_of(depths: [usize; 4], widths: [usize; 4]) -> Option<EncoderPreset> {
-    [EncoderPreset::Small, EncoderPreset::Tiny]
-        .into_iter()
-        .find(|preset| {
-            let config = preset.encoder_config(1);
-            config.depths == depths && config.widths == widths
-        })
+pub fn preset_of(depths: [usize; 4], widths: [usize; 4]) -> Option<Architecture> {
+    Architecture::UNIFORMERS.into_iter().find(|preset| {
+        preset
+            .uniformer_config(1)
+            .is_ok_and(|config| config.depths == depths && config.widths == widths)
+    })
 }
 
 #[cfg(test)]
@@ -358,7 +375,7 @@ mod tests {
     #[test]
     fn names_are_unique_on_both_sides() {
         let config = UniUnetConfig::official().with_deep_supervision(true);
-        let pairs = uniunet_pairs(&config);
+        let pairs = uniunet_pairs(&config).unwrap();
         let official: BTreeSet<_> = pairs.iter().map(|p| p.official.as_str()).collect();
         let ours: BTreeSet<_> = pairs.iter().map(|p| p.ours.as_str()).collect();
         assert_eq!(official.len(), pairs.len());
@@ -405,7 +422,7 @@ mod tests {
         );
         assert_eq!(
             find("up4conva.weight").unwrap().transform,
-            Transform::DecoderKernel
+            Transform::DecoderConvWeight
         );
         // 1 stem + 3 downs + 3 reduces + head: weight and bias; 9 + 3 blocks of 8 tensors.
         assert_eq!(pairs.len(), 2 * 8 + 8 * 12 + 1);
@@ -417,11 +434,11 @@ mod tests {
     fn presets_are_recognised_by_depths_and_widths() {
         assert_eq!(
             preset_of([3, 4, 8, 3], [64, 128, 320, 512]),
-            Some(EncoderPreset::Small)
+            Some(Architecture::UniformerS)
         );
         assert_eq!(
             preset_of([1, 1, 1, 1], [8, 16, 32, 64]),
-            Some(EncoderPreset::Tiny)
+            Some(Architecture::UniformerTiny)
         );
         assert_eq!(preset_of([3, 4, 8, 3], [8, 16, 32, 64]), None);
     }

@@ -48,6 +48,8 @@ impl AdamWSettings {
 /// AdamW (decoupled weight decay), one launch per parameter tensor on the GPU backends.
 #[derive(Clone)]
 pub struct FusedAdamW {
+    /// The settings the GPU kernel reads (builds without a GPU backend only run burn's step).
+    #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
     settings: AdamWSettings,
     /// burn's own step, for every other backend.
     burn: AdamW,

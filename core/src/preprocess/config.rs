@@ -33,51 +33,37 @@ impl Pipeline {
     }
 }
 
-/// Settings of [`super::preprocess_images`]; the defaults are the official BrainMVP pre-training
-/// pipeline's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PreprocessConfig {
-    /// The sequence of transforms (`"pretraining"` or `"official-downstream"`).
-    pub pipeline: Pipeline,
-    /// Isotropic voxel size (mm) to resample to (MONAI `Spacingd(pixdim=1.0)`).
-    pub target_spacing_mm: f64,
-    /// Intensity percentile mapped to 0 (`ScaleIntensityRangePercentilesd(lower=5)`).
-    pub lower_percentile: f64,
-    /// Intensity percentile mapped to 1 (`upper=95`).
-    pub upper_percentile: f64,
-    /// A voxel is foreground when its value is above this in any modality (MONAI `is_positive`):
-    /// the raw value in the pre-training pipeline, the scaled one in the official downstream.
-    pub foreground_threshold: f32,
-    /// Clip the scaled intensities to [0, 1] (the official pre-training transform does; the
-    /// official downstream transform does not, and clipping saturates a lesion brighter than the
-    /// upper percentile together with the brightest 5 % of normal tissue).
-    pub clip: bool,
-    /// Crop to the foreground a second time after scaling, as the official pipeline does
-    /// (there, foreground is "above the lower percentile" in any modality). The pre-training
-    /// pipeline's step: the official downstream pipeline crops once.
-    pub recrop_after_scaling: bool,
-    /// Voxels kept around the foreground box by the official downstream pipeline's
-    /// `CropForeground(margin=1)` (the widened box stops at the grid's edge, as in MONAI 1.4,
-    /// which the official code pins). The pre-training pipeline's crop has no margin.
-    pub foreground_margin: usize,
-    /// Refuse a subject whose resampled grid would have more voxels than this (before allocating).
-    pub max_voxels: usize,
-}
-
-impl Default for PreprocessConfig {
-    fn default() -> Self {
-        Self {
-            pipeline: Pipeline::Pretraining,
-            target_spacing_mm: 1.0,
-            lower_percentile: 5.0,
-            upper_percentile: 95.0,
-            foreground_threshold: 0.0,
-            clip: true,
-            recrop_after_scaling: true,
-            foreground_margin: 1,
-            max_voxels: 1 << 27,
-        }
+crate::config! {
+    /// Settings of [`super::preprocess_images`]; the defaults are the official BrainMVP pre-training
+    /// pipeline's.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct PreprocessConfig {
+        /// The sequence of transforms (`"pretraining"` or `"official-downstream"`).
+        pub pipeline: Pipeline = Pipeline::Pretraining,
+        /// Isotropic voxel size (mm) to resample to (MONAI `Spacingd(pixdim=1.0)`).
+        pub target_spacing_mm: f64 = 1.0,
+        /// Intensity percentile mapped to 0 (`ScaleIntensityRangePercentilesd(lower=5)`).
+        pub lower_percentile: f64 = 5.0,
+        /// Intensity percentile mapped to 1 (`upper=95`).
+        pub upper_percentile: f64 = 95.0,
+        /// A voxel is foreground when its value is above this in any modality (MONAI `is_positive`):
+        /// the raw value in the pre-training pipeline, the scaled one in the official downstream.
+        pub foreground_threshold: f32 = 0.0,
+        /// Clip the scaled intensities to [0, 1] (the official pre-training transform does; the
+        /// official downstream transform does not, and clipping saturates a lesion brighter than the
+        /// upper percentile together with the brightest 5 % of normal tissue).
+        pub clip: bool = true,
+        /// Crop to the foreground a second time after scaling, as the official pipeline does
+        /// (there, foreground is "above the lower percentile" in any modality). The pre-training
+        /// pipeline's step: the official downstream pipeline crops once.
+        pub recrop_after_scaling: bool = true,
+        /// Voxels kept around the foreground box by the official downstream pipeline's
+        /// `CropForeground(margin=1)` (the widened box stops at the grid's edge, as in MONAI 1.4,
+        /// which the official code pins). The pre-training pipeline's crop has no margin.
+        pub foreground_margin: usize = 1,
+        /// Refuse a subject whose resampled grid would have more voxels than this (before allocating).
+        pub max_voxels: usize = 1 << 27,
     }
 }
 

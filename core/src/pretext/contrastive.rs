@@ -13,20 +13,29 @@
 //! The temperature defaults to 1.0, as this project was asked to (the official class default is
 //! 0.1; the training script passes the value explicitly).
 
-use burn::config::Config;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
+use serde::{Deserialize, Serialize};
 
 /// Smallest norm used as divisor when normalising a row (as `F.normalize`'s default `eps`).
 pub const NORM_EPS: f64 = 1e-12;
 
-/// Settings of the contrastive proxy task.
-#[derive(Config, Debug)]
-pub struct ContrastiveConfig {
-    /// Temperature τ dividing the cosine-similarity logits.
-    #[config(default = 1.0)]
-    pub temperature: f64,
+crate::config! {
+    /// Settings of the contrastive proxy task.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct ContrastiveConfig {
+        /// Temperature τ dividing the cosine-similarity logits.
+        pub temperature: f64 = 1.0,
+    }
+}
+
+impl ContrastiveConfig {
+    /// The default config (as burn's `Config::new`).
+    pub fn new() -> Self {
+        Self::default()
+    }
 }
 
 impl ContrastiveConfig {

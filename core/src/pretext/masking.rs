@@ -18,22 +18,15 @@ const CONTEXT: &str = "block masking";
 /// Largest crop (in voxels) a mask may cover; bigger sizes are refused before allocating.
 pub const MAX_CROP_VOXELS: usize = 1 << 30;
 
-/// Block-masking settings.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct MaskConfig {
-    /// Edge of a cubic block, in voxels (8 in BrainMVP).
-    pub block_size: usize,
-    /// Fraction of blocks masked, in `[0, 1)`: 0.8 by default, the paper's 0.875 as an option.
-    pub mask_ratio: f64,
-}
-
-impl Default for MaskConfig {
-    fn default() -> Self {
-        Self {
-            block_size: 8,
-            mask_ratio: 0.8,
-        }
+crate::config! {
+    /// Block-masking settings.
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct MaskConfig {
+        /// Edge of a cubic block, in voxels (8 in BrainMVP).
+        pub block_size: usize = 8,
+        /// Fraction of blocks masked, in `[0, 1)`: 0.8 by default, the paper's 0.875 as an option.
+        pub mask_ratio: f64 = 0.8,
     }
 }
 

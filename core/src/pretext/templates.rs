@@ -33,30 +33,21 @@ pub const NORMALISE_EPS: f64 = 1e-9;
 /// Largest canvas (voxels per modality) accepted before allocating.
 pub const MAX_CANVAS_VOXELS: usize = 1 << 28;
 
-/// Shape and modalities of the template canvas.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TemplateConfig {
-    /// Canvas size `[x, y, z]` in voxels (1 mm): 240×240×155 by default (the BraTS grid).
-    pub canvas: [usize; 3],
-    /// The modalities that own a template, in storage order.
-    pub modalities: Vec<Modality>,
-    /// Whether the optimiser learns the templates (`false` keeps them at zero: masked blocks are
-    /// then filled with 0, plain masked-image reconstruction, the ablation baseline).
-    pub learn: bool,
-    /// Where the templates start: `zero` (the official code) or `cohort-mean` (each modality's
-    /// mean preprocessed image of the pre-training cohort, set by the trainer before step 1).
-    pub init: TemplateInit,
-}
-
-impl Default for TemplateConfig {
-    fn default() -> Self {
-        Self {
-            canvas: [240, 240, 155],
-            modalities: Modality::ALL.to_vec(),
-            learn: true,
-            init: TemplateInit::Zero,
-        }
+crate::config! {
+    /// Shape and modalities of the template canvas.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct TemplateConfig {
+        /// Canvas size `[x, y, z]` in voxels (1 mm): 240×240×155 by default (the BraTS grid).
+        pub canvas: [usize; 3] = [240, 240, 155],
+        /// The modalities that own a template, in storage order.
+        pub modalities: Vec<Modality> = Modality::ALL.to_vec(),
+        /// Whether the optimiser learns the templates (`false` keeps them at zero: masked blocks are
+        /// then filled with 0, plain masked-image reconstruction, the ablation baseline).
+        pub learn: bool = true,
+        /// Where the templates start: `zero` (the official code) or `cohort-mean` (each modality's
+        /// mean preprocessed image of the pre-training cohort, set by the trainer before step 1).
+        pub init: TemplateInit = TemplateInit::Zero,
     }
 }
 

@@ -33,25 +33,17 @@ const CONTEXT: &str = "pre-training views";
 /// Salt separating the view stream from the loader's streams of the same seed.
 const VIEW_SALT: u64 = 0x5649_4557_5f41_4231;
 
-/// How the views are built.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ViewConfig {
-    /// Block masking (8³ blocks, ratio 0.8 by default).
-    pub mask: MaskConfig,
-    /// Series offered per subject (4, as the official loader).
-    pub series_per_subject: usize,
-    /// Fraction of the steps during which view B uses the template (0.2: 300 of 1,500 epochs).
-    pub template_warmup_fraction: f64,
-}
-
-impl Default for ViewConfig {
-    fn default() -> Self {
-        Self {
-            mask: MaskConfig::default(),
-            series_per_subject: 4,
-            template_warmup_fraction: 0.2,
-        }
+crate::config! {
+    /// How the views are built.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct ViewConfig {
+        /// Block masking (8³ blocks, ratio 0.8 by default).
+        pub mask: MaskConfig = MaskConfig::default(),
+        /// Series offered per subject (4, as the official loader).
+        pub series_per_subject: usize = 4,
+        /// Fraction of the steps during which view B uses the template (0.2: 300 of 1,500 epochs).
+        pub template_warmup_fraction: f64 = 0.2,
     }
 }
 

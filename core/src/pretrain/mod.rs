@@ -1,12 +1,10 @@
 //! BrainMVP pre-training pieces shared by every front end: the pre-training network (encoder,
-//! reconstruction decoder, learnable templates) with its three losses ([`model`]), the
-//! learning-rate schedule ([`schedule`]).
+//! reconstruction decoder, learnable templates) with its three losses ([`model`]). The
+//! learning-rate schedule, which fine-tuning shares, is [`crate::optim::LrSchedule`].
 //!
 //! The training loop itself (loader, optimiser, checkpoints, logs) lives in the `brainmvp`
 //! trainer; everything it computes per step comes from here.
 
 pub mod model;
-pub mod schedule;
 
-pub use model::{Architecture, BrainMvp, BrainMvpConfig, LossWeights, StepLosses};
-pub use schedule::LrSchedule;
+pub use model::{BrainMvp, BrainMvpConfig, LossWeights, StepLosses};

@@ -17,93 +17,36 @@ use crate::model::decoder::{
     PretrainDecoder, PretrainDecoderConfig, UnetDecoder, UnetDecoderConfig,
 };
 use crate::model::unet3d::{Unet3d, Unet3dConfig};
-use crate::model::{Uniformer, UniformerConfig};
+use crate::model::{Architecture, Uniformer, UniformerConfig};
 use crate::pretext::contrastive::{contrastive_loss, contrastive_loss_gathered, NegativeGather};
 use crate::pretext::templates::{ModalityTemplates, TemplateConfig};
 use crate::pretext::views::StepViews;
 
-/// The backbone being pre-trained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Architecture {
-    /// UniFormer-S (22.0 M parameters), the paper's main backbone.
-    UniformerS,
-    /// A tiny UniFormer for CPU tests and the browser.
-    UniformerTiny,
-    /// The official second backbone, UNet3D, with its up-sampling decoder.
-    Unet3d,
-}
-
-impl Architecture {
-    /// The name used in configs and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::UniformerS => "uniformer-s",
-            Self::UniformerTiny => "uniformer-tiny",
-            Self::Unet3d => "unet3d",
-        }
-    }
-
-    /// The encoder's config for `in_channels` inputs, as JSON (saved beside exported weights).
-    pub fn encoder_config_json(self, in_channels: usize) -> serde_json::Value {
-        let text = match self {
-            Self::UniformerS => UniformerConfig::small(in_channels).to_string(),
-            Self::UniformerTiny => UniformerConfig::tiny(in_channels).to_string(),
-            Self::Unet3d => Unet3dConfig::official(in_channels).to_string(),
-        };
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
-    }
-
-    /// The crop edge must be a multiple of this (the encoder's total stride).
-    pub fn stride(self) -> usize {
-        match self {
-            Self::UniformerS | Self::UniformerTiny => crate::model::uniformer::TOTAL_STRIDE,
-            Self::Unet3d => 8,
-        }
+crate::config! {
+    /// Weights of the three loss terms.
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct LossWeights {
+        /// View A (template distillation) reconstruction MSE: 10.
+        pub template: f64 = 10.0,
+        /// View B (cross-modal) reconstruction MSE: 1.
+        pub cross_modal: f64 = 1.0,
+        /// Modality-aware contrastive loss: 1.
+        pub contrastive: f64 = 1.0,
     }
 }
 
-/// Weights of the three loss terms.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LossWeights {
-    /// View A (template distillation) reconstruction MSE: 10.
-    pub template: f64,
-    /// View B (cross-modal) reconstruction MSE: 1.
-    pub cross_modal: f64,
-    /// Modality-aware contrastive loss: 1.
-    pub contrastive: f64,
-}
-
-impl Default for LossWeights {
-    fn default() -> Self {
-        Self {
-            template: 10.0,
-            cross_modal: 1.0,
-            contrastive: 1.0,
-        }
-    }
-}
-
-/// What to build: backbone, input channels, templates, contrastive temperature.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BrainMvpConfig {
-    /// Backbone.
-    pub arch: Architecture,
-    /// Template canvas and modalities.
-    pub templates: TemplateConfig,
-    /// Contrastive temperature τ.
-    pub temperature: f64,
-}
-
-impl Default for BrainMvpConfig {
-    fn default() -> Self {
-        Self {
-            arch: Architecture::UniformerS,
-            templates: TemplateConfig::default(),
-            temperature: 1.0,
-        }
+crate::config! {
+    /// What to build: backbone, input channels, templates, contrastive temperature.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct BrainMvpConfig {
+        /// Backbone.
+        pub arch: Architecture = Architecture::UniformerS,
+        /// Template canvas and modalities.
+        pub templates: TemplateConfig = TemplateConfig::default(),
+        /// Contrastive temperature τ.
+        pub temperature: f64 = 1.0,
     }
 }
 

@@ -6,7 +6,7 @@ use brainmvp_core::bmvp::{BmvpModel, WeightPrecision};
 use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
 use brainmvp_core::inference::SlidingWindowConfig;
 use brainmvp_core::labels::LabelScheme;
-use brainmvp_core::model::{EncoderPreset, UniUnet, UniUnetConfig};
+use brainmvp_core::model::{Architecture, UniUnet, UniUnetConfig};
 use brainmvp_core::preprocess::PreprocessConfig;
 use brainmvp_core::volume::IDENTITY;
 use brainmvp_core::{Modality, Volume};
@@ -17,7 +17,7 @@ fn manifest() -> SegmenterManifest {
     SegmenterManifest {
         format: SEGMENTER_FORMAT.to_string(),
         version: SEGMENTER_VERSION,
-        model: UniUnetConfig::new(2, 3).with_encoder(EncoderPreset::Tiny),
+        model: UniUnetConfig::new(2, 3).with_encoder(Architecture::UniformerTiny),
         modalities: vec![Modality::T1, Modality::Flair],
         labels: LabelScheme::Brats { enhancing_label: 4 },
         preprocess: PreprocessConfig::default(),
@@ -170,7 +170,7 @@ fn weights_of_another_network_are_refused() {
     let bmvp =
         BmvpModel::from_model(&manifest(), &model(5), WeightPrecision::F32, Vec::new()).unwrap();
     let mut wrong = bmvp.clone();
-    wrong.manifest.model = UniUnetConfig::new(2, 3).with_encoder(EncoderPreset::Small);
+    wrong.manifest.model = UniUnetConfig::new(2, 3).with_encoder(Architecture::UniformerS);
     let bytes = wrong.to_bytes().unwrap();
     let read = BmvpModel::from_bytes(&bytes, "wrong.bmvp").unwrap();
     let err = read

@@ -473,18 +473,18 @@ fn loader_is_deterministic_across_worker_counts_and_resumes() {
 }
 
 #[test]
-fn strided_peers_together_see_each_batch_of_one_loader_once() {
+fn strided_ranks_together_see_each_batch_of_one_loader_once() {
     let (dir, reader) = shared_cache("strided");
     let reference = batches(&reader, config(0), 0, 12);
-    let peers = 3u64;
+    let ranks = 3u64;
     for workers in [0, 2] {
-        for rank in 0..peers {
-            // Peer `rank` resumes at its second batch: global step 1·P + rank.
+        for rank in 0..ranks {
+            // Rank `rank` resumes at its second batch: global step 1·P + rank.
             let loader =
-                Loader::strided(Arc::clone(&reader), config(workers), peers + rank, peers).unwrap();
+                Loader::strided(Arc::clone(&reader), config(workers), ranks + rank, ranks).unwrap();
             let got: Vec<_> = loader.take(3).map(|b| b.unwrap()).collect();
             let expected: Vec<_> = (1..4)
-                .map(|k| reference[(k * peers + rank) as usize].clone())
+                .map(|k| reference[(k * ranks + rank) as usize].clone())
                 .collect();
             assert_eq!(got, expected, "rank {rank}, {workers} workers");
         }

@@ -6,13 +6,13 @@ use crate::support::{AD, B};
 use brainmvp_core::model::classifier::{
     class_balanced_cross_entropy, global_average_pool, Classifier, ClassifierConfig,
 };
-use brainmvp_core::model::{EncoderPreset, UniformerConfig};
+use brainmvp_core::model::{Architecture, UniformerConfig};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 
 fn tiny(in_channels: usize, classes: usize) -> Classifier<B> {
     ClassifierConfig::new(in_channels, classes)
-        .with_encoder(EncoderPreset::Tiny)
+        .with_encoder(Architecture::UniformerTiny)
         .init(&Default::default())
         .unwrap()
 }
@@ -38,7 +38,7 @@ fn logits_shape_and_parameter_count() {
         encoder.num_learnable_params() + 64 * 3 + 3
     );
     let default = ClassifierConfig::new(4, 2);
-    assert_eq!(default.encoder, EncoderPreset::Small);
+    assert_eq!(default.encoder, Architecture::UniformerS);
 }
 
 #[test]
@@ -156,7 +156,8 @@ fn input_and_config_errors() {
     let wrong_size = Tensor::<B, 5>::zeros([1, 2, 16, 24, 16], &device);
     assert!(model.try_forward(wrong_size).is_err());
     for (channels, classes) in [(0, 3), (2, 1), (2, 5000)] {
-        let config = ClassifierConfig::new(channels, classes).with_encoder(EncoderPreset::Tiny);
+        let config =
+            ClassifierConfig::new(channels, classes).with_encoder(Architecture::UniformerTiny);
         assert!(config.init::<B>(&device).is_err(), "{channels} {classes}");
     }
 }
@@ -165,7 +166,7 @@ fn input_and_config_errors() {
 fn adam_steps_lower_the_cross_entropy() {
     let device = Default::default();
     let mut model: Classifier<AD> = ClassifierConfig::new(2, 3)
-        .with_encoder(EncoderPreset::Tiny)
+        .with_encoder(Architecture::UniformerTiny)
         .init(&device)
         .unwrap();
     let inputs =

@@ -9,7 +9,7 @@ use brainmvp_core::finetune::few_shot::{FewShotSet, FewShotTrainer, LabelledCase
 use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
 use brainmvp_core::inference::SlidingWindowConfig;
 use brainmvp_core::labels::LabelScheme;
-use brainmvp_core::model::{EncoderPreset, UniUnetConfig};
+use brainmvp_core::model::{Architecture, UniUnetConfig};
 use brainmvp_core::preprocess::PreprocessConfig;
 use brainmvp_core::rng::Rng;
 use brainmvp_core::volume::IDENTITY;
@@ -24,7 +24,7 @@ fn manifest() -> SegmenterManifest {
         format: SEGMENTER_FORMAT.to_string(),
         version: SEGMENTER_VERSION,
         model: UniUnetConfig::new(2, 3)
-            .with_encoder(EncoderPreset::Tiny)
+            .with_encoder(Architecture::UniformerTiny)
             .with_deep_supervision(true),
         modalities: vec![Modality::T1, Modality::Flair],
         labels: LabelScheme::Brats { enhancing_label: 4 },

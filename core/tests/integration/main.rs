@@ -15,7 +15,7 @@ mod cutmix;
 mod decoder;
 mod downstream;
 mod few_shot;
-mod finetune_init;
+mod finetune_transfer;
 mod inference;
 mod input_check;
 mod labels;

@@ -5,12 +5,13 @@
 
 use crate::support::{device, AD};
 use brainmvp_core::modality::Modality;
+use brainmvp_core::model::Architecture;
 use brainmvp_core::model::{PretrainDecoderConfig, UniformerConfig};
 use brainmvp_core::pretext::contrastive::contrastive_loss;
 use brainmvp_core::pretext::templates::TemplateConfig;
 use brainmvp_core::pretext::views::{build_views, plan_step, SamplePlan, ViewConfig, ViewSource};
 use brainmvp_core::pretrain::model::mean_squared_error;
-use brainmvp_core::pretrain::{Architecture, BrainMvp, BrainMvpConfig, LossWeights};
+use brainmvp_core::pretrain::{BrainMvp, BrainMvpConfig, LossWeights};
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::{Tensor, TensorData};

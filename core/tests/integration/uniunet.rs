@@ -4,13 +4,13 @@
 
 use crate::support::{device, B};
 use brainmvp_core::model::uniunet::{upsample_trilinear, UnetResBlock};
-use brainmvp_core::model::{EncoderPreset, UniUnet, UniUnetConfig};
+use brainmvp_core::model::{Architecture, UniUnet, UniUnetConfig};
 use burn::module::Param;
 use burn::tensor::{Distribution, Tensor, TensorData};
 
 fn tiny(deep_supervision: bool) -> UniUnet<B> {
     UniUnetConfig::new(4, 3)
-        .with_encoder(EncoderPreset::Tiny)
+        .with_encoder(Architecture::UniformerTiny)
         .with_deep_supervision(deep_supervision)
         .init(&device())
         .unwrap()

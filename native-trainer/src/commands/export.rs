@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use brainmvp_core::model::EncoderPreset;
+use brainmvp_core::model::Architecture;
 
-use super::parse_encoder;
 use crate::bmvp::{export_model, ExportOptions, PrecisionChoice};
 
 /// Arguments of `brainmvp export`.
@@ -22,11 +21,11 @@ pub struct ExportArgs {
     /// safetensors) for PyTorch/MONAI instead of a `.bmvp`.
     #[arg(long)]
     pub torch: bool,
-    /// With `--torch` instead of `--model`: an untrained UniUnet (`small`: UniFormer-S, the
-    /// official size; `tiny`), initialised as the official code, for trying `brainmvp import` and
+    /// With `--torch` instead of `--model`: an untrained UniUnet (`uniformer-s`, the official
+    /// size, or `uniformer-tiny`), initialised as the official code, for trying `brainmvp import` and
     /// the page's memory limits without official weights or PyTorch.
-    #[arg(long, requires = "torch", conflicts_with = "model", value_parser = parse_encoder)]
-    pub untrained: Option<EncoderPreset>,
+    #[arg(long, requires = "torch", conflicts_with = "model")]
+    pub untrained: Option<Architecture>,
     /// The seed of `--untrained`'s weights.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

@@ -13,7 +13,7 @@ pub struct PretrainArgs {
     /// Job file (TOML); every key has a default, see docs/pretraining.md.
     #[arg(long)]
     pub config: PathBuf,
-    /// `cpu`, `cpu:N` (N CPU peers), `cuda[:0,1,..]`, `wgpu[:i,..|integrated|cpu]`.
+    /// `cpu`, `cpu:N` (N CPU ranks), `cuda[:0,1,..]`, `wgpu[:i,..|integrated|cpu]`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Continue from the newest checkpoint in the output folder.

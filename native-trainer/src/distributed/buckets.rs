@@ -8,7 +8,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 
-use super::PeerHandle;
+use super::RankHandle;
 
 type Flat<B> = Tensor<<B as AutodiffBackend>::InnerBackend, 1>;
 
@@ -129,7 +129,7 @@ pub(super) fn initialise_in_visiting_order<B: AutodiffBackend, M: AutodiffModule
 }
 
 pub(super) fn average_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
-    peer: &PeerHandle<B>,
+    this_rank: &RankHandle<B>,
     grads: GradientsParams,
     module: &M,
     extra: &mut [f32],
@@ -137,13 +137,19 @@ pub(super) fn average_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
     let mut grads = grads;
     let mut flatten = FlattenGradients::<B> {
         grads: &mut grads,
-        device: peer.device(),
+        device: this_rank.device(),
         flat: Vec::new(),
         selected: Vec::new(),
     };
     module.visit(&mut flatten);
     let (flat, selected) = (flatten.flat, flatten.selected);
-    let reduced = exchange_buckets(peer, flat, extra, Exchange::Mean, "gradient all-reduce")?;
+    let reduced = exchange_buckets(
+        this_rank,
+        flat,
+        extra,
+        Exchange::Mean,
+        "gradient all-reduce",
+    )?;
     let mut restore = RestoreGradients::<B> {
         grads: &mut grads,
         selected: selected.into_iter(),
@@ -154,12 +160,12 @@ pub(super) fn average_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
 }
 
 pub(super) fn broadcast_module<B: AutodiffBackend, M: AutodiffModule<B>>(
-    peer: &PeerHandle<B>,
+    this_rank: &RankHandle<B>,
     module: M,
 ) -> Result<M> {
     let values = FlattenValues::<B>::of(&module, false);
     let received = exchange_buckets(
-        peer,
+        this_rank,
         values.flat,
         &mut [],
         Exchange::FromRankZero,
@@ -170,10 +176,10 @@ pub(super) fn broadcast_module<B: AutodiffBackend, M: AutodiffModule<B>>(
     }))
 }
 
-/// Runs `exchange` over `flat` in buckets of at most `peer.bucket_values` values (a tensor
+/// Runs `exchange` over `flat` in buckets of at most `rank.bucket_values` values (a tensor
 /// larger than that is a bucket of its own); `extra` joins the last bucket.
 fn exchange_buckets<B: AutodiffBackend>(
-    peer: &PeerHandle<B>,
+    this_rank: &RankHandle<B>,
     flat: Vec<Flat<B>>,
     extra: &mut [f32],
     exchange: Exchange,
@@ -183,7 +189,7 @@ fn exchange_buckets<B: AutodiffBackend>(
     let mut filled = usize::MAX;
     for tensor in flat {
         let size = tensor.dims()[0];
-        if filled.saturating_add(size) > peer.bucket_values {
+        if filled.saturating_add(size) > this_rank.bucket_values {
             buckets.push(Vec::new());
             filled = 0;
         }
@@ -200,13 +206,13 @@ fn exchange_buckets<B: AutodiffBackend>(
     let mut out = Vec::new();
     for (index, bucket) in buckets.into_iter().enumerate() {
         let riders: &mut [f32] = if index == last { extra } else { &mut [] };
-        out.extend(exchange_bucket(peer, bucket, riders, exchange, what)?);
+        out.extend(exchange_bucket(this_rank, bucket, riders, exchange, what)?);
     }
     Ok(out)
 }
 
 fn exchange_bucket<B: AutodiffBackend>(
-    peer: &PeerHandle<B>,
+    this_rank: &RankHandle<B>,
     bucket: Vec<Flat<B>>,
     extra: &mut [f32],
     exchange: Exchange,
@@ -221,18 +227,18 @@ fn exchange_bucket<B: AutodiffBackend>(
     values.extend_from_slice(extra);
     match exchange {
         Exchange::Mean => {
-            peer.call(what, |c| c.all_reduce_sum(&mut values))?;
-            let world = peer.world_size() as f32;
+            this_rank.call(what, |c| c.all_reduce_sum(&mut values))?;
+            let world = this_rank.world_size() as f32;
             values.iter_mut().for_each(|value| *value /= world);
         }
-        Exchange::FromRankZero => peer.call(what, |c| c.broadcast(&mut values, 0))?,
+        Exchange::FromRankZero => this_rank.call(what, |c| c.broadcast(&mut values, 0))?,
     }
     extra.copy_from_slice(&values[total..]);
     values.truncate(total);
     if total == 0 {
         return Ok(Vec::new());
     }
-    let joined = Flat::<B>::from_data(TensorData::new(values, [total]), peer.device());
+    let joined = Flat::<B>::from_data(TensorData::new(values, [total]), this_rank.device());
     let mut start = 0;
     Ok(sizes
         .into_iter()
@@ -282,11 +288,11 @@ fn pieces(hash: u64) -> [f32; 4] {
 
 /// The hash of every rank, gathered.
 fn gather_hashes<B: AutodiffBackend>(
-    peer: &PeerHandle<B>,
+    this_rank: &RankHandle<B>,
     hash: u64,
     what: &str,
 ) -> Result<Vec<u64>> {
-    let gathered = peer.call(what, |c| c.all_gather(&pieces(hash)))?;
+    let gathered = this_rank.call(what, |c| c.all_gather(&pieces(hash)))?;
     Ok(gathered
         .chunks(4)
         .map(|piece| (0..4).fold(0u64, |acc, i| acc | ((piece[i] as u64) << (16 * i))))
@@ -295,14 +301,14 @@ fn gather_hashes<B: AutodiffBackend>(
 
 /// Fails unless every rank holds the same parameters (count and shapes, in visiting order).
 pub(super) fn check_same_parameters<B: AutodiffBackend, M: AutodiffModule<B>>(
-    peer: &PeerHandle<B>,
+    this_rank: &RankHandle<B>,
     module: &M,
 ) -> Result<()> {
     let values = FlattenValues::<B>::of(module, false);
     let words = values.shapes.iter().flat_map(|shape| {
         std::iter::once(shape.len() as u64).chain(shape.iter().map(|dim| *dim as u64))
     });
-    let hashes = gather_hashes(peer, fnv(words), "parameter check")?;
+    let hashes = gather_hashes(this_rank, fnv(words), "parameter check")?;
     let differing: Vec<String> = differing_ranks(&hashes);
     if !differing.is_empty() {
         bail!(
@@ -324,7 +330,7 @@ fn differing_ranks(hashes: &[u64]) -> Vec<String> {
 /// Every rank's checksum of its trainable weights' bits must equal rank 0's. (Running
 /// statistics, such as BatchNorm's, follow each rank's own batches and are not compared.)
 pub(super) fn check_replicas<B: AutodiffBackend, M: AutodiffModule<B>>(
-    peer: &PeerHandle<B>,
+    this_rank: &RankHandle<B>,
     module: &M,
 ) -> Result<u64> {
     let mut checksum = Fnv::new();
@@ -334,10 +340,10 @@ pub(super) fn check_replicas<B: AutodiffBackend, M: AutodiffModule<B>>(
             .for_each(|value| checksum.word(u64::from(value.to_bits())));
     }
     let checksum = checksum.0;
-    if !peer.communicates() {
+    if !this_rank.communicates() {
         return Ok(checksum);
     }
-    let hashes = gather_hashes(peer, checksum, "replica check")?;
+    let hashes = gather_hashes(this_rank, checksum, "replica check")?;
     let differing = differing_ranks(&hashes);
     if !differing.is_empty() {
         bail!(

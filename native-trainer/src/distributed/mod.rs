@@ -52,9 +52,10 @@ brainmvp_core::config! {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(default, deny_unknown_fields)]
     pub struct DistributedConfig {
-        /// Devices driven by this process, one rank (thread) each; the CLI sets it from
-        /// `--device`.
-        pub devices: usize = 1,
+        /// Ranks (threads) of this process, one per device it drives; the CLI sets it from
+        /// `--device` (read as `devices` in configs saved before the rename).
+        #[serde(alias = "devices")]
+        pub local_ranks: usize = 1,
         /// Engine between processes (launched by `mpirun`, `srun` or `torchrun`).
         pub engine: Engine = Engine::Auto,
         /// Size of a gradient bucket in MB (f32 values): one collective call per bucket, as
@@ -71,10 +72,10 @@ brainmvp_core::config! {
 impl DistributedConfig {
     /// Checks the section; errors name the offending key.
     pub fn validate(&self) -> Result<()> {
-        if self.devices == 0 || self.devices > 1024 {
+        if self.local_ranks == 0 || self.local_ranks > 1024 {
             bail!(
-                "[distributed] devices = {}: expected 1 to 1024",
-                self.devices
+                "[distributed] local_ranks = {}: expected 1 to 1024",
+                self.local_ranks
             );
         }
         if !(self.bucket_mb > 0.0 && self.bucket_mb <= 4096.0) {
@@ -100,7 +101,7 @@ impl DistributedConfig {
 }
 
 /// How a rank comes into being.
-pub enum PeerStart {
+pub enum RankStart {
     /// The only rank.
     Single,
     /// One of the threads of this process ([`ThreadGroup::new`] makes one member per thread).
@@ -110,7 +111,7 @@ pub enum PeerStart {
 }
 
 /// One rank: its device, its engine, and (between processes) its rendezvous and watchdog.
-pub struct PeerHandle<B: AutodiffBackend> {
+pub struct RankHandle<B: AutodiffBackend> {
     rank: usize,
     world_size: usize,
     device: B::Device,
@@ -121,8 +122,8 @@ pub struct PeerHandle<B: AutodiffBackend> {
     watchdog: Option<Watchdog>,
 }
 
-impl<B: AutodiffBackend> PeerHandle<B> {
-    /// Global rank of this peer in `0..world_size`.
+impl<B: AutodiffBackend> RankHandle<B> {
+    /// Global rank of this rank in `0..world_size`.
     pub fn rank(&self) -> usize {
         self.rank
     }
@@ -176,25 +177,25 @@ impl<B: AutodiffBackend> PeerHandle<B> {
 
 /// Starts rank `start` on `device`: joins the other ranks (between processes: the engine, the
 /// rendezvous with rank 0 and the watchdog). Returns once every rank has joined.
-pub fn start_peer<B: AutodiffBackend>(
-    start: PeerStart,
+pub fn start_rank<B: AutodiffBackend>(
+    start: RankStart,
     device: B::Device,
     config: &DistributedConfig,
-) -> Result<PeerHandle<B>> {
+) -> Result<RankHandle<B>> {
     config.validate()?;
     let (collective, rendezvous, watchdog): (Box<dyn Collective>, _, _) = match start {
-        PeerStart::Single => (Box::new(Solo), None, None),
-        PeerStart::Thread(member) => (Box::new(member), None, None),
-        PeerStart::Process(launch) if launch.world_size == 1 && config.engine == Engine::Auto => {
+        RankStart::Single => (Box::new(Solo), None, None),
+        RankStart::Thread(member) => (Box::new(member), None, None),
+        RankStart::Process(launch) if launch.world_size == 1 && config.engine == Engine::Auto => {
             (Box::new(Solo), None, None)
         }
-        PeerStart::Process(launch) => {
+        RankStart::Process(launch) => {
             let (collective, rendezvous) = join_processes::<B>(&launch, config)?;
             let watchdog = Watchdog::start(launch.rank, config.timeout())?;
             (collective, Some(rendezvous), Some(watchdog))
         }
     };
-    let peer = PeerHandle {
+    let this_rank = RankHandle {
         rank: collective.rank(),
         world_size: collective.world_size(),
         device,
@@ -204,17 +205,17 @@ pub fn start_peer<B: AutodiffBackend>(
         rendezvous,
         watchdog,
     };
-    if peer.world_size > 1 {
+    if this_rank.world_size > 1 {
         log::info!(
             "rank {} of {} (pid {}, host {}, engine {})",
-            peer.rank,
-            peer.world_size,
+            this_rank.rank,
+            this_rank.world_size,
             std::process::id(),
             watch::host_name(),
-            peer.engine()
+            this_rank.engine()
         );
     }
-    Ok(peer)
+    Ok(this_rank)
 }
 
 /// The engine `config.engine` picks for a process on backend `B`.
@@ -384,15 +385,15 @@ fn broadcast_text(collective: &mut dyn Collective, text: &str) -> Result<String>
 /// Parameters that require a gradient but got none on this rank enter the mean as zeros, so
 /// every rank reduces the same values.
 pub fn average_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
-    peer: &PeerHandle<B>,
+    this_rank: &RankHandle<B>,
     grads: GradientsParams,
     module: &M,
     extra: &mut [f32],
 ) -> Result<GradientsParams> {
-    if !peer.communicates() {
+    if !this_rank.communicates() {
         return Ok(grads);
     }
-    buckets::average_gradients(peer, grads, module, extra)
+    buckets::average_gradients(this_rank, grads, module, extra)
 }
 
 /// Gives every rank rank 0's parameter values, after checking that all ranks hold the same
@@ -405,23 +406,23 @@ pub fn average_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
 /// or a visit touched each parameter first, and one process would not start from the weights a
 /// launched job starts from.
 pub fn broadcast_module<B: AutodiffBackend, M: AutodiffModule<B>>(
-    peer: &PeerHandle<B>,
+    this_rank: &RankHandle<B>,
     module: M,
 ) -> Result<M> {
     buckets::initialise_in_visiting_order(&module);
-    if !peer.communicates() {
+    if !this_rank.communicates() {
         return Ok(module);
     }
-    buckets::check_same_parameters(peer, &module)?;
-    buckets::broadcast_module(peer, module)
+    buckets::check_same_parameters(this_rank, &module)?;
+    buckets::broadcast_module(this_rank, module)
 }
 
 /// Checks that every rank holds the same weights, bit for bit; returns their checksum.
 pub fn check_replicas<B: AutodiffBackend, M: AutodiffModule<B>>(
-    peer: &PeerHandle<B>,
+    this_rank: &RankHandle<B>,
     module: &M,
 ) -> Result<u64> {
-    buckets::check_replicas(peer, module)
+    buckets::check_replicas(this_rank, module)
 }
 
 /// Contrastive negatives across ranks: the `[n, d]` features of every rank stacked in rank order
@@ -429,10 +430,10 @@ pub fn check_replicas<B: AutodiffBackend, M: AutodiffModule<B>>(
 /// constants (their gradients stay on their own ranks, as in a usual all-gather). Every rank must
 /// pass the same `[n, d]`. Returns `features` unchanged when gathering is off.
 pub fn gather_features<B: AutodiffBackend>(
-    peer: &PeerHandle<B>,
+    this_rank: &RankHandle<B>,
     features: Tensor<B, 2>,
 ) -> Result<Tensor<B, 2>> {
-    if !peer.gathers_negatives() {
+    if !this_rank.gathers_negatives() {
         return Ok(features);
     }
     let [rows, width] = features.dims();
@@ -443,14 +444,14 @@ pub fn gather_features<B: AutodiffBackend>(
         .convert::<f32>()
         .into_vec::<f32>()
         .map_err(|err| anyhow::anyhow!("features: {err:?}"))?;
-    let gathered = peer.call("feature all-gather", |c| c.all_gather(&local))?;
-    let total = rows * peer.world_size;
+    let gathered = this_rank.call("feature all-gather", |c| c.all_gather(&local))?;
+    let total = rows * this_rank.world_size;
     let gathered = Tensor::<B::InnerBackend, 2>::from_data(
         TensorData::new(gathered, [total, width]),
-        &peer.device,
+        &this_rank.device,
     );
     let gathered = Tensor::<B, 2>::from_inner(gathered);
-    let start = peer.rank * rows;
+    let start = this_rank.rank * rows;
     let mut parts = Vec::with_capacity(3);
     if start > 0 {
         parts.push(gathered.clone().narrow(0, 0, start));
@@ -464,9 +465,9 @@ pub fn gather_features<B: AutodiffBackend>(
 
 /// Leaves the job (every rank calls it once, after its last step): a rank that finished is no
 /// longer reported as lost when its process ends.
-pub fn finish<B: AutodiffBackend>(peer: PeerHandle<B>) -> Result<()> {
-    peer.collective.borrow_mut().finish();
-    if let Some(rendezvous) = peer.rendezvous {
+pub fn finish<B: AutodiffBackend>(this_rank: RankHandle<B>) -> Result<()> {
+    this_rank.collective.borrow_mut().finish();
+    if let Some(rendezvous) = this_rank.rendezvous {
         rendezvous.finish();
     }
     Ok(())

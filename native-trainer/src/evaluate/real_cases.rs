@@ -351,7 +351,7 @@ pub fn measure_healthy_brains<B: burn::tensor::backend::Backend>(
         rows.push(HealthyRow {
             name: brain.name.clone(),
             images: describe_images(&brain.images),
-            label_ml: label_volumes(&read_label_map(&prediction)?),
+            label_ml: label_ml(&read_label_map(&prediction)?),
             seconds,
         });
     }
@@ -382,7 +382,7 @@ fn describe_images(images: &[(Modality, PathBuf)]) -> String {
 }
 
 /// Millilitres of every non-zero label of a map, in label order.
-fn label_volumes(labels: &Volume<u8>) -> Vec<(u8, f64)> {
+fn label_ml(labels: &Volume<u8>) -> Vec<(u8, f64)> {
     let voxel_ml = labels.spacing().iter().product::<f64>() / 1000.0;
     let mut counts = [0usize; 256];
     labels.data.iter().for_each(|&v| counts[v as usize] += 1);
@@ -421,11 +421,11 @@ pub fn score_real_case(
         let index = names.iter().position(|name| name == region)?;
         (region != "ET" || has_enhancing).then(|| case.scores[index])
     });
-    Ok((scores, region_volumes(&predicted, enhancing_label)))
+    Ok((scores, region_ml(&predicted, enhancing_label)))
 }
 
 /// Millilitres of WT (any label), TC (1 and the enhancing label) and ET of a label map.
-fn region_volumes(labels: &Volume<u8>, enhancing_label: u8) -> [f64; 3] {
+fn region_ml(labels: &Volume<u8>, enhancing_label: u8) -> [f64; 3] {
     let voxel_ml = labels.spacing().iter().product::<f64>() / 1000.0;
     let mut voxels = [0usize; 3];
     for &value in &labels.data {

@@ -3,13 +3,13 @@
 
 use anyhow::{bail, Result};
 use brainmvp_core::finetune::cutmix::CutMixConfig;
-use brainmvp_core::finetune::init::FirstEmbedding;
+use brainmvp_core::finetune::transfer::FirstEmbedding;
 use brainmvp_core::inference::SlidingWindowConfig;
 use brainmvp_core::labels::LabelScheme;
 use brainmvp_core::loader::LoaderConfig;
-use brainmvp_core::model::EncoderPreset;
+use brainmvp_core::model::Architecture;
+use brainmvp_core::optim::LrSchedule;
 use brainmvp_core::preprocess::Pipeline;
-use brainmvp_core::pretrain::LrSchedule;
 use brainmvp_core::Modality;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::path::PathBuf;
@@ -46,7 +46,7 @@ brainmvp_core::config! {
         /// Pre-trained export folder (`<pretrain out>/export`); none = from scratch.
         pub init: Option<PathBuf> = None,
         /// Encoder preset when training from scratch (with `init`, the export's preset is used).
-        pub encoder: EncoderPreset = EncoderPreset::Small,
+        pub encoder: Architecture = Architecture::UniformerS,
         /// With `init` and more input channels than the pre-training's one: `fresh` (the
         /// official fine-tuning) re-initialises the first patch embedding's convolution,
         /// `inflate` repeats the pre-trained kernel over the channels scaled by 1/C.
@@ -143,15 +143,17 @@ brainmvp_core::config! {
     }
 }
 
-/// Template channel cut-mix: templates come from `init`'s export (or `templates`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MixTemplateConfig {
-    pub enabled: bool,
-    /// Folder of `<modality>.nii.gz` templates; none = `<init>/templates`.
-    pub templates: Option<PathBuf>,
-    #[serde(flatten)]
-    pub cut_mix: CutMixConfig,
+brainmvp_core::config! {
+    /// Template channel cut-mix: templates come from `init`'s export (or `templates`).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct MixTemplateConfig {
+        pub enabled: bool = false,
+        /// Folder of `<modality>.nii.gz` templates; none = `<init>/templates`.
+        pub templates: Option<PathBuf> = None,
+        #[serde(flatten)]
+        pub cut_mix: CutMixConfig = CutMixConfig::default(),
+    }
 }
 
 brainmvp_core::config! {

@@ -4,8 +4,9 @@
 use anyhow::{bail, Result};
 use brainmvp_core::loader::LoaderConfig;
 use brainmvp_core::optim::AdamWSettings;
+use brainmvp_core::optim::LrSchedule;
 use brainmvp_core::pretext::views::ViewConfig;
-use brainmvp_core::pretrain::{BrainMvpConfig, LossWeights, LrSchedule};
+use brainmvp_core::pretrain::{BrainMvpConfig, LossWeights};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::path::PathBuf;
 

@@ -1,6 +1,5 @@
 //! `brainmvp pretrain`: the BrainMVP pre-training job (config, loop, the pre-trained folder it hands on).
 
-pub mod bench;
 pub mod config;
 pub mod pretrained;
 pub mod run;

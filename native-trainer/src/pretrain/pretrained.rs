@@ -7,9 +7,9 @@
 //! min–max normalised templates on the 1 mm canvas, centred on the world origin (RAS).
 
 use anyhow::{bail, Context, Result};
-use brainmvp_core::model::{EncoderPreset, Unet3d, Unet3dConfig, Uniformer, UniformerConfig};
+use brainmvp_core::model::{Architecture, Unet3d, Unet3dConfig, Uniformer, UniformerConfig};
 use brainmvp_core::pretrain::model::Encoder;
-use brainmvp_core::pretrain::{Architecture, BrainMvp};
+use brainmvp_core::pretrain::BrainMvp;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
@@ -110,10 +110,7 @@ fn save_encoder<B: Backend>(
         }
         Encoder::Unet3d(unet) => {
             unet.clone().save_file(&temp, &recorder)?;
-            (
-                "unet3d",
-                serde_json::from_str(&unet_config(unet).to_string())?,
-            )
+            ("unet3d", serde_json::to_value(unet_config(unet))?)
         }
     };
     std::fs::rename(temp.with_extension("mpk"), export.join("encoder.mpk"))
@@ -129,15 +126,14 @@ fn save_encoder<B: Backend>(
 
 /// The encoder preset a pre-trained export holds; an error for a UNet3D export (UniUnet needs a
 /// UniFormer).
-pub fn preset_of(manifest: &EncoderManifest, path: &Path) -> Result<EncoderPreset> {
-    match manifest.arch {
-        Architecture::UniformerS => Ok(EncoderPreset::Small),
-        Architecture::UniformerTiny => Ok(EncoderPreset::Tiny),
-        Architecture::Unet3d => bail!(
+pub fn preset_of(manifest: &EncoderManifest, path: &Path) -> Result<Architecture> {
+    if !manifest.arch.is_uniformer() {
+        bail!(
             "{}: a UNet3D encoder cannot initialise UniUnet (pre-train uniformer-s or uniformer-tiny)",
             path.display()
-        ),
+        );
     }
+    Ok(manifest.arch)
 }
 
 /// Reads `encoder.json` of an export folder.
@@ -160,7 +156,7 @@ pub fn load_pretrained_encoder<B: Backend>(
 ) -> Result<(EncoderManifest, Uniformer<B>)> {
     let manifest = read_encoder_manifest(export)?;
     let preset = preset_of(&manifest, export)?;
-    let config: UniformerConfig = preset.encoder_config(manifest.in_channels);
+    let config: UniformerConfig = preset.uniformer_config(manifest.in_channels)?;
     let fresh = config.init::<B>(device)?;
     let weights = export.join("encoder.mpk");
     let encoder = fresh

@@ -1,4 +1,4 @@
-//! The pre-training loop: one peer per device (a single peer on one device), each with a full
+//! The pre-training loop: one rank per device (a single rank on one device), each with a full
 //! replica, its share of every batch (strided loader), gradients averaged by
 //! [`crate::distributed`] before every AdamW step. Global rank 0 logs, plots, checkpoints and
 //! exports.
@@ -22,8 +22,8 @@ use super::template_watch::{
 };
 use crate::checkpoint::{Checkpoints, TrainState};
 use crate::distributed::{
-    average_gradients, broadcast_module, check_replicas, finish, gather_features, start_peer,
-    Launch, PeerHandle, PeerStart, ThreadGroup,
+    average_gradients, broadcast_module, check_replicas, finish, gather_features, start_rank,
+    Launch, RankHandle, RankStart, ThreadGroup,
 };
 use crate::job::JobFile;
 use crate::report::{plot_metrics, MetricsLog, TrainProgress};
@@ -43,7 +43,7 @@ pub struct RunSummary {
     pub last_losses: Option<[f64; 4]>,
 }
 
-/// Everything the peers share (read-only).
+/// Everything the ranks share (read-only).
 struct Shared<'a> {
     config: &'a PretrainConfig,
     reader: Arc<CacheReader>,
@@ -70,7 +70,7 @@ pub fn run_pretrain_launched<B: AutodiffBackend>(
     launch: Launch,
 ) -> Result<RunSummary> {
     let mut config = config.clone();
-    config.distributed.devices = devices.len().max(1);
+    config.distributed.local_ranks = devices.len().max(1);
     if launch.world_size > 1 && devices.len() > 1 {
         bail!(
             "rank {} of {} ({:?} launch): one device per process, got {}; pass --device cuda \
@@ -97,24 +97,24 @@ pub fn run_pretrain_launched<B: AutodiffBackend>(
     };
     if devices.len() <= 1 {
         let device = devices.into_iter().next().unwrap_or_default();
-        return train_peer::<B>(PeerStart::Process(launch), device, &shared);
+        return train_rank::<B>(RankStart::Process(launch), device, &shared);
     }
     let members = ThreadGroup::new(
         devices.len(),
         Duration::from_secs(config.distributed.timeout_s),
     );
     std::thread::scope(|scope| {
-        let peers: Vec<_> = devices
+        let ranks: Vec<_> = devices
             .into_iter()
             .zip(members)
             .map(|(device, member)| {
                 let shared = &shared;
-                scope.spawn(move || train_peer::<B>(PeerStart::Thread(member), device, shared))
+                scope.spawn(move || train_rank::<B>(RankStart::Thread(member), device, shared))
             })
             .collect();
         let mut summaries = Vec::new();
-        for peer in peers {
-            let outcome = peer
+        for this_rank in ranks {
+            let outcome = this_rank
                 .join()
                 .map_err(|_| anyhow::anyhow!("a training thread panicked"))?;
             summaries.push(outcome?);
@@ -199,20 +199,20 @@ fn cohort_means_if_needed(
     Ok(Some(sampled_cohort_means(reader, templates)?))
 }
 
-/// The main peer's run outputs.
+/// The main rank's run outputs.
 struct Reporter {
     metrics: MetricsLog,
     progress: TrainProgress,
     checkpoints: Checkpoints,
 }
 
-fn train_peer<B: AutodiffBackend>(
-    start: PeerStart,
+fn train_rank<B: AutodiffBackend>(
+    start: RankStart,
     device: B::Device,
     shared: &Shared<'_>,
 ) -> Result<RunSummary> {
     let config = shared.config;
-    let peer = start_peer::<B>(start, device.clone(), &config.distributed)?;
+    let this_rank = start_rank::<B>(start, device.clone(), &config.distributed)?;
     B::seed(&device, config.seed);
     let mut model = config.model.init::<B>(&device)?;
     if let (TemplateInit::CohortMean, Some(cohort)) = (config.model.templates.init, &shared.cohort)
@@ -225,13 +225,13 @@ fn train_peer<B: AutodiffBackend>(
         true => checkpoints.resume(model, optim, &device)?,
         false => (model, optim, 0),
     };
-    let mut model = broadcast_module(&peer, model)?;
-    let mut reporter = match peer.is_main() {
+    let mut model = broadcast_module(&this_rank, model)?;
+    let mut reporter = match this_rank.is_main() {
         true => Some(start_reporting(config, start_step, checkpoints)?),
         false => None,
     };
-    let world = peer.world_size() as u64;
-    let first_batch = start_step * config.micro_batches() * world + peer.rank() as u64;
+    let world = this_rank.world_size() as u64;
+    let first_batch = start_step * config.micro_batches() * world + this_rank.rank() as u64;
     let mut loader = Loader::strided(
         Arc::clone(&shared.reader),
         config.loader(),
@@ -245,16 +245,16 @@ fn train_peer<B: AutodiffBackend>(
     for step in start_step..config.steps {
         let started = Instant::now();
         let (next_model, record) =
-            optimiser_step(shared, &peer, model, &mut optim, &mut loader, step)?;
+            optimiser_step(shared, &this_rank, model, &mut optim, &mut loader, step)?;
         model = next_model;
         last_losses = Some(record.losses);
         let done = step + 1;
         let checkpoint = done % config.checkpoint.every == 0 || done == config.steps;
-        if checkpoint && peer.communicates() {
-            let checksum = check_replicas(&peer, &model)?;
+        if checkpoint && this_rank.communicates() {
+            let checksum = check_replicas(&this_rank, &model)?;
             log::info!(
                 "step {done}: the {} replicas are identical (weights checksum {checksum:016x})",
-                peer.world_size()
+                this_rank.world_size()
             );
         }
         if let Some(reporter) = reporter.as_mut() {
@@ -277,7 +277,7 @@ fn train_peer<B: AutodiffBackend>(
         plot_losses(&config.out)?;
         export_run(&model, config.model.arch, &config.out)?;
     }
-    finish(peer)?;
+    finish(this_rank)?;
     Ok(RunSummary {
         start_step,
         last_losses,
@@ -310,7 +310,7 @@ fn start_reporting(
     })
 }
 
-/// Numbers of one optimiser step (of this peer's micro-batches).
+/// Numbers of one optimiser step (of this rank's micro-batches).
 struct StepRecord {
     losses: [f64; 4],
     lr: f64,
@@ -321,7 +321,7 @@ struct StepRecord {
 
 fn optimiser_step<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
     shared: &Shared<'_>,
-    peer: &PeerHandle<B>,
+    this_rank: &RankHandle<B>,
     model: BrainMvp<B>,
     optim: &mut O,
     loader: &mut Loader,
@@ -350,16 +350,16 @@ fn optimiser_step<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
             &config.views,
             cross_modal,
         )?;
-        let views = build_views(&sources, &plans, crop, &model.templates, peer.device())?;
-        let negatives = PeerNegatives(peer);
-        let gather = peer
+        let views = build_views(&sources, &plans, crop, &model.templates, this_rank.device())?;
+        let negatives = RankNegatives(this_rank);
+        let gather = this_rank
             .gathers_negatives()
             .then_some(&negatives as &dyn NegativeGather<B>);
         let losses = model.losses_with(views, &config.loss, gather)?;
         let values = losses.values()?;
         log::debug!(
             "rank {} step {} batch {}: losses {values:?}",
-            peer.rank(),
+            this_rank.rank(),
             step + 1,
             batch.step
         );
@@ -373,11 +373,11 @@ fn optimiser_step<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
     // The loss terms ride along with the gradients: every rank logs the mean over all ranks.
     let mut losses = sums.map(|sum| (sum / micro_batches as f64) as f32);
     let reducing = Instant::now();
-    let gradients = average_gradients(peer, accumulator.grads(), &model, &mut losses)?;
-    let all_reduce = peer.communicates().then(|| reducing.elapsed());
+    let gradients = average_gradients(this_rank, accumulator.grads(), &model, &mut losses)?;
+    let all_reduce = this_rank.communicates().then(|| reducing.elapsed());
     let lr = config.schedule().lr(step);
     let model = optim.step(lr, model, gradients);
-    let losses = match peer.world_size() {
+    let losses = match this_rank.world_size() {
         1 => sums.map(|sum| sum / micro_batches as f64),
         _ => losses.map(f64::from),
     };
@@ -392,10 +392,10 @@ fn optimiser_step<B: AutodiffBackend, O: Optimizer<BrainMvp<B>, B>>(
     ))
 }
 
-/// Contrastive negatives from every peer (`[distributed] gather_negatives`).
-struct PeerNegatives<'a, B: AutodiffBackend>(&'a PeerHandle<B>);
+/// Contrastive negatives from every rank (`[distributed] gather_negatives`).
+struct RankNegatives<'a, B: AutodiffBackend>(&'a RankHandle<B>);
 
-impl<B: AutodiffBackend> NegativeGather<B> for PeerNegatives<'_, B> {
+impl<B: AutodiffBackend> NegativeGather<B> for RankNegatives<'_, B> {
     fn gather(&self, rows: Tensor<B, 2>) -> brainmvp_core::Result<(Tensor<B, 2>, usize)> {
         let [local, _] = rows.dims();
         let all = gather_features(self.0, rows).map_err(|err| {

@@ -7,10 +7,9 @@ use brainmvp_core::bmvp::{BmvpModel, WeightPrecision};
 use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
 use brainmvp_core::inference::SlidingWindowConfig;
 use brainmvp_core::labels::LabelScheme;
-use brainmvp_core::model::{EncoderPreset, UniUnetConfig};
+use brainmvp_core::model::{Architecture, UniUnetConfig};
 use brainmvp_core::preprocess::PreprocessConfig;
 use brainmvp_core::pretrain::model::Encoder;
-use brainmvp_core::pretrain::Architecture;
 use brainmvp_core::Modality;
 use burn::backend::Flex;
 use serde::{Deserialize, Serialize};
@@ -18,8 +17,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::import::{
-    architecture_of, import_encoder, import_rec_model, import_unet_rec_model, import_uniunet,
-    ImportReport,
+    import_encoder, import_rec_model, import_unet_rec_model, import_uniunet, ImportReport,
 };
 use super::read::read_state_dict;
 use super::write::{uniunet_state_dict, write_safetensors};
@@ -137,7 +135,7 @@ pub fn import_checkpoint(job: &ImportJob) -> Result<ImportReport> {
         OfficialArch::UniformerS | OfficialArch::UniformerTiny => {
             refuse_bmvp(job)?;
             let (encoder, preset, report) = import_encoder::<Flex>(&dict, &device)?;
-            let arch = architecture_of(preset);
+            let arch = preset;
             let asked = match job.arch {
                 OfficialArch::UniformerS => Architecture::UniformerS,
                 _ => Architecture::UniformerTiny,
@@ -190,7 +188,7 @@ fn refuse_bmvp(job: &ImportJob) -> Result<()> {
 /// the official code with burn's generator seeded by `seed`) as the official state dict at
 /// `out`: a full-size official-layout checkpoint, for trying the import and the page's memory
 /// limits where no official weights and no PyTorch are at hand. Returns the parameter count.
-pub fn write_untrained_torch(encoder: EncoderPreset, seed: u64, out: &Path) -> Result<usize> {
+pub fn write_untrained_torch(encoder: Architecture, seed: u64, out: &Path) -> Result<usize> {
     let device = Default::default();
     <Flex as burn::tensor::backend::Backend>::seed(&device, seed);
     let config = UniUnetConfig::new(OFFICIAL_BRATS_CHANNELS.len(), 3)

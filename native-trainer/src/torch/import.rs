@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Result};
 use brainmvp_core::model::{
-    EncoderPreset, Unet3dConfig, UnetDecoderConfig, UniUnet, UniUnetConfig, Uniformer,
+    Architecture, Unet3dConfig, UnetDecoderConfig, UniUnet, UniUnetConfig, Uniformer,
 };
 use brainmvp_core::official::names::{
     self, ignored_in_rec_model, ignored_in_uniunet, TensorPair, UNIFORMER_IN_REC_MODEL,
@@ -13,7 +13,7 @@ use brainmvp_core::official::names::{
 };
 use brainmvp_core::pretext::templates::TemplateConfig;
 use brainmvp_core::pretrain::model::{Decoder, Encoder};
-use brainmvp_core::pretrain::{Architecture, BrainMvp, BrainMvpConfig};
+use brainmvp_core::pretrain::{BrainMvp, BrainMvpConfig};
 use brainmvp_core::Modality;
 use burn::module::{Module, ParamId};
 use burn::tensor::backend::Backend;
@@ -78,7 +78,7 @@ pub fn import_uniunet<B: Backend>(
         .with_encoder(encoder.preset)
         .with_deep_supervision(dict.tensors.contains_key("ms_out.0.weight"));
     let model = config.init::<B>(device)?;
-    let pairs = names::uniunet_pairs(&config);
+    let pairs = names::uniunet_pairs(&config)?;
     let (model, report) = load_pairs(
         model,
         &pairs,
@@ -111,14 +111,14 @@ pub fn import_rec_model<B: Backend>(
             encoder.in_channels
         );
     }
-    let arch = architecture_of(encoder.preset);
+    let arch = encoder.preset;
     let config = BrainMvpConfig {
         arch,
         templates: template_config(dict, modalities)?,
         temperature: 1.0,
     };
     let model = config.init::<B>(device)?;
-    let pairs = names::rec_model_pairs(&encoder.preset.encoder_config(1));
+    let pairs = names::rec_model_pairs(&encoder.preset.uniformer_config(1)?);
     let (model, report) = load_pairs(
         model,
         &pairs,
@@ -192,19 +192,12 @@ fn template_config(dict: &StateDict, modalities: Option<Vec<Modality>>) -> Resul
     })
 }
 
-/// How the report names a UniFormer preset.
-fn backbone_name(preset: EncoderPreset) -> String {
+/// How the report names a backbone.
+fn backbone_name(preset: Architecture) -> String {
     match preset {
-        EncoderPreset::Small => "UniFormer-S".into(),
-        EncoderPreset::Tiny => "UniFormer tiny".into(),
-    }
-}
-
-/// The pre-training architecture of a UniFormer preset.
-pub fn architecture_of(preset: EncoderPreset) -> Architecture {
-    match preset {
-        EncoderPreset::Small => Architecture::UniformerS,
-        EncoderPreset::Tiny => Architecture::UniformerTiny,
+        Architecture::UniformerS => "UniFormer-S".into(),
+        Architecture::UniformerTiny => "UniFormer tiny".into(),
+        Architecture::Unet3d => "UNet3D".into(),
     }
 }
 
@@ -213,7 +206,7 @@ pub fn architecture_of(preset: EncoderPreset) -> Architecture {
 pub fn import_encoder<B: Backend>(
     dict: &StateDict,
     device: &B::Device,
-) -> Result<(Uniformer<B>, EncoderPreset, ImportReport)> {
+) -> Result<(Uniformer<B>, Architecture, ImportReport)> {
     let Some(prefix) = encoder_prefix(dict) else {
         bail!(
             "{}: no UniFormer in this state dict (no `…patch_embed1.proj.weight`)",
@@ -221,7 +214,7 @@ pub fn import_encoder<B: Backend>(
         );
     };
     let encoder = infer_encoder(dict, &prefix)?;
-    let config = encoder.preset.encoder_config(encoder.in_channels);
+    let config = encoder.preset.uniformer_config(encoder.in_channels)?;
     let model = config.init::<B>(device)?;
     let pairs = names::uniformer_pairs(&config, &prefix, "");
     let outside = |name: &str| match name.starts_with(&prefix) {
@@ -245,7 +238,7 @@ pub fn encoder_prefix(dict: &StateDict) -> Option<String> {
 
 /// The encoder a state dict holds: preset (by depths and widths) and input channels.
 struct InferredEncoder {
-    preset: EncoderPreset,
+    preset: Architecture,
     in_channels: usize,
 }
 

@@ -28,7 +28,7 @@ pub fn uniunet_state_dict<B: Backend>(
     model: &UniUnet<B>,
     config: &UniUnetConfig,
 ) -> Result<BTreeMap<String, OfficialTensor>> {
-    official_tensors(model, &names::uniunet_pairs(config))
+    official_tensors(model, &names::uniunet_pairs(config)?)
 }
 
 /// The state dict of an official UniFormer for our `encoder`, its names under `prefix`

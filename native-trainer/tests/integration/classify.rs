@@ -51,7 +51,7 @@ fn job(dir: &Path, steps: u64, extra: &str) -> PathBuf {
 cache = "{cache}"
 out = "{out}"
 seed = 7
-encoder = "Tiny"
+encoder = "uniformer-tiny"
 steps = {steps}
 
 [split]

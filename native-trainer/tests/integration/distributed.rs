@@ -43,7 +43,8 @@ fn config_reads_engine_buckets_and_timeout() {
 #[test]
 fn config_rejects_inconsistent_sections() {
     let cases = [
-        ("devices = 0", "devices"),
+        ("local_ranks = 0", "local_ranks"),
+        ("devices = 0", "local_ranks = 0"),
         ("bucket_mb = 0", "bucket_mb"),
         ("timeout_s = 0", "timeout_s"),
         ("engine = \"gloo\"", "unknown variant"),
@@ -104,18 +105,18 @@ mod flex {
         }
     }
 
-    /// One peer's batch: input rows, target rows, and whether it uses the offset.
-    pub fn batch(peer: usize, device: &Device) -> (Tensor<Ad, 2>, Tensor<Ad, 2>, bool) {
+    /// One rank's batch: input rows, target rows, and whether it uses the offset.
+    pub fn batch(this_rank: usize, device: &Device) -> (Tensor<Ad, 2>, Tensor<Ad, 2>, bool) {
         let input: Vec<f32> = (0..8)
-            .map(|i| ((i + 5 * peer) as f32 * 0.9).cos())
+            .map(|i| ((i + 5 * this_rank) as f32 * 0.9).cos())
             .collect();
         let target: Vec<f32> = (0..6)
-            .map(|i| ((i * 3 + peer) as f32 * 0.4).sin())
+            .map(|i| ((i * 3 + this_rank) as f32 * 0.4).sin())
             .collect();
         (
             Tensor::from_data(TensorData::new(input, [2, 4]), device),
             Tensor::from_data(TensorData::new(target, [2, 3]), device),
-            peer == 0,
+            this_rank == 0,
         )
     }
 
@@ -149,13 +150,13 @@ mod flex {
         collect.values
     }
 
-    pub fn gradients(model: &TinyNet<Ad>, peer: usize, device: &Device) -> GradientsParams {
-        let (input, target, use_offset) = batch(peer, device);
+    pub fn gradients(model: &TinyNet<Ad>, this_rank: usize, device: &Device) -> GradientsParams {
+        let (input, target, use_offset) = batch(this_rank, device);
         let loss = model.loss(input, target, use_offset);
         GradientsParams::from_grads::<Ad, _>(loss.backward(), model)
     }
 
-    /// What a peer reports: averaged gradients, weights after broadcast, weights after one step.
+    /// What a rank reports: averaged gradients, weights after broadcast, weights after one step.
     pub struct PeerResult {
         pub grads: Vec<Vec<f32>>,
         pub start_weights: Vec<Vec<f32>>,
@@ -164,23 +165,23 @@ mod flex {
 
     /// One data-parallel step of rank `start`, whose replica starts from its own weights.
     pub fn train_step(
-        start: distributed::PeerStart,
+        start: distributed::RankStart,
         config: &DistributedConfig,
     ) -> anyhow::Result<PeerResult> {
         let device = Device::default();
-        let peer = distributed::start_peer::<Ad>(start, device, config)?;
-        let model = TinyNet::<Ad>::new(peer.rank() as f32, &device);
-        let model = distributed::broadcast_module(&peer, model)?;
+        let this_rank = distributed::start_rank::<Ad>(start, device, config)?;
+        let model = TinyNet::<Ad>::new(this_rank.rank() as f32, &device);
+        let model = distributed::broadcast_module(&this_rank, model)?;
         let start_weights = values(&model, None);
-        let grads = gradients(&model, peer.rank(), &device);
-        let grads = distributed::average_gradients(&peer, grads, &model, &mut [])?;
+        let grads = gradients(&model, this_rank.rank(), &device);
+        let grads = distributed::average_gradients(&this_rank, grads, &model, &mut [])?;
         let grad_values = values(&model, Some(&grads));
         let mut optimizer = AdamWConfig::new()
             .with_weight_decay(1e-5)
             .init::<Ad, TinyNet<Ad>>();
         let model = optimizer.step(1e-2, model, grads);
         let stepped_weights = values(&model, None);
-        distributed::finish(peer)?;
+        distributed::finish(this_rank)?;
         Ok(PeerResult {
             grads: grad_values,
             start_weights,
@@ -198,7 +199,7 @@ mod flex {
         }
     }
 
-    /// Features `[2, 3]` of peer `rank`, a leaf that records gradients.
+    /// Features `[2, 3]` of rank `rank`, a leaf that records gradients.
     pub fn features(rank: usize, device: &Device) -> Tensor<Ad, 2> {
         let values: Vec<f32> = (0..6).map(|i| (i + 10 * rank) as f32 + 0.5).collect();
         Tensor::<Ad, 2>::from_data(TensorData::new(values, [2, 3]), device).require_grad()
@@ -208,20 +209,24 @@ mod flex {
 #[cfg(feature = "flex")]
 mod threads {
     use super::flex::*;
-    use brainmvp_trainer::distributed::{self, DistributedConfig, PeerStart, ThreadGroup};
+    use brainmvp_trainer::distributed::{self, DistributedConfig, RankStart, ThreadGroup};
     use burn::tensor::TensorData;
     use std::time::Duration;
 
-    /// Runs `peer` on every member of a fresh two-rank thread group.
-    fn run_peers<T: Send + 'static>(
+    /// Runs `rank` on every member of a fresh two-rank thread group.
+    fn run_ranks<T: Send + 'static>(
         config: DistributedConfig,
-        peer: impl Fn(PeerStart, &DistributedConfig) -> anyhow::Result<T> + Send + Sync + Copy + 'static,
+        this_rank: impl Fn(RankStart, &DistributedConfig) -> anyhow::Result<T>
+            + Send
+            + Sync
+            + Copy
+            + 'static,
     ) -> Vec<T> {
         let threads: Vec<_> = ThreadGroup::new(2, Duration::from_secs(60))
             .into_iter()
             .map(|member| {
                 let config = config.clone();
-                std::thread::spawn(move || peer(PeerStart::Thread(member), &config))
+                std::thread::spawn(move || this_rank(RankStart::Thread(member), &config))
             })
             .collect();
         threads
@@ -280,21 +285,24 @@ mod threads {
                 bucket_mb,
                 ..Default::default()
             };
-            let results = run_peers(config, train_step);
+            let results = run_ranks(config, train_step);
             check_data_parallel_step(&format!("bucket_mb = {bucket_mb}"), &results);
         }
     }
 
     #[test]
     fn loss_values_ride_along_and_come_back_averaged() {
-        let results = run_peers(DistributedConfig::default(), |start, config| {
+        let results = run_ranks(DistributedConfig::default(), |start, config| {
             let device = Device::default();
-            let peer = distributed::start_peer::<Ad>(start, device, config)?;
+            let this_rank = distributed::start_rank::<Ad>(start, device, config)?;
             let model = TinyNet::<Ad>::new(0.0, &device);
-            let grads = gradients(&model, peer.rank(), &device);
-            let mut losses = [1.0 + peer.rank() as f32, -2.0 * peer.rank() as f32];
-            distributed::average_gradients(&peer, grads, &model, &mut losses)?;
-            distributed::finish(peer)?;
+            let grads = gradients(&model, this_rank.rank(), &device);
+            let mut losses = [
+                1.0 + this_rank.rank() as f32,
+                -2.0 * this_rank.rank() as f32,
+            ];
+            distributed::average_gradients(&this_rank, grads, &model, &mut losses)?;
+            distributed::finish(this_rank)?;
             Ok(losses)
         });
         assert_eq!(results, vec![[1.5, -1.0], [1.5, -1.0]]);
@@ -306,17 +314,17 @@ mod threads {
             gather_negatives: true,
             ..Default::default()
         };
-        let results = run_peers(config, |start, config| {
+        let results = run_ranks(config, |start, config| {
             let device = Device::default();
-            let peer = distributed::start_peer::<Ad>(start, device, config)?;
-            let local = features(peer.rank(), &device);
-            let gathered = distributed::gather_features(&peer, local.clone())?;
+            let this_rank = distributed::start_rank::<Ad>(start, device, config)?;
+            let local = features(this_rank.rank(), &device);
+            let gathered = distributed::gather_features(&this_rank, local.clone())?;
             let weights: Vec<f32> = (0..12).map(|i| i as f32 - 3.0).collect();
             let weights =
                 burn::tensor::Tensor::<Ad, 2>::from_data(TensorData::new(weights, [4, 3]), &device);
             let grads = (gathered.clone() * weights).sum().backward();
             let local_grad = local.grad(&grads).expect("local rows carry gradients");
-            distributed::finish(peer)?;
+            distributed::finish(this_rank)?;
             Ok((
                 gathered.into_data().to_vec::<f32>().unwrap(),
                 local_grad.into_data().to_vec::<f32>().unwrap(),
@@ -338,20 +346,20 @@ mod threads {
 
     #[test]
     fn different_models_are_refused_and_diverged_replicas_found() {
-        let results = run_peers(DistributedConfig::default(), |start, config| {
+        let results = run_ranks(DistributedConfig::default(), |start, config| {
             let device = Device::default();
-            let peer = distributed::start_peer::<Ad>(start, device, config)?;
-            let model = TinyNet::<Ad>::new(peer.rank() as f32, &device);
+            let this_rank = distributed::start_rank::<Ad>(start, device, config)?;
+            let model = TinyNet::<Ad>::new(this_rank.rank() as f32, &device);
             // Not broadcast: the replicas differ in value, which the replica check finds.
-            let diverged = distributed::check_replicas(&peer, &model).map(|_| ());
-            let refused = match peer.rank() {
-                0 => distributed::broadcast_module(&peer, model).map(|_| ()),
+            let diverged = distributed::check_replicas(&this_rank, &model).map(|_| ());
+            let refused = match this_rank.rank() {
+                0 => distributed::broadcast_module(&this_rank, model).map(|_| ()),
                 _ => {
                     let other = burn::nn::LinearConfig::new(4, 3).init::<Ad>(&device);
-                    distributed::broadcast_module(&peer, other).map(|_| ())
+                    distributed::broadcast_module(&this_rank, other).map(|_| ())
                 }
             };
-            distributed::finish(peer)?;
+            distributed::finish(this_rank)?;
             Ok((
                 diverged.map_err(|e| format!("{e:#}")),
                 refused.map_err(|e| format!("{e:#}")),
@@ -375,16 +383,16 @@ mod threads {
             gather_negatives: true,
             ..Default::default()
         };
-        let peer = distributed::start_peer::<Ad>(PeerStart::Single, device, &config).unwrap();
+        let this_rank = distributed::start_rank::<Ad>(RankStart::Single, device, &config).unwrap();
         let model = TinyNet::<Ad>::new(0.0, &device);
         let grads = gradients(&model, 0, &device);
         let before = values(&model, Some(&grads));
-        let grads = distributed::average_gradients(&peer, grads, &model, &mut [1.0]).unwrap();
+        let grads = distributed::average_gradients(&this_rank, grads, &model, &mut [1.0]).unwrap();
         assert_close("gradients", &values(&model, Some(&grads)), &before, 0.0);
         let local = features(0, &device);
-        let gathered = distributed::gather_features(&peer, local.clone()).unwrap();
+        let gathered = distributed::gather_features(&this_rank, local.clone()).unwrap();
         assert_eq!(gathered.into_data(), local.into_data());
-        distributed::finish(peer).unwrap();
+        distributed::finish(this_rank).unwrap();
     }
 }
 

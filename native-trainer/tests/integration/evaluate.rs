@@ -381,7 +381,7 @@ fn bench_segment_runs_the_monai_window_count() {
             "bench",
             "segment",
             "--encoder",
-            "tiny",
+            "uniformer-tiny",
             "--size",
             &size_arg,
             "--roi",

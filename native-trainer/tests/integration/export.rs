@@ -12,7 +12,7 @@ use brainmvp_core::bmvp::{BmvpModel, WeightPrecision};
 use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
 use brainmvp_core::inference::SlidingWindowConfig;
 use brainmvp_core::labels::LabelScheme;
-use brainmvp_core::model::{EncoderPreset, UniUnetConfig};
+use brainmvp_core::model::{Architecture, UniUnetConfig};
 use brainmvp_core::nifti::read_path;
 use brainmvp_core::preprocess::PreprocessConfig;
 use brainmvp_core::Modality;
@@ -47,7 +47,7 @@ fn fixture() -> &'static (PathBuf, PathBuf) {
         let manifest = SegmenterManifest {
             format: SEGMENTER_FORMAT.to_string(),
             version: SEGMENTER_VERSION,
-            model: UniUnetConfig::new(4, 3).with_encoder(EncoderPreset::Tiny),
+            model: UniUnetConfig::new(4, 3).with_encoder(Architecture::UniformerTiny),
             modalities: MODALITIES.to_vec(),
             labels: LabelScheme::Brats { enhancing_label: 4 },
             preprocess: PreprocessConfig {

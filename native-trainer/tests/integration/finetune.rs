@@ -33,7 +33,7 @@ fn job(dir: &Path, steps: u64, extra: &str) -> PathBuf {
         r#"cache = "{cache}"
 out = "{out}"
 seed = 1
-encoder = "Tiny"
+encoder = "uniformer-tiny"
 modalities = ["flair", "t1", "t1c", "t2"]
 steps = {steps}
 deep_supervision = false
@@ -370,6 +370,16 @@ fn bad_input_fails_in_one_line_naming_the_file() {
     let stderr = text(&output.stderr);
     assert!(
         stderr.contains("encoder.json") && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
+    // Segmentation refuses a split without validation subjects, as classification does.
+    let no_validation = scratch("bad-split");
+    let config = job(&no_validation, 2, "[split]\nvalidation_fraction = 0.0\n");
+    let output = run(brainmvp().args(["finetune", "--config"]).arg(&config));
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("no validation or no test subject") && stderr.trim().lines().count() == 1,
         "{stderr}"
     );
     let broken = dir.join("broken.nii.gz");

@@ -142,12 +142,12 @@ pub(crate) fn check_pretraining_step<Bk: AutodiffBackend>(tolerance: f32) {
         (
             "grad.patch_embed1",
             encoder.patch_embeds[0].proj.weight.val(),
-            Transform::EncoderKernel,
+            Transform::EncoderConvWeight,
         ),
         (
             "grad.decoder5",
             decoder.upsamples[0].weight.val(),
-            Transform::DecoderKernel,
+            Transform::DecoderConvWeight,
         ),
     ];
     for (name, weight, transform) in checks {
@@ -496,7 +496,7 @@ fn an_imported_pretraining_checkpoint_is_an_export_folder_finetune_can_start_fro
     );
 }
 
-/// `export --torch --untrained small`: the official UniUnet's trainable parameter count (measured
+/// `export --torch --untrained uniformer-s`: the official UniUnet's trainable parameter count (measured
 /// with torch: 34,323,593 for `UniUnet(in_channels=4, out_channels=3, multi_scale=True)`), the
 /// same file for the same seed, and an f16 import of half the size that segments like the f32 one.
 #[test]
@@ -516,7 +516,7 @@ fn an_untrained_official_size_uniunet_has_the_official_parameter_count_and_impor
         ]);
         path
     };
-    let small = read_state_dict(&write("small.safetensors", "small", "42")).unwrap();
+    let small = read_state_dict(&write("small.safetensors", "uniformer-s", "42")).unwrap();
     let trainable: usize = small
         .tensors
         .iter()
@@ -525,9 +525,9 @@ fn an_untrained_official_size_uniunet_has_the_official_parameter_count_and_impor
         .sum();
     assert_eq!(trainable, 34_323_593);
 
-    let tiny = write("tiny.safetensors", "tiny", "7");
-    let again = write("tiny-again.safetensors", "tiny", "7");
-    let other = write("tiny-other.safetensors", "tiny", "8");
+    let tiny = write("tiny.safetensors", "uniformer-tiny", "7");
+    let again = write("tiny-again.safetensors", "uniformer-tiny", "7");
+    let other = write("tiny-other.safetensors", "uniformer-tiny", "8");
     let tensors = |path: &PathBuf| read_state_dict(path).unwrap().tensors;
     assert_eq!(
         tensors(&tiny),

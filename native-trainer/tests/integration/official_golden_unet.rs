@@ -80,7 +80,7 @@ fn unet_pretraining_loss_and_gradients_match_the_official_step() {
     else {
         panic!("not the UNet3D pre-training network")
     };
-    let kernel_axes = Transform::DecoderKernel.axes(5).unwrap();
+    let kernel_axes = Transform::DecoderConvWeight.axes(5).unwrap();
     let kernels: [(&str, Tensor<AB, 5>); 3] = [
         ("unet.grad.conv1a.weight", encoder.stem.weight.val()),
         ("unet.grad.ds1.weight", encoder.downs[0].weight.val()),

@@ -252,9 +252,9 @@ fn shipped_job_files_parse_and_validate() {
 /// Two data-parallel CPU ranks as threads of one process: both train, rank 0 alone logs,
 /// checkpoints and exports, and a resumed two-rank run continues the same losses.
 #[test]
-fn two_cpu_peers_train_checkpoint_and_resume_together() {
+fn two_cpu_ranks_train_checkpoint_and_resume_together() {
     let steps = 6;
-    let dir = scratch("peers");
+    let dir = scratch("ranks");
     let config = job(
         &dir,
         steps,
@@ -268,10 +268,10 @@ fn two_cpu_peers_train_checkpoint_and_resume_together() {
     let reference = losses(&out);
     assert_eq!(reference.len(), steps as usize);
     assert!(reference.iter().all(|r| r.values["loss"].is_finite()));
-    // Two peers of batch 2 each: 4 subjects per step.
+    // Two ranks of batch 2 each: 4 subjects per step.
     assert!(out.join("export/encoder.mpk").is_file());
 
-    // Roll back to the step-3 checkpoint and resume with two peers again.
+    // Roll back to the step-3 checkpoint and resume with two ranks again.
     let checkpoints = out.join("checkpoints");
     std::fs::remove_dir_all(checkpoints.join("step-00000006")).unwrap();
     std::fs::write(checkpoints.join("latest"), "step-00000003\n").unwrap();

@@ -25,20 +25,20 @@ fn statistics_kernel<F: Float>(
     var: &mut Tensor<F>,
     rstd: &mut Tensor<F>,
     batch: u32,
-    volume: u32,
+    voxels: u32,
     eps: f32,
     #[comptime] threads: usize,
     #[define(F)] _dtype: StorageType,
 ) {
     let channel = CUBE_POS_X as usize;
     let channels = CUBE_COUNT_X as usize;
-    let volume = volume as usize;
-    let count = batch as usize * volume;
+    let voxels = voxels as usize;
+    let count = batch as usize * voxels;
     let mut partial = SharedMemory::<f32>::new(threads);
     let mut sum = f32::new(0.0);
     let mut position = UNIT_POS_X as usize;
     while position < count {
-        let index = ((position / volume) * channels + channel) * volume + position % volume;
+        let index = ((position / voxels) * channels + channel) * voxels + position % voxels;
         sum += f32::cast_from(x[index]);
         position += CUBE_DIM_X as usize;
     }
@@ -46,7 +46,7 @@ fn statistics_kernel<F: Float>(
     let mut squares = f32::new(0.0);
     position = UNIT_POS_X as usize;
     while position < count {
-        let index = ((position / volume) * channels + channel) * volume + position % volume;
+        let index = ((position / voxels) * channels + channel) * voxels + position % voxels;
         let deviation = f32::cast_from(x[index]) - channel_mean;
         squares += deviation * deviation;
         position += CUBE_DIM_X as usize;
@@ -69,13 +69,13 @@ fn normalise_kernel<F: Float>(
     beta: &Tensor<F>,
     output: &mut Tensor<F>,
     channels: u32,
-    volume: u32,
+    voxels: u32,
     #[define(F)] _dtype: StorageType,
 ) {
     if ABSOLUTE_POS >= output.len() {
         terminate!();
     }
-    let channel = (ABSOLUTE_POS / volume as usize) % channels as usize;
+    let channel = (ABSOLUTE_POS / voxels as usize) % channels as usize;
     let rstd = f32::cast_from(rstd[channel]);
     let centred = f32::cast_from(x[ABSOLUTE_POS]) - f32::cast_from(mean[channel]);
     let value = centred * rstd * f32::cast_from(gamma[channel]) + f32::cast_from(beta[channel]);
@@ -94,14 +94,14 @@ fn input_gradient_kernel<F: Float>(
     grad_beta: &Tensor<F>,
     grad_x: &mut Tensor<F>,
     channels: u32,
-    volume: u32,
+    voxels: u32,
     count: f32,
     #[define(F)] _dtype: StorageType,
 ) {
     if ABSOLUTE_POS >= grad_x.len() {
         terminate!();
     }
-    let channel = (ABSOLUTE_POS / volume as usize) % channels as usize;
+    let channel = (ABSOLUTE_POS / voxels as usize) % channels as usize;
     let rstd = f32::cast_from(rstd[channel]);
     let normalised = (f32::cast_from(x[ABSOLUTE_POS]) - f32::cast_from(mean[channel])) * rstd;
     let grad_mean = f32::cast_from(grad_beta[channel]) / count;
@@ -132,7 +132,7 @@ pub fn forward<R: CubeRuntime>(
     x: CubeTensor<R>,
     gamma: CubeTensor<R>,
     beta: CubeTensor<R>,
-    [batch, channels, volume]: [usize; 3],
+    [batch, channels, voxels]: [usize; 3],
     eps: f64,
 ) -> (CubeTensor<R>, Statistics<R>) {
     let x = into_contiguous(x);
@@ -153,7 +153,7 @@ pub fn forward<R: CubeRuntime>(
         statistics.var.clone().into_tensor_arg(),
         statistics.rstd.clone().into_tensor_arg(),
         batch as u32,
-        volume as u32,
+        voxels as u32,
         eps as f32,
         threads as usize,
         x.dtype.into(),
@@ -172,7 +172,7 @@ pub fn forward<R: CubeRuntime>(
         beta.into_tensor_arg(),
         output.clone().into_tensor_arg(),
         channels as u32,
-        volume as u32,
+        voxels as u32,
         dtype.into(),
     );
     (output, statistics)
@@ -188,7 +188,7 @@ pub fn backward<R: CubeRuntime>(
     dims: [usize; 3],
     want_input: bool,
 ) -> [CubeTensor<R>; 3] {
-    let [batch, channels, volume] = dims;
+    let [batch, channels, voxels] = dims;
     let (x, grad, gamma) = (
         into_contiguous(x),
         into_contiguous(grad),
@@ -213,8 +213,8 @@ pub fn backward<R: CubeRuntime>(
             grad_beta.clone().into_tensor_arg(),
             grad_x.clone().into_tensor_arg(),
             channels as u32,
-            volume as u32,
-            (batch * volume) as f32,
+            voxels as u32,
+            (batch * voxels) as f32,
             dtype.into(),
         );
     }

@@ -175,17 +175,17 @@ fn weight_gradient_kernel<F: Float>(
     let out_d = grad.shape(2);
     let out_h = grad.shape(3);
     let out_w = grad.shape(4);
-    let volume = out_d * out_h * out_w;
+    let voxels = out_d * out_h * out_w;
     let kz = (tap / (k_h * k_w)) as i32 - pad_d;
     let ky = ((tap / k_w) % k_h) as i32 - pad_h;
     let kx = (tap % k_w) as i32 - pad_w;
     let is_bias = tap == taps;
     let mut sum = f32::new(0.0);
     let mut position = UNIT_POS_X as usize;
-    while position < grad.shape(0) * volume {
-        let plane = (position / volume) * channels + channel;
-        let offset = position % volume;
-        let g = f32::cast_from(grad[plane * volume + offset]);
+    while position < grad.shape(0) * voxels {
+        let plane = (position / voxels) * channels + channel;
+        let offset = position % voxels;
+        let g = f32::cast_from(grad[plane * voxels + offset]);
         if is_bias {
             sum += g;
         } else {

@@ -23,7 +23,7 @@ fn forward_kernel<F: Float>(
     mean: &mut Tensor<F>,
     rstd: &mut Tensor<F>,
     channels: u32,
-    volume: u32,
+    voxels: u32,
     eps: f32,
     #[comptime] has_beta: bool,
     #[define(F)] _dtype: StorageType,
@@ -32,26 +32,26 @@ fn forward_kernel<F: Float>(
         terminate!();
     }
     let channels = channels as usize;
-    let volume = volume as usize;
-    let base = (ABSOLUTE_POS / volume) * channels * volume + ABSOLUTE_POS % volume;
+    let voxels = voxels as usize;
+    let base = (ABSOLUTE_POS / voxels) * channels * voxels + ABSOLUTE_POS % voxels;
     let mut sum = f32::new(0.0);
     for c in 0..channels {
-        sum += f32::cast_from(x[base + c * volume]);
+        sum += f32::cast_from(x[base + c * voxels]);
     }
     let voxel_mean = sum / f32::cast_from(channels);
     let mut squares = f32::new(0.0);
     for c in 0..channels {
-        let deviation = f32::cast_from(x[base + c * volume]) - voxel_mean;
+        let deviation = f32::cast_from(x[base + c * voxels]) - voxel_mean;
         squares += deviation * deviation;
     }
     let voxel_rstd = f32::new(1.0) / f32::sqrt(squares / f32::cast_from(channels) + eps);
     for c in 0..channels {
-        let normalised = (f32::cast_from(x[base + c * volume]) - voxel_mean) * voxel_rstd;
+        let normalised = (f32::cast_from(x[base + c * voxels]) - voxel_mean) * voxel_rstd;
         let mut value = normalised * f32::cast_from(gamma[c]);
         if has_beta {
             value += f32::cast_from(beta[c]);
         }
-        output[base + c * volume] = F::cast_from(value);
+        output[base + c * voxels] = F::cast_from(value);
     }
     mean[ABSOLUTE_POS] = F::cast_from(voxel_mean);
     rstd[ABSOLUTE_POS] = F::cast_from(voxel_rstd);
@@ -67,32 +67,32 @@ fn input_gradient_kernel<F: Float>(
     rstd: &Tensor<F>,
     grad_x: &mut Tensor<F>,
     channels: u32,
-    volume: u32,
+    voxels: u32,
     #[define(F)] _dtype: StorageType,
 ) {
     if ABSOLUTE_POS >= mean.len() {
         terminate!();
     }
     let channels = channels as usize;
-    let volume = volume as usize;
-    let base = (ABSOLUTE_POS / volume) * channels * volume + ABSOLUTE_POS % volume;
+    let voxels = voxels as usize;
+    let base = (ABSOLUTE_POS / voxels) * channels * voxels + ABSOLUTE_POS % voxels;
     let voxel_mean = f32::cast_from(mean[ABSOLUTE_POS]);
     let voxel_rstd = f32::cast_from(rstd[ABSOLUTE_POS]);
     let mut grad_sum = f32::new(0.0);
     let mut grad_dot = f32::new(0.0);
     for c in 0..channels {
-        let scaled = f32::cast_from(grad[base + c * volume]) * f32::cast_from(gamma[c]);
-        let normalised = (f32::cast_from(x[base + c * volume]) - voxel_mean) * voxel_rstd;
+        let scaled = f32::cast_from(grad[base + c * voxels]) * f32::cast_from(gamma[c]);
+        let normalised = (f32::cast_from(x[base + c * voxels]) - voxel_mean) * voxel_rstd;
         grad_sum += scaled;
         grad_dot += scaled * normalised;
     }
     let grad_mean = grad_sum / f32::cast_from(channels);
     let dot_mean = grad_dot / f32::cast_from(channels);
     for c in 0..channels {
-        let scaled = f32::cast_from(grad[base + c * volume]) * f32::cast_from(gamma[c]);
-        let normalised = (f32::cast_from(x[base + c * volume]) - voxel_mean) * voxel_rstd;
+        let scaled = f32::cast_from(grad[base + c * voxels]) * f32::cast_from(gamma[c]);
+        let normalised = (f32::cast_from(x[base + c * voxels]) - voxel_mean) * voxel_rstd;
         let value = voxel_rstd * (scaled - grad_mean - normalised * dot_mean);
-        grad_x[base + c * volume] = F::cast_from(value);
+        grad_x[base + c * voxels] = F::cast_from(value);
     }
 }
 
@@ -110,7 +110,7 @@ pub fn forward<R: CubeRuntime>(
     x: CubeTensor<R>,
     gamma: CubeTensor<R>,
     beta: Option<CubeTensor<R>>,
-    [batch, channels, volume]: [usize; 3],
+    [batch, channels, voxels]: [usize; 3],
     eps: f64,
 ) -> (CubeTensor<R>, VoxelStatistics<R>) {
     let (x, gamma) = (into_contiguous(x), into_contiguous(gamma));
@@ -118,11 +118,11 @@ pub fn forward<R: CubeRuntime>(
     let beta = beta.map_or_else(|| empty_like(&x, &[1]), into_contiguous);
     let output = empty_like(&x, x.meta.shape());
     let statistics = VoxelStatistics {
-        mean: empty_like(&x, &[batch, volume]),
-        rstd: empty_like(&x, &[batch, volume]),
+        mean: empty_like(&x, &[batch, voxels]),
+        rstd: empty_like(&x, &[batch, voxels]),
     };
     let client = x.client.clone();
-    let (cube_count, cube_dim) = one_thread_each(&x, batch * volume);
+    let (cube_count, cube_dim) = one_thread_each(&x, batch * voxels);
     let dtype = x.dtype;
     forward_kernel::launch::<R>(
         &client,
@@ -135,7 +135,7 @@ pub fn forward<R: CubeRuntime>(
         statistics.mean.clone().into_tensor_arg(),
         statistics.rstd.clone().into_tensor_arg(),
         channels as u32,
-        volume as u32,
+        voxels as u32,
         eps as f32,
         has_beta,
         dtype.into(),
@@ -152,7 +152,7 @@ pub fn backward<R: CubeRuntime>(
     dims: [usize; 3],
     want_input: bool,
 ) -> [Option<CubeTensor<R>>; 3] {
-    let [batch, channels, volume] = dims;
+    let [batch, channels, voxels] = dims;
     let (x, grad, gamma) = (
         into_contiguous(x),
         into_contiguous(grad),
@@ -161,7 +161,7 @@ pub fn backward<R: CubeRuntime>(
     let client = x.client.clone();
     let grad_x = want_input.then(|| {
         let grad_x = empty_like(&x, x.meta.shape());
-        let (cube_count, cube_dim) = one_thread_each(&x, batch * volume);
+        let (cube_count, cube_dim) = one_thread_each(&x, batch * voxels);
         input_gradient_kernel::launch::<R>(
             &client,
             cube_count,
@@ -173,7 +173,7 @@ pub fn backward<R: CubeRuntime>(
             statistics.rstd.clone().into_tensor_arg(),
             grad_x.clone().into_tensor_arg(),
             channels as u32,
-            volume as u32,
+            voxels as u32,
             x.dtype.into(),
         );
         grad_x

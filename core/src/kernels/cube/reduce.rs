@@ -53,20 +53,20 @@ fn affine_gradient_kernel<F: Float>(
     grad_gamma: &mut Tensor<F>,
     grad_beta: &mut Tensor<F>,
     batch: u32,
-    volume: u32,
+    voxels: u32,
     #[comptime] per_voxel: bool,
     #[comptime] threads: usize,
     #[define(F)] _dtype: StorageType,
 ) {
     let channel = CUBE_POS_X as usize;
     let channels = CUBE_COUNT_X as usize;
-    let volume = volume as usize;
+    let voxels = voxels as usize;
     let mut partial = SharedMemory::<f32>::new(threads);
     let mut grad_sum = f32::new(0.0);
     let mut grad_dot = f32::new(0.0);
     let mut position = UNIT_POS_X as usize;
-    while position < batch as usize * volume {
-        let index = ((position / volume) * channels + channel) * volume + position % volume;
+    while position < batch as usize * voxels {
+        let index = ((position / voxels) * channels + channel) * voxels + position % voxels;
         let mut statistic = channel;
         if per_voxel {
             statistic = position;
@@ -91,7 +91,7 @@ pub fn affine_gradients<R: CubeRuntime>(
     x: &CubeTensor<R>,
     grad: &CubeTensor<R>,
     [mean, rstd]: [&CubeTensor<R>; 2],
-    [batch, channels, volume]: [usize; 3],
+    [batch, channels, voxels]: [usize; 3],
     per_voxel: bool,
 ) -> [CubeTensor<R>; 2] {
     let gradients = [empty_like(x, &[channels]), empty_like(x, &[channels])];
@@ -107,7 +107,7 @@ pub fn affine_gradients<R: CubeRuntime>(
         gradients[0].clone().into_tensor_arg(),
         gradients[1].clone().into_tensor_arg(),
         batch as u32,
-        volume as u32,
+        voxels as u32,
         per_voxel,
         threads as usize,
         x.dtype.into(),

@@ -25,23 +25,23 @@ pub fn run_classify<B: AutodiffBackend>(
 ) -> Result<ClassifySummary> {
     config.validate()?;
     B::seed(&device, config.seed);
-    let job = prepare_classify::<B>(config, &device)?;
-    let order = balanced_training_order(&job.train, &job.subject_class, config.seed)?;
+    let prepared = prepare_classification::<B>(config, &device)?;
+    let order = balanced_training_order(&prepared.train, &prepared.subject_class, config.seed)?;
     let task = ClassificationTask {
         config,
-        job: &job,
-        train_reader: Arc::new(job.reader.subset(&order)?),
+        prepared: &prepared,
+        train_reader: Arc::new(prepared.reader.subset(&order)?),
         order,
         device: device.clone(),
     };
-    let best = train(config, &task, job.model.clone(), &device, resume)?;
-    finish_run::<B>(config, &job, best, &device)
+    let best = train(config, &task, prepared.model.clone(), &device, resume)?;
+    finish_run::<B>(config, &prepared, best, &device)
 }
 
 /// Classification as a [`SupervisedTask`].
 struct ClassificationTask<'a, B: AutodiffBackend> {
     config: &'a FinetuneConfig,
-    job: &'a ClassifyJob<B>,
+    prepared: &'a PreparedClassification<B>,
     /// The class-balanced training order (cache subject indices) and the reader over it.
     order: Vec<usize>,
     train_reader: Arc<brainmvp_core::cache::CacheReader>,
@@ -66,8 +66,8 @@ impl<B: AutodiffBackend> SupervisedTask<B> for ClassificationTask<'_, B> {
         let (input, targets) = training_batch::<B>(
             batch,
             &self.order,
-            &self.job.subject_class,
-            &self.job.manifest.modalities,
+            &self.prepared.subject_class,
+            &self.prepared.manifest.modalities,
             &self.device,
         )?;
         Ok(class_balanced_cross_entropy(
@@ -78,16 +78,16 @@ impl<B: AutodiffBackend> SupervisedTask<B> for ClassificationTask<'_, B> {
     }
 
     fn validate(&self, model: &InnerModel<B, Self>, done: u64) -> Result<Validation<ClassMetrics>> {
-        let job = self.job;
+        let prepared = self.prepared;
         let predictions = predict_subjects::<B::InnerBackend>(
             model,
-            &job.manifest,
-            &job.reader,
-            &job.validation,
-            &job.subject_class,
+            &prepared.manifest,
+            &prepared.reader,
+            &prepared.validation,
+            &prepared.subject_class,
             &self.device,
         )?;
-        let metrics = ClassMetrics::of(&predictions, job.manifest.classes.len())?;
+        let metrics = ClassMetrics::of(&predictions, prepared.manifest.classes.len())?;
         log::info!(
             "step {done}: validation accuracy {:.4}, macro F1 {:.4}, AUC {} over {} subjects",
             metrics.accuracy,
@@ -113,7 +113,7 @@ impl<B: AutodiffBackend> SupervisedTask<B> for ClassificationTask<'_, B> {
     }
 
     fn save_best(&self, model: &InnerModel<B, Self>) -> Result<()> {
-        save_classifier(&model_dir(&self.config.out), &self.job.manifest, model)
+        save_classifier(&model_dir(&self.config.out), &self.prepared.manifest, model)
     }
 
     fn plot(&self) -> Result<()> {
@@ -128,7 +128,7 @@ impl<B: AutodiffBackend> SupervisedTask<B> for ClassificationTask<'_, B> {
 /// Tests the best model (the folder written at its validation) on the test subjects.
 fn finish_run<B: AutodiffBackend>(
     config: &FinetuneConfig,
-    job: &ClassifyJob<B>,
+    prepared: &PreparedClassification<B>,
     best: Option<Best<ClassMetrics>>,
     device: &B::Device,
 ) -> Result<ClassifySummary> {
@@ -137,9 +137,9 @@ fn finish_run<B: AutodiffBackend>(
     let predictions = predict_subjects(
         &model,
         &manifest,
-        &job.reader,
-        &job.test,
-        &job.subject_class,
+        &prepared.reader,
+        &prepared.test,
+        &prepared.subject_class,
         device,
     )?;
     let test = ClassMetrics::of(&predictions, manifest.classes.len())?;
@@ -156,8 +156,8 @@ fn finish_run<B: AutodiffBackend>(
         best_step: best.step,
         best_validation: best.score,
         test,
-        init_report: job.init_report.clone(),
-        train_subjects: job.train.len(),
+        init_report: prepared.init_report.clone(),
+        train_subjects: prepared.train.len(),
     };
     let markdown = summary.to_markdown();
     write_atomic(&test_dir.join("classification.md"), |file| {

@@ -1,12 +1,14 @@
 //! Everything a classification job settles before its first step: the classes, the split and
 //! label fraction, the network (with the pre-trained encoder), the class-balanced order.
 
+use crate::finetune::common::{
+    init_name, job_modalities, open_split_cache, pretrained_encoder, transfer_pretrained,
+    SplitCache,
+};
 use crate::finetune::config::FinetuneConfig;
-use crate::finetune::setup::{pretrained_encoder, transfer_pretrained};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use brainmvp_core::cache::CacheReader;
 use brainmvp_core::classification::balanced_sample_order;
-use brainmvp_core::finetune::split::{label_fraction, split_subjects};
 use brainmvp_core::model::classifier::{Classifier, ClassifierConfig};
 use brainmvp_core::rng::Rng;
 use brainmvp_core::Modality;
@@ -18,8 +20,8 @@ use super::*;
 /// Salt of the class-balanced training order's random stream.
 const BALANCE_SALT: u64 = 0xC1A5_5B41_A7CE_0001;
 
-/// A classification job ready to train.
-pub struct ClassifyJob<B: AutodiffBackend> {
+/// A classification job settled and ready to train (what its job file asked for, resolved).
+pub struct PreparedClassification<B: AutodiffBackend> {
     pub reader: CacheReader,
     /// Class index of every cache subject.
     pub subject_class: Vec<usize>,
@@ -36,17 +38,17 @@ pub struct ClassifyJob<B: AutodiffBackend> {
 }
 
 /// Opens the cache, reads the classes, splits the subjects and builds the network.
-pub fn prepare_classify<B: AutodiffBackend>(
+pub fn prepare_classification<B: AutodiffBackend>(
     config: &FinetuneConfig,
     device: &B::Device,
-) -> Result<ClassifyJob<B>> {
-    let reader = CacheReader::open(&config.cache)?;
-    let ids: Vec<String> = reader
-        .manifest()
-        .subjects
-        .iter()
-        .map(|s| s.id.clone())
-        .collect();
+) -> Result<PreparedClassification<B>> {
+    let SplitCache {
+        reader,
+        ids,
+        train,
+        validation,
+        test,
+    } = open_split_cache(config)?;
     let csv = config
         .classify
         .labels_csv
@@ -58,20 +60,7 @@ pub fn prepare_classify<B: AutodiffBackend>(
         &config.classify.label_column,
     )?;
     let (classes, subject_class) = subject_classes(&table, &ids, csv)?;
-    let split = split_subjects(
-        &ids,
-        config.split.validation_fraction,
-        config.split.test_fraction,
-        config.split.seed,
-    )?;
-    if split.validation.is_empty() || split.test.is_empty() {
-        bail!("{}: the split leaves no validation or no test subject; raise split.validation_fraction / split.test_fraction", config.cache.display());
-    }
-    let train = label_fraction(&split.train, config.label_fraction, config.seed)?;
-    let modalities = match config.modalities.is_empty() {
-        true => reader.manifest().modalities.clone(),
-        false => config.modalities.clone(),
-    };
+    let modalities = job_modalities(config, &reader)?;
     let (model, model_config, init_report) =
         build_classifier::<B>(config, &modalities, classes.len(), device)?;
     let manifest = ClassifierManifest {
@@ -82,27 +71,24 @@ pub fn prepare_classify<B: AutodiffBackend>(
         modalities,
         crop_size: config.data.crop_size,
         preprocess: reader.manifest().prepare_config()?.preprocess,
-        init: config
-            .init
-            .as_ref()
-            .map_or_else(|| "scratch".to_string(), |p| p.display().to_string()),
+        init: init_name(config),
         brainmvp_version: brainmvp_core::VERSION.to_string(),
     };
     log::info!(
         "subjects: {} training (label fraction {}), {} validation, {} test; classes {}; modalities {}",
         train.len(),
         config.label_fraction,
-        split.validation.len(),
-        split.test.len(),
+        validation.len(),
+        test.len(),
         manifest.classes.join(","),
         manifest.modalities.iter().map(|m| m.name()).collect::<Vec<_>>().join(",")
     );
-    Ok(ClassifyJob {
+    Ok(PreparedClassification {
         reader,
         subject_class,
         train,
-        validation: split.validation,
-        test: split.test,
+        validation,
+        test,
         manifest,
         model,
         init_report,
@@ -116,9 +102,6 @@ fn build_classifier<B: AutodiffBackend>(
     classes: usize,
     device: &B::Device,
 ) -> Result<(Classifier<B>, ClassifierConfig, Option<String>)> {
-    if modalities.is_empty() {
-        bail!("{}: no modality to train on", config.cache.display());
-    }
     let (encoder, pretrained) = pretrained_encoder::<B>(config, device)?;
     let model_config = ClassifierConfig::new(modalities.len(), classes).with_encoder(encoder);
     let mut model = model_config.init::<B>(device)?;

@@ -3,7 +3,7 @@
 //! running statistics travel too; another preset is refused; the counts add up.
 
 use crate::support::B;
-use brainmvp_core::finetune::init::{parameter_shapes, transfer_encoder, FirstEmbedding};
+use brainmvp_core::finetune::transfer::{parameter_shapes, transfer_encoder, FirstEmbedding};
 use brainmvp_core::model::{Uniformer, UniformerConfig};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;

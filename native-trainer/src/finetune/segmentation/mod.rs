@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result};
 use brainmvp_core::cache::CacheReader;
-use brainmvp_core::finetune::init::FirstEmbedding;
+use brainmvp_core::finetune::transfer::FirstEmbedding;
 use brainmvp_core::inference::segment::predict_labels;
 use brainmvp_core::loader::{Batch, Loader};
 use brainmvp_core::model::UniUnet;
@@ -16,13 +16,16 @@ use burn::tensor::Tensor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::config::FinetuneConfig;
-use super::data::{batch_input, subject_input};
-use super::setup::{prepare_job, Job};
+pub mod data;
+pub mod setup;
+
 use crate::evaluate::{score_case, EvaluationReport};
+use crate::finetune::config::FinetuneConfig;
 use crate::job::JobFile;
 use crate::report::plot_metrics;
 use crate::training::{train, Best, InnerModel, SupervisedTask, Validation};
+use data::{batch_input, subject_input};
+use setup::{prepare_segmentation, PreparedSegmentation};
 
 /// What a finished fine-tuning run reports.
 #[derive(Debug, Clone)]
@@ -48,20 +51,20 @@ pub fn run_finetune<B: AutodiffBackend>(
 ) -> Result<FinetuneSummary> {
     config.validate()?;
     B::seed(&device, config.seed);
-    let job = prepare_job::<B>(config, &device)?;
+    let prepared = prepare_segmentation::<B>(config, &device)?;
     let task = SegmentationTask {
         config,
-        train_reader: Arc::new(job.reader.subset(&job.train)?),
-        job: &job,
+        train_reader: Arc::new(prepared.reader.subset(&prepared.train)?),
+        prepared: &prepared,
     };
-    let best = train(config, &task, job.model.clone(), &device, resume)?;
-    finish_run::<B>(config, &job, best, &device)
+    let best = train(config, &task, prepared.model.clone(), &device, resume)?;
+    finish_run::<B>(config, &prepared, best, &device)
 }
 
 /// Segmentation as a [`SupervisedTask`]: Dice + BCE (or CE) on crops, mean validation Dice.
 struct SegmentationTask<'a, B: AutodiffBackend> {
     config: &'a FinetuneConfig,
-    job: &'a Job<B>,
+    prepared: &'a PreparedSegmentation<B>,
     /// The training subjects' part of the cache.
     train_reader: Arc<CacheReader>,
 }
@@ -80,10 +83,11 @@ impl<B: AutodiffBackend> SupervisedTask<B> for SegmentationTask<'_, B> {
     }
 
     fn train_loss(&self, model: &UniUnet<B>, batch: &Batch) -> Result<Tensor<B, 1>> {
-        let plan = self.job.input_plan(self.config);
-        let (input, labels) = batch_input::<B>(batch, &self.train_reader, &plan, &self.job.device)?;
+        let plan = self.prepared.input_plan(self.config);
+        let (input, labels) =
+            batch_input::<B>(batch, &self.train_reader, &plan, &self.prepared.device)?;
         let outputs = model.try_forward(input)?;
-        let labels_scheme = &self.job.manifest.labels;
+        let labels_scheme = &self.prepared.manifest.labels;
         Ok(labels_scheme.loss(&outputs, &labels, batch.samples.len(), batch.crop_size)?)
     }
 
@@ -99,11 +103,11 @@ impl<B: AutodiffBackend> SupervisedTask<B> for SegmentationTask<'_, B> {
     }
 
     fn validate(&self, model: &InnerModel<B, Self>, done: u64) -> Result<Validation<f64>> {
-        let device = self.job.device.clone();
+        let device = self.prepared.device.clone();
         let report = evaluate_subjects::<B::InnerBackend>(
             model,
-            self.job,
-            &self.job.validation,
+            self.prepared,
+            &self.prepared.validation,
             &device,
             None,
         )?;
@@ -114,7 +118,7 @@ impl<B: AutodiffBackend> SupervisedTask<B> for SegmentationTask<'_, B> {
         }
         log::info!(
             "step {done}: validation mean Dice {mean_dice:.4} over {} subjects",
-            self.job.validation.len()
+            self.prepared.validation.len()
         );
         Ok(Validation {
             score: mean_dice,
@@ -129,9 +133,9 @@ impl<B: AutodiffBackend> SupervisedTask<B> for SegmentationTask<'_, B> {
     fn save_best(&self, model: &InnerModel<B, Self>) -> Result<()> {
         crate::model_folder::save_segmenter(
             &self.config.out.join("model"),
-            &self.job.manifest,
+            &self.prepared.manifest,
             model,
-            self.job.templates_dir.as_deref(),
+            self.prepared.templates_dir.as_deref(),
         )
     }
 
@@ -139,7 +143,7 @@ impl<B: AutodiffBackend> SupervisedTask<B> for SegmentationTask<'_, B> {
         let out = &self.config.out;
         let metrics = out.join("metrics.jsonl");
         plot_metrics(&metrics, &out.join("loss.png"), &["loss"])?;
-        let regions = self.job.manifest.labels.region_names();
+        let regions = self.prepared.manifest.labels.region_names();
         let region_keys: Vec<String> = regions.iter().map(|r| format!("dice_{r}")).collect();
         let mut keys: Vec<&str> = vec!["dice"];
         keys.extend(region_keys.iter().map(String::as_str));
@@ -184,20 +188,20 @@ fn encoder_scaled_step<B: AutodiffBackend, O: Optimizer<UniUnet<B>, B>>(
 /// label map; with `predictions`, also writes each label map on the subject's original grid.
 pub fn evaluate_subjects<B: Backend>(
     model: &UniUnet<B>,
-    job: &Job<impl AutodiffBackend>,
+    prepared: &PreparedSegmentation<impl AutodiffBackend>,
     subjects: &[usize],
     device: &B::Device,
     predictions: Option<&Path>,
 ) -> Result<EvaluationReport> {
-    let manifest = &job.manifest;
+    let manifest = &prepared.manifest;
     let mut cases = Vec::with_capacity(subjects.len());
     for &subject in subjects {
-        let entry = job.reader.subject(subject)?;
+        let entry = prepared.reader.subject(subject)?;
         let (input, grid) = subject_input::<B>(
-            &job.reader,
+            &prepared.reader,
             subject,
             &manifest.modalities,
-            job.templates.as_ref(),
+            prepared.templates.as_ref(),
             device,
         )?;
         let predicted = predict_labels(
@@ -213,7 +217,7 @@ pub fn evaluate_subjects<B: Backend>(
             affine: grid.affine,
             data: predicted,
         };
-        let truth = job.reader.read_label_volume(subject)?;
+        let truth = prepared.reader.read_label_volume(subject)?;
         cases.push(score_case(
             &manifest.labels,
             &entry.id,
@@ -235,7 +239,7 @@ pub fn evaluate_subjects<B: Backend>(
 /// Tests the best model (the folder written at its validation) on the test subjects.
 fn finish_run<B: AutodiffBackend>(
     config: &FinetuneConfig,
-    job: &Job<B>,
+    prepared: &PreparedSegmentation<B>,
     best: Option<Best<f64>>,
     device: &B::Device,
 ) -> Result<FinetuneSummary> {
@@ -248,8 +252,8 @@ fn finish_run<B: AutodiffBackend>(
         .with_context(|| format!("{}: cannot create", predictions.display()))?;
     let test = evaluate_subjects::<B::InnerBackend>(
         &loaded.model,
-        job,
-        &job.test,
+        prepared,
+        &prepared.test,
         device,
         Some(&predictions),
     )?;
@@ -259,14 +263,14 @@ fn finish_run<B: AutodiffBackend>(
         best.score,
         best.step,
         test.mean_over_regions(),
-        job.test.len()
+        prepared.test.len()
     );
     Ok(FinetuneSummary {
         best_step: best.step,
         best_dice: best.score,
         test,
         model_dir,
-        init_report: job.init_report.clone(),
-        train_subjects: job.train.len(),
+        init_report: prepared.init_report.clone(),
+        train_subjects: prepared.train.len(),
     })
 }

@@ -11,9 +11,13 @@ use brainmvp_core::rng::Rng;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
-use super::config::OptimConfig;
+use super::{print_peak_memory, write_json};
+
+use crate::pretrain::config::OptimConfig;
 
 /// What to time.
 #[derive(Debug, Clone)]
@@ -142,4 +146,97 @@ fn mean(values: &[f64]) -> f64 {
 
 fn best(values: &[f64]) -> f64 {
     values.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+#[derive(clap::Args)]
+pub struct PretrainBenchArgs {
+    /// `uniformer-s`, `uniformer-tiny` or `unet3d`.
+    #[arg(long, default_value = "uniformer-s")]
+    pub arch: brainmvp_core::model::Architecture,
+    /// Cubic crop edge in voxels.
+    #[arg(long, default_value_t = 96)]
+    pub crop: usize,
+    /// Subjects per step (each gives one crop per view: 3 → 6 crops through the encoder).
+    #[arg(long, default_value_t = 3)]
+    pub subjects: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// `cpu`, `cuda[:i]`, `wgpu[:i|integrated|cpu]` (one device).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Template canvas `x,y,z` (the official four templates flair, t1, t1c, t2 are used).
+    #[arg(long, default_value = "240,240,155")]
+    pub canvas: String,
+    /// Run burn's own operations instead of brainmvp's kernels (CPU and GPU), for before/after
+    /// figures.
+    #[arg(long)]
+    pub burn_ops: bool,
+    /// Also write the timings, threads and peak resident memory as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub fn run_pretrain_bench(args: PretrainBenchArgs) -> anyhow::Result<ExitCode> {
+    use brainmvp_core::modality::Modality;
+    use brainmvp_core::pretrain::BrainMvpConfig;
+    let arch = args.arch;
+    let canvas: Vec<usize> = args
+        .canvas
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let [x, y, z] = canvas[..] else {
+        anyhow::bail!("--canvas {:?}: expected x,y,z", args.canvas);
+    };
+    let mut model = BrainMvpConfig {
+        arch,
+        ..BrainMvpConfig::default()
+    };
+    model.templates.canvas = [x, y, z];
+    model.templates.modalities = vec![Modality::Flair, Modality::T1, Modality::T1c, Modality::T2];
+    let settings = BenchSettings {
+        model,
+        crop: args.crop,
+        subjects: args.subjects,
+        steps: args.steps,
+        warmup: args.warmup,
+    };
+    let spec = crate::backend::DeviceSpec::parse(&args.device)?;
+    let times = crate::with_autodiff_backend!(spec, |B, devices| {
+        let device = devices.into_iter().next().unwrap_or_default();
+        bench_pretrain::<B>(&settings, &device)?
+    });
+    println!(
+        "bench pretrain: {} on {}, {} subjects x {}^3 ({} crops through the encoder), canvas {x}x{y}x{z}",
+        arch.name(), args.device, args.subjects, args.crop, 2 * args.subjects
+    );
+    println!(
+        "step (views + forward + 3 losses + backward + AdamW): mean {:.4} s, best {:.4} s over {} steps",
+        times.step_mean, times.step_best, args.steps
+    );
+    println!(
+        "encoder + decoder forward + backward: mean {:.4} s, best {:.4} s",
+        times.network_mean, times.network_best
+    );
+    let peak = print_peak_memory();
+    if let Some(path) = &args.json {
+        let record = serde_json::json!({
+            "bench": "pretrain",
+            "arch": arch.name(),
+            "device": args.device,
+            "crop": args.crop,
+            "subjects": args.subjects,
+            "canvas": [x, y, z],
+            "threads": rayon::current_num_threads(),
+            "step_seconds": times.step_seconds,
+            "network_seconds": times.network_seconds,
+            "peak_rss_bytes": peak,
+        });
+        write_json(path, &record)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

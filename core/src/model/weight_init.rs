@@ -11,9 +11,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// The standard deviation PyTorch's `kaiming_normal_(mode="fan_out", nonlinearity="relu")` uses
-/// for a Conv3d weight of `out_channels` filters of `kernel` voxels.
-pub fn kaiming_fan_out_std(out_channels: usize, kernel: [usize; 3]) -> f64 {
-    let fan_out = (out_channels * kernel.iter().product::<usize>()).max(1);
+/// for a Conv3d weight of `out_channels` filters of `kernel_size` voxels.
+pub fn kaiming_fan_out_std(out_channels: usize, kernel_size: [usize; 3]) -> f64 {
+    let fan_out = (out_channels * kernel_size.iter().product::<usize>()).max(1);
     (2.0 / fan_out as f64).sqrt()
 }
 

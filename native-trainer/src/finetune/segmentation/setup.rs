@@ -1,28 +1,28 @@
-//! Everything a fine-tuning job settles before its first step: the subject split and label
-//! fraction, the modalities and label scheme, the templates, and the network (with the
-//! pre-trained encoder loaded into it).
+//! Everything a segmentation job settles before its first step: the split, modalities and
+//! encoder as every task ([`crate::finetune::common`]), then the label scheme, the templates,
+//! and the network (with the pre-trained encoder loaded into it).
 
 use anyhow::{bail, Result};
 use brainmvp_core::cache::CacheReader;
-use brainmvp_core::finetune::init::transfer_encoder;
-use brainmvp_core::finetune::split::{label_fraction, split_subjects};
 use brainmvp_core::inference::segment::{SegmenterManifest, SEGMENTER_FORMAT, SEGMENTER_VERSION};
 use brainmvp_core::labels::LabelScheme;
-use brainmvp_core::model::{EncoderPreset, UniUnet, UniUnetConfig, Uniformer};
+use brainmvp_core::model::{UniUnet, UniUnetConfig};
 use brainmvp_core::preprocess::PreprocessConfig;
 use brainmvp_core::template_bank::TemplateBank;
 use brainmvp_core::Modality;
 use burn::tensor::backend::AutodiffBackend;
 use std::path::PathBuf;
 
-use super::config::FinetuneConfig;
 use super::data::InputPlan;
+use crate::finetune::common::{
+    init_name, job_modalities, open_split_cache, pretrained_encoder, transfer_pretrained,
+    SplitCache,
+};
+use crate::finetune::config::FinetuneConfig;
 use crate::model_folder::load_template_bank;
-use crate::pretrain::pretrained::{load_pretrained_encoder, preset_of};
-use brainmvp_core::fs::folder_of;
 
-/// A fine-tuning job ready to train.
-pub struct Job<B: AutodiffBackend> {
+/// A segmentation job settled and ready to train (what its job file asked for, resolved).
+pub struct PreparedSegmentation<B: AutodiffBackend> {
     pub reader: CacheReader,
     /// Training subjects (after the label fraction), validation and test subjects.
     pub train: Vec<usize>,
@@ -40,7 +40,7 @@ pub struct Job<B: AutodiffBackend> {
     pub device: B::Device,
 }
 
-impl<B: AutodiffBackend> Job<B> {
+impl<B: AutodiffBackend> PreparedSegmentation<B> {
     /// How training batches become inputs.
     pub fn input_plan<'a>(&'a self, config: &'a FinetuneConfig) -> InputPlan<'a> {
         InputPlan {
@@ -56,28 +56,18 @@ impl<B: AutodiffBackend> Job<B> {
 }
 
 /// Opens the cache, splits it, settles modalities, labels and templates, builds the network.
-pub fn prepare_job<B: AutodiffBackend>(
+pub fn prepare_segmentation<B: AutodiffBackend>(
     config: &FinetuneConfig,
     device: &B::Device,
-) -> Result<Job<B>> {
-    let reader = CacheReader::open(&config.cache)?;
-    let ids: Vec<String> = reader
-        .manifest()
-        .subjects
-        .iter()
-        .map(|s| s.id.clone())
-        .collect();
-    let split = split_subjects(
-        &ids,
-        config.split.validation_fraction,
-        config.split.test_fraction,
-        config.split.seed,
-    )?;
-    let train = label_fraction(&split.train, config.label_fraction, config.seed)?;
-    let modalities = match config.modalities.is_empty() {
-        true => reader.manifest().modalities.clone(),
-        false => config.modalities.clone(),
-    };
+) -> Result<PreparedSegmentation<B>> {
+    let SplitCache {
+        reader,
+        train,
+        validation,
+        test,
+        ..
+    } = open_split_cache(config)?;
+    let modalities = job_modalities(config, &reader)?;
     let labels = match &config.labels {
         Some(labels) => labels.clone(),
         None => detect_labels(&reader, &train)?,
@@ -97,16 +87,16 @@ pub fn prepare_job<B: AutodiffBackend>(
         "subjects: {} training (label fraction {}), {} validation, {} test; modalities {}; labels {:?}",
         train.len(),
         config.label_fraction,
-        split.validation.len(),
-        split.test.len(),
+        validation.len(),
+        test.len(),
         modalities.iter().map(|m| m.name()).collect::<Vec<_>>().join(","),
         labels
     );
-    Ok(Job {
+    Ok(PreparedSegmentation {
         reader,
         train,
-        validation: split.validation,
-        test: split.test,
+        validation,
+        test,
         manifest,
         model,
         templates,
@@ -137,9 +127,6 @@ fn build_model<B: AutodiffBackend>(
     labels: &LabelScheme,
     device: &B::Device,
 ) -> Result<(UniUnet<B>, UniUnetConfig, Option<String>)> {
-    if modalities.is_empty() {
-        bail!("{}: no modality to train on", config.cache.display());
-    }
     let (encoder, pretrained) = pretrained_encoder::<B>(config, device)?;
     let model_config = UniUnetConfig::new(modalities.len(), labels.out_channels())
         .with_encoder(encoder)
@@ -182,39 +169,7 @@ pub fn segmenter_manifest(
         preprocess,
         window: config.window.clone(),
         templates: Vec::new(),
-        init: config
-            .init
-            .as_ref()
-            .map_or_else(|| "scratch".to_string(), |p| p.display().to_string()),
+        init: init_name(config),
         brainmvp_version: brainmvp_core::VERSION.to_string(),
     }
-}
-
-/// The encoder preset a job trains and, with `init`, the pre-trained encoder it starts from (the
-/// preset is then the pre-trained one's). Shared by segmentation and classification.
-pub fn pretrained_encoder<B: AutodiffBackend>(
-    config: &FinetuneConfig,
-    device: &B::Device,
-) -> Result<(EncoderPreset, Option<Uniformer<B>>)> {
-    let Some(path) = &config.init else {
-        return Ok((config.encoder, None));
-    };
-    let (manifest, encoder) = load_pretrained_encoder::<B>(&folder_of(path), device)?;
-    Ok((preset_of(&manifest, path)?, Some(encoder)))
-}
-
-/// `encoder` with the `pretrained` one transferred into it (the first patch embedding as
-/// `first_embedding` says), and the transfer's summary (logged); `encoder` itself from scratch.
-pub fn transfer_pretrained<B: AutodiffBackend>(
-    encoder: Uniformer<B>,
-    pretrained: Option<Uniformer<B>>,
-    config: &FinetuneConfig,
-) -> Result<(Uniformer<B>, Option<String>)> {
-    let Some(pretrained) = pretrained else {
-        return Ok((encoder, None));
-    };
-    let (transferred, transfer) = transfer_encoder(encoder, pretrained, config.first_embedding)?;
-    let summary = transfer.summary();
-    log::info!("init: {summary}");
-    Ok((transferred, Some(summary)))
 }

@@ -6,7 +6,13 @@
 # the SIMD build's artefacts), then bound by the same wasm-bindgen as trunk uses.
 #
 # Usage: scripts/build-plain-wasm.sh [OUT_DIR]   (default: $TRUNK_STAGING_DIR, else www/dist)
+# BRAINMVP_PLAIN_WASM=0 skips it (scripts/demo.sh does: a second wasm build of every crate, for
+# browsers from before 2021); the page then tells such a browser to run this script.
 set -euo pipefail
+if [ "${BRAINMVP_PLAIN_WASM:-1}" = 0 ]; then
+  echo "BRAINMVP_PLAIN_WASM=0: no plain (no SIMD) module; scripts/build-plain-wasm.sh www/dist adds it"
+  exit 0
+fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${1:-${TRUNK_STAGING_DIR:-$root/www/dist}}"
 target_dir="$root/target/wasm-plain"

@@ -52,25 +52,41 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_ver
   # --locked first. The lock file published with wasm-bindgen-cli 0.2.130 names webpki-roots
   # 1.0.11, which the registry reachable here does not serve (1.0.10 is the newest): then
   # resolve afresh (only the CLI's own dependencies change; the version installed is the same).
-  if ! cargo install wasm-bindgen-cli --version "=$bindgen_version" --locked; then
+  # No default features: they are the TLS stack (rustls, ring) of the test runner's WebDriver
+  # download, which the `wasm-bindgen` binary never uses. Its own code unoptimised except the
+  # crates that parse and write the module (walrus, wasmparser, wasm-encoder, the CLI support):
+  # 80 s to install instead of 138 s on 2 cores, and the same 2.2 s per module bound.
+  bindgen_install=(cargo install wasm-bindgen-cli --version "=$bindgen_version" --no-default-features
+    --config 'profile.release.package.walrus.opt-level=2'
+    --config 'profile.release.package.wasmparser.opt-level=2'
+    --config 'profile.release.package.wasm-encoder.opt-level=2'
+    --config 'profile.release.package.wasm-bindgen-cli-support.opt-level=2')
+  export CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_LTO=false \
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=false
+  if ! "${bindgen_install[@]}" --locked; then
     echo "setup-web: the published lock file does not resolve here; installing without --locked" >&2
-    cargo install wasm-bindgen-cli --version "=$bindgen_version"
+    "${bindgen_install[@]}"
   fi
+  unset CARGO_PROFILE_RELEASE_OPT_LEVEL CARGO_PROFILE_RELEASE_LTO \
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS CARGO_PROFILE_RELEASE_DEBUG
 fi
 step_done "wasm-bindgen-cli $bindgen_version"
 
 # --- trunk ---------------------------------------------------------------------------------
-# 0.21.14: the newest trunk for Rust < 1.96 (0.22.1 needs 1.96.1). No update check (it would
-# query crates.io on every run); rustls with ring for `trunk serve --tls` and its (unused,
-# offline) downloader.
+# 0.21.14: the newest trunk for Rust < 1.96 (0.22.1 needs 1.96.1). No default features: no
+# update check (it would query crates.io on every run) and no TLS stack (rustls and ring are for
+# `trunk serve --tls` and its downloader; the page is served by `brainmvp serve` and trunk runs
+# offline).
 # Trunk's own release profile is fat LTO with one codegen unit: 497 s to install on 2 cores.
 # Trunk only runs cargo and wasm-bindgen and copies files, so it is built unoptimised, without
-# LTO and without debug info: 196 s, the same www/dist byte for byte, a `trunk build` 3 s
-# slower (measured 2026-12-05; the cold CI times are in the README, "Development").
+# LTO and without debug info: 196 s with rustls, the same www/dist byte for byte, a `trunk build`
+# 3 s slower (2026-12-05); 154 s without a TLS stack (2026-12-06; the cold times are in the
+# README, "Development").
 if [ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "$TRUNK_VERSION" ]; then
   CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_LTO=false \
     CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-    cargo install trunk --version "=$TRUNK_VERSION" --locked --no-default-features --features rustls
+    CARGO_PROFILE_RELEASE_DEBUG=false \
+    cargo install trunk --version "=$TRUNK_VERSION" --locked --no-default-features
 fi
 step_done "trunk $TRUNK_VERSION"
 

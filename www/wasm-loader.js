@@ -43,7 +43,14 @@ const FILES = {
 export async function loadWasm(variant, module = null) {
   const files = FILES[variant];
   if (!files) throw new Error(`unknown WebAssembly variant ${variant}`);
-  const bindings = await import(files.glue);
+  let bindings;
+  try {
+    bindings = await import(files.glue);
+  } catch (error) {
+    if (variant !== 'plain') throw error;
+    throw new Error('this browser has no WebAssembly SIMD and this build of the page has no plain module: '
+      + `run scripts/build-plain-wasm.sh www/dist (${error.message})`);
+  }
   const base = new URL(files.wasm, import.meta.url);
   const compiled = module ?? await WebAssembly.compile(await (await fetch(base)).arrayBuffer());
   const exports = await bindings.default({ module_or_path: compiled });

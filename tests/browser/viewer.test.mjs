@@ -535,7 +535,7 @@ export function segment({ model, files, onProgress, backend, mirror, clean }) {
 }
 export function cancel() {}
 export function inspect(model) {
-  return Promise.resolve({ encoder: 'uniformer-tiny', precision: 'f16', preprocess: 'pretraining', values: 234579, fileBytes: 16, roi: 32,
+  return Promise.resolve({ encoder: 'UniFormer tiny', precision: 'f16', preprocess: 'pretraining', values: 234579, fileBytes: 16, roi: 32,
     summary: 'one 32×32×32 window needs about 6 MB', modalities: ['t1', 't1c', 't2', 'flair'], templates: ['flair'] });
 }
 export function chooseBackend(backend) {
@@ -587,7 +587,7 @@ test('segment, fine-tune, templates and downloads through segment-client.js (sta
     // What the model is: the worker's description of the chosen model, in one line.
     await page.waitForFunction(() => document.getElementById('model-info').textContent !== '');
     assert.equal(await page.textContent('#model-info'),
-      'demo-model.bmvp: tiny UniUnet · 0.23 M weights · f16 file 0.0 MB · takes t1, t1c, t2, flair · templates for flair · pretraining preprocessing · one 32×32×32 window needs about 6 MB');
+      'demo-model.bmvp: UniFormer tiny UniUnet · 0.23 M weights · f16 file 0.0 MB · takes t1, t1c, t2, flair · templates for flair · pretraining preprocessing · one 32×32×32 window needs about 6 MB');
     // The synthetic channel is listed and viewable, marked synthetic.
     assert.deepEqual((await page.evaluate(() => window.brainmvp.files()))[2],
       { name: 'synthetic_flair.nii.gz', modality: 'flair', synthetic: true });

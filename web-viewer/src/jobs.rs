@@ -127,7 +127,7 @@ pub const DOES_NOT_FIT: &str = "the model does not fit";
 /// needs.
 #[derive(Debug, Clone)]
 pub struct ModelInfo {
-    /// The encoder's name: `uniformer-s` (the official size) or `uniformer-tiny`.
+    /// The encoder as people name it: `UniFormer-S` (the official size) or `UniFormer tiny`.
     pub encoder: &'static str,
     /// How the weights are stored (`f16` or `f32`).
     pub precision: &'static str,
@@ -145,7 +145,7 @@ pub struct ModelInfo {
 pub fn model_info(bmvp: &BmvpModel) -> ModelInfo {
     let manifest = &bmvp.manifest;
     ModelInfo {
-        encoder: manifest.model.encoder.name(),
+        encoder: manifest.model.encoder.label(),
         precision: match bmvp.precision {
             WeightPrecision::F16 => "f16",
             WeightPrecision::F32 => "f32",

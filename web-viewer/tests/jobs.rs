@@ -139,7 +139,7 @@ fn a_model_too_large_for_the_limits_is_refused_and_the_window_batch_shrinks_to_f
     let files = sample(&[(Modality::T1, "t1")]);
     let device = Default::default();
     let info = jobs::model_info(&bmvp);
-    assert_eq!(info.encoder, "uniformer-tiny");
+    assert_eq!(info.encoder, "UniFormer tiny");
     assert_eq!(info.footprint.batch, 1);
     assert_eq!(info.footprint.weight_values, bmvp.weight_values());
     let one_window = info.footprint.largest_tensor_bytes;

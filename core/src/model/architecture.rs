@@ -54,6 +54,16 @@ impl Architecture {
         }
     }
 
+    /// How reports and the page name it for people: `UniFormer-S`, `UniFormer tiny`, `UNet3D`
+    /// (configs and flags use [`name`](Self::name)).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::UniformerS => "UniFormer-S",
+            Self::UniformerTiny => "UniFormer tiny",
+            Self::Unet3d => "UNet3D",
+        }
+    }
+
     /// The names of [`ALL`](Self::ALL), for error messages: `uniformer-s, uniformer-tiny or unet3d`.
     pub fn expected_names() -> String {
         let names: Vec<&str> = Self::ALL.iter().map(|arch| arch.name()).collect();

@@ -194,11 +194,7 @@ fn template_config(dict: &StateDict, modalities: Option<Vec<Modality>>) -> Resul
 
 /// How the report names a backbone.
 fn backbone_name(preset: Architecture) -> String {
-    match preset {
-        Architecture::UniformerS => "UniFormer-S".into(),
-        Architecture::UniformerTiny => "UniFormer tiny".into(),
-        Architecture::Unet3d => "UNet3D".into(),
-    }
+    preset.label().to_string()
 }
 
 /// The UniFormer encoder alone, from any official state dict holding one (a bare `UniFormer`,

@@ -215,17 +215,16 @@ fn parse_lines<'a>(bytes: &'a [u8], path: &Path) -> Result<Vec<(&'a str, MetricR
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::TestDir;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("brainmvp-metrics-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    fn temp_dir(name: &str) -> TestDir {
+        TestDir::new(&format!("metrics-{name}"))
     }
 
     #[test]
     fn round_trip_keeps_steps_kinds_and_values() {
-        let path = temp_dir("round").join("metrics.jsonl");
+        let dir = temp_dir("round");
+        let path = dir.join("metrics.jsonl");
         let mut log = MetricsLog::open(&path, None).unwrap();
         log.log_values(1, "train", &[("loss", 2.5), ("mse_a", 0.125)])
             .unwrap();
@@ -265,7 +264,8 @@ mod tests {
 
     #[test]
     fn resume_drops_later_steps_and_the_partial_line_then_appends() {
-        let path = temp_dir("resume").join("metrics.jsonl");
+        let dir = temp_dir("resume");
+        let path = dir.join("metrics.jsonl");
         let mut log = MetricsLog::open(&path, None).unwrap();
         for step in 1..=5 {
             log.log_values(step, "train", &[("loss", step as f64)])

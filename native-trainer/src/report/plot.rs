@@ -301,12 +301,10 @@ pub fn encode_png_image(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use crate::report::TestDir;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("brainmvp-plot-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    fn temp_dir(name: &str) -> TestDir {
+        TestDir::new(&format!("plot-{name}"))
     }
 
     /// Check the PNG signature and IHDR size by hand, then decode to RGB pixels.

@@ -6,6 +6,7 @@ pub mod golden;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Once;
 
 /// The `brainmvp` binary of this build, logging warnings only.
 pub fn brainmvp() -> Command {
@@ -36,18 +37,48 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// What every scratch folder's name starts with, before the process id.
+const SCRATCH_PREFIX: &str = "brainmvp-cli-test-";
+
 /// A fresh, empty folder for one test, unique per call (the modules run side by side in one
-/// process, so the process id alone does not separate them).
+/// process, so the process id alone does not separate them). The folders stay after the run, for
+/// a look after a failure (some hold cohorts that several tests share); the first call of the
+/// next run removes those of runs that have ended.
 pub fn scratch(name: &str) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
+    static SWEEP: Once = Once::new();
+    SWEEP.call_once(remove_scratch_of_ended_runs);
     let serial = NEXT.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!(
-        "brainmvp-cli-test-{}-{serial}-{name}",
+        "{SCRATCH_PREFIX}{}-{serial}-{name}",
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Removes the scratch folders of test processes that no longer run (a run leaves about 300 MB).
+/// Only where `/proc` says which processes run; elsewhere nothing is removed.
+fn remove_scratch_of_ended_runs() {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !proc.join(pid.to_string()).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The real MRI the tests read: `$BRAINMVP_MRI_DIR`, else `../shared/data/mri` beside the

@@ -11,7 +11,14 @@ out=${1:-demo-output}
 # real runs), then the page with its SIMD module only (BRAINMVP_PLAIN_WASM=0: the plain module
 # for browsers without WebAssembly SIMD is a second wasm build; scripts/build-plain-wasm.sh adds
 # it). Cold times on 2 cores: README, "Development".
+# The page's tools (wasm-bindgen-cli, trunk; a first run installs them) build meanwhile at the
+# lowest priority, in the cycles the CLI's build and the demo leave idle (the demo keeps about
+# one core of two busy); their log is target/setup-web.log.
 start=$SECONDS
+mkdir -p target
+nice -n 19 setsid ./scripts/setup-web.sh --build-only >target/setup-web.log 2>&1 &
+tools=$!
+trap 'kill -- -"$tools" 2>/dev/null || true' EXIT # its own process group: stopped with the demo
 cargo build --release -p brainmvp-trainer --no-default-features --features flex
 echo "demo.sh: the CLI built in $((SECONDS - start)) s"
 ./target/release/brainmvp demo --out "$out"
@@ -19,7 +26,12 @@ echo "demo.sh: the closing table after $((SECONDS - start)) s"
 
 echo
 echo "== the web page (trunk build --release → www/dist)"
-./scripts/setup-web.sh --build-only
+if ! wait "$tools"; then
+  tail -n 20 target/setup-web.log >&2
+  echo "demo.sh: installing the page's tools failed (target/setup-web.log)" >&2
+  exit 1
+fi
+echo "demo.sh: the page's tools ready after $((SECONDS - start)) s"
 (cd www && BRAINMVP_PLAIN_WASM=0 trunk build --release)
 echo "demo.sh: the page built after $((SECONDS - start)) s"
 

@@ -13,13 +13,18 @@ stage() { printf '\n=== %s (%ds elapsed)\n' "$*" "$(( $(date +%s) - start ))"; }
 # build from 70 s to 240 s on 2 cores, on the critical path of every run. Clippy checks the CUDA
 # backend and the NCCL engine (type check and lints of every line behind those features; the
 # CUDA libraries are loaded at run time, so there is nothing for a linker to find missing).
+# The same holds for the CLI's `--device wgpu` (feature `wgpu`): the tests build `wgpu-lib`, burn's
+# wgpu backend and the GPU kernels without the verbs, and hold the models on it to the official
+# outputs on Mesa's lavapipe; clippy checks the verbs on wgpu. Every verb instantiated for wgpu
+# took the trainer library 412 s to build instead of 95 (2 cores, opt-level 1, 2026-12-07); the
+# integration tests, which now instantiate their wgpu checks themselves, 103 s instead of 24.
 HOST=(--release --workspace)
-TEST_FEATURES=(--features brainmvp-trainer/mpi,brainmvp-trainer/wgpu)
+TEST_FEATURES=(--features brainmvp-trainer/mpi,brainmvp-trainer/wgpu-lib)
 # The tests build our own crates at opt-level 1 (dependencies, burn-flex's kernels among them, stay
 # at the release profile's 3). At opt-level 1 rustc shares generic instances between crates: the
 # trainer's integration tests reuse the trainer library's instances of every model on every
-# backend instead of compiling them again (215 s → 24 s), and the whole of our crates builds in
-# 8 min instead of 12 on 2 cores; the tests run 40 s longer (3.5 → 4.2 min). Results are the same:
+# backend instead of compiling them again (215 s → 24 s). Cold on 2 cores (2026-12-07) the host
+# build took 14.8 min instead of 20 and the tests 4.5 min instead of 3.5. Results are the same:
 # rustc does not reorder floating-point arithmetic at any level. `target/release/brainmvp`, which
 # the browser tests compare with, is this build.
 TEST_PROFILE=()

@@ -38,5 +38,5 @@ pub mod segment;
 pub mod serve;
 pub mod torch;
 pub mod training;
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "wgpu-lib")]
 pub mod wgpu_adapters;

@@ -18,5 +18,5 @@ mod official_pipeline;
 mod pretrain;
 mod real_cases;
 mod serve;
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "wgpu-lib")]
 mod wgpu_lavapipe;

@@ -1,4 +1,4 @@
-//! The wgpu backend (feature `wgpu`) held to the official PyTorch outputs, as the flex backend is
+//! The wgpu backend (feature `wgpu-lib`, which `wgpu` includes) held to the official PyTorch outputs, as the flex backend is
 //! in `official_golden`: the same imported weights and the same inputs, so any difference is
 //! arithmetic, not a random stream (masks, crops and weight initialisation all differ between
 //! backends otherwise). In CI the adapter is Mesa's lavapipe (Vulkan on the CPU, Debian
@@ -21,6 +21,7 @@ use crate::official_golden::{
     check_pretraining_forward, check_pretraining_step, check_uniunet_forward,
     check_uniunet_training,
 };
+#[cfg(feature = "wgpu")]
 use crate::support::{brainmvp, run, text};
 
 /// Relative tolerance against the official outputs on wgpu (flex holds 1e-5; a GPU backend was
@@ -76,6 +77,25 @@ fn without_the_gpu_kernels_wgpu_still_matches_the_official_model() {
 fn a_missing_wgpu_adapter_is_one_line_listing_the_adapters() {
     require_adapter();
     let found = wgpu_adapters::adapters();
+    let absent = WgpuAdapter {
+        kind: WgpuKind::Discrete,
+        index: 7,
+    };
+    let message = format!("{:#}", wgpu_adapters::devices(&[absent]).unwrap_err());
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.contains("no discrete GPU 7; the adapters here: ")
+            && message.contains(&found[0].name),
+        "{message}"
+    );
+}
+
+/// The same through the CLI (built with `--device wgpu`): its one line on standard error, no panic.
+#[cfg(feature = "wgpu")]
+#[test]
+fn the_cli_says_a_missing_wgpu_adapter_in_one_line() {
+    require_adapter();
+    let found = wgpu_adapters::adapters();
     let device = "wgpu:discrete7";
     let output = run(brainmvp().args([
         "segment",
@@ -94,9 +114,9 @@ fn a_missing_wgpu_adapter_is_one_line_listing_the_adapters() {
     // Vulkan drivers may print their own lines (Mesa: XDG_RUNTIME_DIR); ours is one line.
     let ours: Vec<&str> = stderr.lines().filter(|l| l.contains("--device")).collect();
     assert_eq!(ours.len(), 1, "{stderr}");
-    let first = &found[0];
     assert!(
-        ours[0].contains("no discrete GPU 7; the adapters here: ") && ours[0].contains(&first.name),
+        ours[0].contains("no discrete GPU 7; the adapters here: ")
+            && ours[0].contains(&found[0].name),
         "{stderr}"
     );
 }

@@ -71,11 +71,11 @@ impl JobFile for brainmvp_core::cache::PrepareConfig {
 mod tests {
     use super::*;
     use crate::finetune::FinetuneConfig;
+    use crate::test_dir::TestDir;
 
     #[test]
     fn errors_are_one_line_naming_the_file() {
-        let dir = std::env::temp_dir().join(format!("brainmvp-job-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TestDir::new("job");
         let path = dir.join("finetune.toml");
         std::fs::write(&path, "steps = 10\nstepz = 3\n").unwrap();
         let err = format!("{:#}", FinetuneConfig::load(&path).unwrap_err());
@@ -88,7 +88,6 @@ mod tests {
         let job = FinetuneConfig::default();
         job.print_and_save("finetune", &saved).unwrap();
         assert_eq!(FinetuneConfig::load(&saved).unwrap(), job);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     /// `Default` is what an empty file means, and the printed config reads back as itself.

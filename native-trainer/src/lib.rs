@@ -36,6 +36,8 @@ pub mod report;
 pub mod section;
 pub mod segment;
 pub mod serve;
+#[cfg(test)]
+mod test_dir;
 pub mod torch;
 pub mod training;
 #[cfg(feature = "wgpu-lib")]

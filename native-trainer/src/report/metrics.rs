@@ -215,7 +215,7 @@ fn parse_lines<'a>(bytes: &'a [u8], path: &Path) -> Result<Vec<(&'a str, MetricR
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::TestDir;
+    use crate::test_dir::TestDir;
 
     fn temp_dir(name: &str) -> TestDir {
         TestDir::new(&format!("metrics-{name}"))

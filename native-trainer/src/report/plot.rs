@@ -301,7 +301,7 @@ pub fn encode_png_image(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::TestDir;
+    use crate::test_dir::TestDir;
 
     fn temp_dir(name: &str) -> TestDir {
         TestDir::new(&format!("plot-{name}"))

@@ -1,5 +1,5 @@
-//! The wgpu backend (feature `wgpu-lib`, which `wgpu` includes) held to the official PyTorch outputs, as the flex backend is
-//! in `official_golden`: the same imported weights and the same inputs, so any difference is
+//! The wgpu backend (feature `wgpu-lib`, which `wgpu` includes) held to the official PyTorch
+//! outputs, as the flex backend is in `official_golden`: the same imported weights and the same inputs, so any difference is
 //! arithmetic, not a random stream (masks, crops and weight initialisation all differ between
 //! backends otherwise). In CI the adapter is Mesa's lavapipe (Vulkan on the CPU, Debian
 //! `mesa-vulkan-drivers`); on a machine with a GPU it is the best adapter there. With no adapter at
@@ -14,7 +14,7 @@
 
 use brainmvp_core::kernels;
 use brainmvp_trainer::backend::{WgpuAdapter, WgpuKind};
-use brainmvp_trainer::wgpu_adapters;
+use brainmvp_trainer::wgpu_adapters::{self, AdapterInfo};
 use burn::backend::{Autodiff, Wgpu};
 
 use crate::official_golden::{
@@ -83,10 +83,15 @@ fn a_missing_wgpu_adapter_is_one_line_listing_the_adapters() {
     };
     let message = format!("{:#}", wgpu_adapters::devices(&[absent]).unwrap_err());
     assert_eq!(message.lines().count(), 1, "{message}");
+    assert_names_discrete_7_and_the_adapters(&message, &message, &found);
+}
+
+/// `line` says discrete GPU 7 is missing and names the first adapter found (`context` is printed
+/// on failure).
+fn assert_names_discrete_7_and_the_adapters(line: &str, context: &str, found: &[AdapterInfo]) {
     assert!(
-        message.contains("no discrete GPU 7; the adapters here: ")
-            && message.contains(&found[0].name),
-        "{message}"
+        line.contains("no discrete GPU 7; the adapters here: ") && line.contains(&found[0].name),
+        "{context}"
     );
 }
 
@@ -114,9 +119,5 @@ fn the_cli_says_a_missing_wgpu_adapter_in_one_line() {
     // Vulkan drivers may print their own lines (Mesa: XDG_RUNTIME_DIR); ours is one line.
     let ours: Vec<&str> = stderr.lines().filter(|l| l.contains("--device")).collect();
     assert_eq!(ours.len(), 1, "{stderr}");
-    assert!(
-        ours[0].contains("no discrete GPU 7; the adapters here: ")
-            && ours[0].contains(&found[0].name),
-        "{stderr}"
-    );
+    assert_names_discrete_7_and_the_adapters(ours[0], &stderr, &found);
 }
